@@ -1,0 +1,23 @@
+"""The built-in metrics and model sources, registered through the public hooks like any plugin."""
+
+from __future__ import annotations
+
+import pluggy
+
+hookimpl = pluggy.HookimplMarker("pytest")
+
+
+@hookimpl
+def pytest_robustaudit_register_metrics(metrics):
+    from .metrics import BUILTIN_METRICS
+
+    for metric in BUILTIN_METRICS:
+        metrics.register(metric, owner="pytest-robustaudit")
+
+
+@hookimpl
+def pytest_robustaudit_register_model_sources(sources):
+    from .models import BUILTIN_SOURCES
+
+    for source in BUILTIN_SOURCES:
+        sources.register(source, owner="pytest-robustaudit")

@@ -1,0 +1,137 @@
+"""Run a loaded model over probe batches and stream each layer's activations into accumulators.
+
+This stage owns the device and the numerics: it resolves ``auto`` to CUDA when there is one,
+runs under ``torch.inference_mode``, applies autocast only for ``fp16``/``bf16`` (and turns TF32
+off for ``fp32``, so an "fp32" number is an fp32 number on every GPU), and survives CUDA
+out-of-memory by splitting the batch in halves and remembering the size that fits.  Because every
+statistic is per image or a float64 sum, the numbers do not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+
+from .stats import LayerAccumulator, LayerStats
+
+if TYPE_CHECKING:
+    import torch
+
+    from .models.base import LoadedModel
+
+
+@dataclass
+class Extraction:
+    """What one pass produced: a summary per layer and how it was run."""
+
+    layers: dict[str, LayerStats]
+    device: str
+    precision: str
+    batch_size: int                     # the largest batch that ran (smaller after an OOM)
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` → ``cuda`` when available, else ``mps`` when available, else ``cpu``."""
+    import torch
+
+    if requested != "auto":
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            from .errors import AuditError
+
+            raise AuditError(f"device '{requested}' was requested but CUDA is not available on this machine; "
+                             f"use device: auto (or --audit-device cpu)")
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@contextlib.contextmanager
+def numerics(device: str, precision: str):
+    """Autocast for fp16/bf16; exact fp32 (TF32 off) otherwise.  Restores global flags after."""
+    import torch
+
+    device_type = device.split(":")[0]
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        if precision == "fp32":
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            with torch.inference_mode():
+                yield
+        else:
+            dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+            with torch.inference_mode(), torch.autocast(device_type=device_type, dtype=dtype):
+                yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.cuda.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
+
+
+class _Runner:
+    """Feeds batches through the model, halving the chunk size whenever the device runs out of memory."""
+
+    def __init__(self, model: "LoadedModel", layers: Sequence[str], device: str,
+                 accumulators: dict[str, LayerAccumulator], on_oom: Callable[[int], None]):
+        self.model = model
+        self.layers = list(layers)
+        self.device = device
+        self.accumulators = accumulators
+        self.chunk: int | None = None
+        self.largest = 0
+        self.on_oom = on_oom
+
+    def run(self, images: "torch.Tensor") -> None:
+        size = images.shape[0]
+        chunk = min(size, self.chunk or size)
+        start = 0
+        while start < size:
+            part = images[start:start + chunk]
+            try:
+                outputs = self.model.layers.forward(part.to(self.device, non_blocking=True), self.layers)
+            except Exception as error:  # noqa: BLE001 - only OOM is handled, the rest re-raised
+                if not is_out_of_memory(error) or chunk == 1:
+                    raise
+                self._release()
+                chunk = max(1, chunk // 2)
+                self.chunk = chunk
+                self.on_oom(chunk)
+                continue
+            for name in self.layers:
+                self.accumulators[name].update(outputs[name])
+            self.largest = max(self.largest, part.shape[0])
+            start += part.shape[0]
+
+    def _release(self) -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def extract(model: "LoadedModel", batches: Iterable["torch.Tensor"], layers: Sequence[str], device: str,
+            precision: str, seed: int = 0) -> Extraction:
+    """Stream ``batches`` ([B,3,H,W] tensors on the CPU) through ``model``; summarise ``layers``."""
+    notes: list[str] = []
+    accumulators = {name: LayerAccumulator(name, rotation_seed=seed) for name in layers}
+    module = model.module.to(device).eval()
+    runner = _Runner(model, layers, device, accumulators,
+                     on_oom=lambda size: notes.append(f"out of memory on {device}: batch split to {size}"))
+    try:
+        with numerics(device, precision):
+            for images in batches:
+                runner.run(images)
+    finally:
+        module.to("cpu")
+    stats = {name: acc.finish() for name, acc in accumulators.items()}
+    return Extraction(stats, device, precision, runner.largest, notes)

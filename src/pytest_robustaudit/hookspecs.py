@@ -1,0 +1,28 @@
+"""Hook specifications of pytest-robustaudit (docstrings only; implement them in a conftest or plugin).
+
+The built-in metrics and model sources are registered through these same hooks (see
+``builtin.py``), so a third-party metric is a first-class citizen: it can be checked from a spec,
+shows in the report and gets did-you-mean suggestions.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("pytest")
+
+
+@hookspec
+def pytest_robustaudit_register_metrics(metrics):
+    """Register metrics: call ``metrics.register(Metric(...))`` for each.
+
+    :param metrics: the :class:`pytest_robustaudit.registries.MetricRegistry` being filled.
+    Registering a name that is already taken is an error naming both.
+    """
+
+
+@hookspec
+def pytest_robustaudit_register_model_sources(sources):
+    """Register model sources: call ``sources.register(source)`` with an object that has ``name``,
+    ``required`` (spec keys it needs) and ``load(model_spec) -> LoadedModel``.
+    """

@@ -1,0 +1,73 @@
+"""A name → object registry with helpful lookup errors.
+
+Metrics and model sources (built-in and third-party) live in registries filled through the
+``pytest_robustaudit_register_*`` hooks.  Lookups of unknown names suggest close matches
+("Unknown metric 'kurtossis'. Did you mean: kurtosis_mean?"); registering a name twice is an error
+naming both owners, so two plugins cannot silently shadow each other.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Generic, Iterator, TypeVar
+
+from .errors import RegistryError
+
+T = TypeVar("T")
+
+
+def suggest(name: str, known: list[str] | tuple[str, ...] | set[str], n: int = 3) -> str:
+    """Return ``" Did you mean: a, b?"`` for close matches of ``name`` among ``known`` (or "")."""
+    matches = difflib.get_close_matches(str(name), sorted(known), n=n, cutoff=0.6)
+    if not matches:
+        prefixed = [k for k in sorted(known) if str(name) and (k.startswith(str(name)) or str(name) in k)]
+        matches = prefixed[:n]
+    return f" Did you mean: {', '.join(matches)}?" if matches else ""
+
+
+class Registry(Generic[T]):
+    """Objects of one kind (e.g. ``"metric"``) by unique name, in registration order."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, T] = {}
+        self._owners: dict[str, str] = {}
+
+    def register(self, name: str, item: T, owner: str = "") -> T:
+        """Add ``item`` under ``name``; a second registration of the same name is an error."""
+        if not isinstance(name, str) or not name:
+            raise RegistryError(f"a {self.kind} needs a non-empty string name, got {name!r}")
+        if name in self._items:
+            first = self._owners.get(name) or "an earlier registration"
+            second = owner or "a second registration"
+            raise RegistryError(
+                f"{self.kind} '{name}' is registered twice: by {first} and by {second}. "
+                f"Rename one of them; names must be unique."
+            )
+        self._items[name] = item
+        self._owners[name] = owner
+        return item
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise RegistryError(
+                f"Unknown {self.kind} '{name}'.{suggest(name, list(self._items))} "
+                f"Known {self.kind}s: {', '.join(self._items) or '(none)'}."
+            ) from None
+
+    def owner(self, name: str) -> str:
+        return self._owners.get(name, "")
+
+    def names(self) -> list[str]:
+        return list(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -1,0 +1,78 @@
+"""Typed results of an audit: what hooks, fixtures, the report and the JSON record exchange.
+
+Pure data (numbers, strings, numpy arrays): no torch, no pytest, no HTML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .metrics import MetricValue
+from .stats import LayerStats
+
+
+@dataclass
+class LayerResult:
+    """Every registered metric (at its default parameters) on one layer, plus the raw summary."""
+
+    layer: str
+    stats: LayerStats
+    metrics: dict[str, MetricValue] = field(default_factory=dict)
+
+    def value(self, metric: str) -> float:
+        return self.metrics[metric].value
+
+
+@dataclass
+class CheckOutcome:
+    """The verdict of one check (one pytest item)."""
+
+    metric: str
+    layer: str
+    value: float
+    min: float | None
+    max: float | None
+    passed: bool
+    message: str
+    params: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SkippedImage:
+    path: Path
+    reason: str
+
+
+@dataclass
+class AuditResult:
+    """One spec's run: provenance, probe data, per-layer results and check verdicts."""
+
+    spec_path: Path
+    name: str
+    model: str                       # human label, e.g. "timm:efficientnet_lite0 [weights.pth]"
+    source: str
+    fingerprint: str
+    device: str
+    precision: str
+    data_path: Path
+    n_images: int                    # images that went through the model
+    n_found: int                     # images selected from the folder (before unreadable ones were skipped)
+    skipped: list[SkippedImage]
+    seconds: float
+    layers: dict[str, LayerResult]
+    checks: list[CheckOutcome]
+    batch_size: int = 0
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, metric: str, layer: str) -> CheckOutcome:
+        for outcome in self.checks:
+            if outcome.metric == metric and outcome.layer == layer:
+                return outcome
+        raise KeyError(f"no check of {metric!r} on layer {layer!r} in {self.spec_path}")
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)

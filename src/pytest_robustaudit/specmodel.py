@@ -1,0 +1,135 @@
+"""The validated audit spec: frozen dataclasses, free of YAML and of pytest.
+
+``spec.py`` turns a YAML file into these objects (collecting every problem with its line); every
+later stage (models, data, extract, checks) reads only these.  Paths are already resolved against
+the spec file's folder and ``${ENV}`` references are already substituted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a value came from, for error messages raised after validation (at run time)."""
+
+    file: Path
+    line: int | None
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.key}" if self.line else f"{self.file}: {self.key}"
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """A local weights file.
+
+    ``path`` is absolute.  ``match_keys`` is ``"by_name"`` (the state dict's keys must match the
+    model's) or ``"by_order"`` (tensors are matched by position and shape, for files whose key
+    names come from another implementation of the same architecture).  ``trusted`` allows a full
+    pickle load, which can execute code: only for files the user vouches for.
+    """
+
+    path: Path
+    match_keys: str = "by_name"
+    trusted: bool = False
+    where: Located | None = None
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """Overrides of the checkpoint's own eval transform (None = keep the library's value)."""
+
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    interpolation: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load.
+
+    ``source`` names a registered model source (``timm``, ``open_clip``, ``factory`` built in).
+    ``name`` is the architecture (timm model name, open_clip architecture).  ``pretrained`` is a
+    hub tag (open_clip: ``"openai"``; timm: ``True`` or a tag such as ``"tv_in1k"``), or None.
+    ``factory`` is ``"package.module:callable"`` or ``"/abs/path/file.py:callable"``; ``options``
+    are keyword arguments for the factory (or for ``timm.create_model``/open_clip).
+    """
+
+    source: str
+    name: str | None = None
+    pretrained: str | bool | None = None
+    checkpoint: CheckpointSpec | None = None
+    factory: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
+    cache_dir: Path | None = None
+    where: Located | None = None
+
+    def describe(self) -> str:
+        """A short human label such as ``timm:efficientnet_lite0`` or ``open_clip:RN50/openai``."""
+        if self.source == "factory" and self.factory:
+            base = f"factory:{self.factory}"
+        else:
+            base = f"{self.source}:{self.name}"
+            if isinstance(self.pretrained, str):
+                base += f"/{self.pretrained}"
+            elif self.pretrained is True:
+                base += " (pretrained)"
+        if self.checkpoint is not None:
+            base += f" [{self.checkpoint.path.name}]"
+        return base
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The probe images.
+
+    ``labels``: ``auto`` (class sub-folders if every image sits in one, else a WordNet id prefix
+    ``n01440764_*`` if every file name has one, else none), ``folder``, ``wnid`` or ``none``.
+    ``limit``/``seed`` take a deterministic subset: files sorted by relative path, then
+    ``random.Random(seed).sample``.  ``workers`` is the number of image-decoding threads.
+    """
+
+    path: Path
+    labels: str = "auto"
+    limit: int | None = None
+    seed: int = 0
+    batch_size: int | str = 32
+    workers: int = 0
+    where: Located | None = None
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One assertion: ``metric`` on ``layer`` within ``[min, max]``; becomes one pytest item."""
+
+    metric: str
+    layer: str
+    min: float | None = None
+    max: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    where: Located | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metric
+
+
+@dataclass(frozen=True)
+class AuditSpec:
+    """A whole audit: one model, its probe data, the layers to read and the checks to assert."""
+
+    path: Path
+    name: str
+    model: ModelSpec
+    data: DataSpec
+    layers: tuple[str, ...]
+    checks: tuple[CheckSpec, ...]
+    device: str = "auto"
+    precision: str = "fp32"
+    seed: int = 0

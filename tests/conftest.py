@@ -1,0 +1,61 @@
+"""Shared fixtures: real data location, tiny checkpoints built at test time, spec writing."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+PHOTOS = REPO / "audits" / "photos"
+#: channels of resnet10t's last block that the "planted" checkpoint scales by 100
+PLANTED_CHANNELS = (3, 77, 200)
+
+
+def shared_data(name: str) -> Path:
+    """A folder of ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"real test data {path} is absent (it sits beside the repository in CI)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """resnet10t (timm, random init, seed 0) saved twice: as is, and with planted outlier features.
+
+    The planted copy multiplies the last block's final BatchNorm scale and shift by 100 for
+    PLANTED_CHANNELS, so those pre-logits features are ~100x the others: a known answer.
+    """
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("checkpoints")
+    torch.manual_seed(0)
+    model = timm.create_model("resnet10t", pretrained=False)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, folder / "plain.safetensors")
+    planted = {k: v.clone() for k, v in state.items()}
+    for key in ("layer4.0.bn2.weight", "layer4.0.bn2.bias"):
+        planted[key][list(PLANTED_CHANNELS)] *= 100.0
+    save_file(planted, folder / "planted.safetensors")
+    return {"plain": folder / "plain.safetensors", "planted": folder / "planted.safetensors"}
+
+
+def spec_text(checkpoint: Path, checks: str, data: Path = PHOTOS, extra: str = "", layers: str = "[representation]") -> str:
+    """A timm resnet10t spec reading ``checkpoint``, probing ``data``, with the given checks block."""
+    return textwrap.dedent(f"""\
+        model:
+          source: timm
+          name: resnet10t
+          checkpoint: {checkpoint}
+        data:
+          path: {data}
+          batch_size: 4
+        layers: {layers}
+        device: cpu
+        checks:
+        """) + textwrap.indent(textwrap.dedent(checks), "  ") + textwrap.dedent(extra)

@@ -1,0 +1,112 @@
+"""Numeric edge cases end to end: each is a failing check with an explanation, never a crash or a silent NaN."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+FACTORY = '''
+import torch
+from torch import nn
+from torchvision import transforms
+
+
+class Fixed(nn.Module):
+    """Maps an image to a chosen kind of representation, for edge cases."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        pooled = x.mean(dim=(2, 3))                       # [B, 3], differs per image
+        if self.kind == "nan":
+            out = torch.cat([pooled, pooled * 2, pooled * 3], dim=1)
+            out[:, 0] = float("nan")
+            return out
+        if self.kind == "half_nan":
+            out = torch.cat([pooled, pooled * 2, pooled ** 2], dim=1)
+            out[::2, 0] = float("inf")
+            return out
+        if self.kind == "constant":
+            return torch.ones(x.shape[0], 16) * self.scale
+        if self.kind == "d1":
+            return pooled[:, :1]
+        return torch.cat([pooled, pooled ** 2, pooled ** 3, torch.sin(pooled * 7)], dim=1)
+
+
+def build(kind="plain"):
+    preprocess = transforms.Compose([transforms.Resize(16), transforms.CenterCrop(16), transforms.ToTensor()])
+    return Fixed(kind), preprocess
+'''
+
+
+def write_spec(pytester, kind: str, checks: str, data: str = "images") -> None:
+    pytester.makepyfile(edge_factory=FACTORY)
+    pytester.makefile(".yaml", spec=textwrap.dedent(f"""\
+        model:
+          source: factory
+          factory: edge_factory.py:build
+          options: {{kind: {kind}}}
+        data: {data}
+        device: cpu
+        checks:
+        """) + textwrap.indent(textwrap.dedent(checks), "  "))
+
+
+@pytest.fixture
+def images(pytester):
+    from PIL import Image
+
+    folder = pytester.mkdir("images")
+    for i in range(4):
+        Image.new("RGB", (20, 20), (60 * i, 30, 200 - 40 * i)).save(folder / f"im{i}.png")
+    return folder
+
+
+def test_all_nan_activations_fail_with_explanation(pytester, images):
+    write_spec(pytester, "nan", "kurtosis_mean: {min: 0}\n")
+    result = pytester.runpytest("--audit", "spec.yaml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*could not be measured: all 4 images produced NaN/Inf activations*"])
+
+
+def test_some_nonfinite_images_are_excluded_and_said(pytester, images):
+    write_spec(pytester, "half_nan", "kurtosis_mean: {min: 0}\nprofile_kurtosis: {max: -1}\n")
+    result = pytester.runpytest("--audit", "spec.yaml")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*images: 2 from*2 with NaN/Inf activations excluded*"])
+
+
+def test_constant_representation(pytester, images):
+    write_spec(pytester, "constant", "kurtosis_mean: {min: 0}\noutlier_count: {max: 3}\n")
+    result = pytester.runpytest("--audit", "spec.yaml")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*kurtosis is undefined: every image's feature vector*is constant*"])
+
+
+def test_single_feature(pytester, images):
+    write_spec(pytester, "d1", "kurtosis_mean: {min: 0}\n")
+    result = pytester.runpytest("--audit", "spec.yaml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*single feature (d = 1)*"])
+
+
+def test_single_image(pytester):
+    from PIL import Image
+
+    folder = pytester.mkdir("one")
+    Image.new("RGB", (20, 20), (10, 200, 30)).save(folder / "only.png")
+    write_spec(pytester, "plain", "kurtosis_mean: {min: 1}\nprofile_max_over_median: {min: 1}\n", data="one")
+    result = pytester.runpytest("--audit", "spec.yaml")
+    result.assert_outcomes(passed=2)
+
+
+def test_unreadable_images_are_skipped_and_counted(pytester, images):
+    (images / "broken.jpg").write_text("not a jpeg")
+    write_spec(pytester, "plain", "kurtosis_mean: {max: 0}\n")
+    result = pytester.runpytest("--audit", "spec.yaml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*images: 4 from*1 unreadable skipped*"])
