@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 PHOTOS = REPO / "audits" / "photos"
-#: channels of resnet10t's last block that the "planted" checkpoint scales by 100
-PLANTED_CHANNELS = (3, 77, 200)
+#: features of vit_tiny's final LayerNorm that the "planted" checkpoint scales by 100
+PLANTED_CHANNELS = (3, 77, 150)
 
 
 def shared_data(name: str) -> Path:
@@ -24,10 +26,11 @@ def shared_data(name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
-    """resnet10t (timm, random init, seed 0) saved twice: as is, and with planted outlier features.
+    """vit_tiny_patch16_224 (timm, random init, seed 0) saved twice: as is, and with planted outliers.
 
-    The planted copy multiplies the last block's final BatchNorm scale and shift by 100 for
-    PLANTED_CHANNELS, so those pre-logits features are ~100x the others: a known answer.
+    Its representation is the class token after the final LayerNorm, so it is close to Gaussian
+    across features.  The planted copy multiplies that LayerNorm's scale and shift by 100 for
+    PLANTED_CHANNELS: exactly those features become 100x the others, a known answer.
     """
     import timm
     import torch
@@ -35,22 +38,22 @@ def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
 
     folder = tmp_path_factory.mktemp("checkpoints")
     torch.manual_seed(0)
-    model = timm.create_model("resnet10t", pretrained=False)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, folder / "plain.safetensors")
     planted = {k: v.clone() for k, v in state.items()}
-    for key in ("layer4.0.bn2.weight", "layer4.0.bn2.bias"):
+    for key in ("norm.weight", "norm.bias"):
         planted[key][list(PLANTED_CHANNELS)] *= 100.0
     save_file(planted, folder / "planted.safetensors")
     return {"plain": folder / "plain.safetensors", "planted": folder / "planted.safetensors"}
 
 
 def spec_text(checkpoint: Path, checks: str, data: Path = PHOTOS, extra: str = "", layers: str = "[representation]") -> str:
-    """A timm resnet10t spec reading ``checkpoint``, probing ``data``, with the given checks block."""
+    """A timm vit_tiny spec reading ``checkpoint``, probing ``data``, with the given checks block."""
     return textwrap.dedent(f"""\
         model:
           source: timm
-          name: resnet10t
+          name: vit_tiny_patch16_224
           checkpoint: {checkpoint}
         data:
           path: {data}

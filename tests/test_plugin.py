@@ -44,7 +44,7 @@ def test_planted_outliers_fail_with_plain_message(pytester, tiny_checkpoints):
     assert "required: <= 0 (lower passes)" in out
     assert f"outlier features: {', '.join(map(str, sorted(PLANTED_CHANNELS)))}" in out.replace("77, 3", "3, 77") or \
         all(str(c) in out for c in PLANTED_CHANNELS)
-    assert "model: timm:resnet10t [planted.safetensors]" in out
+    assert "model: timm:vit_tiny_patch16_224 [planted.safetensors]" in out
     assert "images: 1" in out or "images:" in out
     assert "Traceback" not in out and "def runtest" not in out
 
@@ -103,7 +103,7 @@ def test_broken_spec_is_a_located_collection_error(pytester, tiny_checkpoints):
     assert result.ret == pytest.ExitCode.INTERRUPTED
     out = result.stdout.str()
     assert "ERROR collecting broken.yaml" in out
-    assert "broken.yaml:11: checks.kurtossis_mean: unknown metric 'kurtossis_mean'. Did you mean: kurtosis_mean?" in out
+    assert "\nbroken.yaml:11: checks.kurtossis_mean: unknown metric 'kurtossis_mean'. Did you mean: kurtosis_mean?" in out
     assert "Traceback" not in out
 
 

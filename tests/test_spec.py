@@ -34,7 +34,7 @@ def write(folder: Path, text: str, name="spec.yaml") -> Path:
     return path
 
 
-GOOD = """
+GOOD = textwrap.dedent("""
     name: tiny
     model:
       source: timm
@@ -50,7 +50,7 @@ GOOD = """
       outlier_count:
         - {max: 0, factor: 100, layers: [representation]}
         - {max: 5, layers: [blocks.-1]}
-"""
+""").lstrip("\n")
 
 
 def test_valid_spec(folder, registries):
@@ -79,11 +79,11 @@ BAD = [
     ("malformed", "model: {source: timm\ndata: x\n", ["spec.yaml:2", "malformed YAML"]),
     ("empty", "", ["the file is empty"]),
     ("not a mapping", "- a\n- b\n", ["expected a mapping"]),
-    ("unknown top key", GOOD + "    chekcs: {}\n", ["spec.yaml:17: chekcs: unknown key 'chekcs'", "Did you mean: checks"]),
+    ("unknown top key", GOOD + "chekcs: {}\n", ["spec.yaml:16: chekcs: unknown key 'chekcs'", "Did you mean: checks"]),
     ("unknown metric", GOOD.replace("kurtosis_mean: {min: 3}", "kurtossis_mean: {min: 3}"),
      ["spec.yaml:12: checks.kurtossis_mean", "Did you mean: kurtosis_mean"]),
     ("unknown source", GOOD.replace("source: timm", "source: tim"), ["spec.yaml:3: model.source", "Did you mean: timm"]),
-    ("wrong type", GOOD.replace("limit: 2", "limit: two"), ["spec.yaml:9: data.limit", "expected an integer"]),
+    ("wrong type", GOOD.replace("limit: 2", "limit: two"), ["spec.yaml:8: data.limit", "expected an integer"]),
     ("bool is no number", GOOD.replace("{min: 3}", "{min: true}"), ["checks.kurtosis_mean.min", "expected a number"]),
     ("missing file", GOOD.replace("weights.pt", "nope.pt"), ["spec.yaml:5: model.checkpoint", "'nope.pt' does not exist"]),
     ("missing folder", GOOD.replace("path: images", "path: imgs"), ["data.path", "'imgs' does not exist"]),
@@ -92,10 +92,10 @@ BAD = [
     ("no bound", GOOD.replace("{min: 3}", "{}"), ["could never fail", "add min:, max: or both"]),
     ("duplicate check", GOOD.replace("{max: 5, layers: [blocks.-1]}", "{max: 5, layers: [representation]}"),
      ["checked twice", "first at line 14"]),
-    ("duplicate key", GOOD.replace("  limit: 2", "  limit: 2\n  limit: 3"), ["spec.yaml:10: data.limit", "duplicate key"]),
+    ("duplicate key", GOOD.replace("  limit: 2", "  limit: 2\n  limit: 3"), ["spec.yaml:9: data.limit", "duplicate key 'limit' (first at line 8)"]),
     ("unset env", GOOD.replace("path: images", "path: ${NO_SUCH_VAR_X}"),
      ["data.path", "environment variable 'NO_SUCH_VAR_X' is not set", "export NO_SUCH_VAR_X"]),
-    ("python tag", GOOD + "    seed: !!python/object/apply:os.system ['touch pwned']\n", ["seed", "is not allowed"]),
+    ("python tag", GOOD + "seed: !!python/object/apply:os.system ['touch pwned']\n", ["seed", "is not allowed"]),
     ("bad layer", GOOD.replace("blocks.-1]", "block-1]"), ["layers[1]", "not a layer name"]),
     ("check on unlisted layer", GOOD.replace("layers: [blocks.-1]", "layers: [pre_projection]"),
      ["not among the spec's layers", "add it to the top-level 'layers:' list"]),
@@ -104,9 +104,9 @@ BAD = [
     ("param on wrong metric", GOOD.replace("{min: 3}", "{min: 3, factor: 3}"), ["unknown key 'factor'"]),
     ("missing model", "data: images\nchecks: {kurtosis_mean: {min: 1}}\n", ["missing required key 'model'"]),
     ("timm needs name", GOOD.replace("  name: resnet10t\n", ""), ["source 'timm' needs the key 'name'"]),
-    ("bad precision", GOOD + "    precision: fp8\n", ["precision", "'fp8' is not one of fp32, fp16, bf16"]),
+    ("bad precision", GOOD + "precision: fp8\n", ["precision", "'fp8' is not one of fp32, fp16, bf16"]),
     ("bad device", GOOD.replace("device: cpu", "device: gpu"), ["device", "use auto, cpu, cuda"]),
-    ("factory not importable", GOOD.replace("source: timm\n  name: resnet10t", "source: factory\n  factory: no_such_mod_xyz:build"),
+    ("factory not importable", GOOD.replace("name: resnet10t", "factory: no_such_mod_xyz:build").replace("source: timm", "source: factory"),
      ["model.factory", "cannot be imported"]),
     ("bad std", GOOD.replace("  checkpoint: weights.pt", "  checkpoint: weights.pt\n  preprocess: {std: [1, 0, 1]}"),
      ["model.preprocess.std", "positive"]),

@@ -1,57 +1,119 @@
-"""Turn a metric value and its bounds into a verdict with a short, plain failure message."""
+"""Turn a metric value and its bounds into a verdict with a short, plain failure message.
+
+Bounds are absolute (``min``/``max``) or relative to a reference value (``min_ratio``,
+``max_ratio``, ``min_delta``, ``max_delta``); all of them are folded into one effective interval,
+and the message says which bound was crossed, in which direction, and where it came from.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from .metrics import MetricValue
 from .results import CheckOutcome
 from .specmodel import CheckSpec
 
 
-def format_number(value: float) -> str:
-    """Readable in a terminal: 4 significant digits, scientific only for very large/small values."""
+def format_number(value: float | None) -> str:
+    """Readable in a terminal: 4 significant digits (``1e+06``, ``20.59``, ``0.001234``)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "undefined"
-    if value == 0 or 1e-3 <= abs(value) < 1e6:
-        text = f"{value:.4g}"
-        return text
-    return f"{value:.3e}"
+    return f"{value:.4g}"
 
 
-def describe_bounds(check: CheckSpec) -> str:
-    if check.min is not None and check.max is not None:
-        return f"between {format_number(check.min)} and {format_number(check.max)}"
+@dataclass(frozen=True)
+class Bound:
+    value: float
+    why: str          # "" for an absolute bound, else how it derives from the reference
+
+
+def effective_bounds(check: CheckSpec, reference: float | None) -> tuple[Bound | None, Bound | None]:
+    """The tightest lower and upper bound among the check's absolute and relative bounds."""
+    lows: list[Bound] = []
+    highs: list[Bound] = []
     if check.min is not None:
-        return f">= {format_number(check.min)}"
-    return f"<= {format_number(check.max)}"
+        lows.append(Bound(check.min, ""))
+    if check.max is not None:
+        highs.append(Bound(check.max, ""))
+    if reference is not None:
+        ref = format_number(reference)
+        if check.min_ratio is not None:
+            lows.append(Bound(check.min_ratio * reference, f"{check.min_ratio:.4g} × the reference {ref}"))
+        if check.max_ratio is not None:
+            highs.append(Bound(check.max_ratio * reference, f"{check.max_ratio:.4g} × the reference {ref}"))
+        if check.min_delta is not None:
+            lows.append(Bound(reference + check.min_delta, f"the reference {ref} {check.min_delta:+.4g}"))
+        if check.max_delta is not None:
+            highs.append(Bound(reference + check.max_delta, f"the reference {ref} {check.max_delta:+.4g}"))
+    low = max(lows, key=lambda b: b.value) if lows else None
+    high = min(highs, key=lambda b: b.value) if highs else None
+    return low, high
 
 
-def evaluate(check: CheckSpec, measured: MetricValue, context: str) -> CheckOutcome:
-    """Compare ``measured`` with ``check``'s bounds; ``context`` names model, images and spec line."""
-    value = measured.value
+def describe_bounds(low: Bound | None, high: Bound | None) -> str:
+    if low is not None and high is not None:
+        return f"between {format_number(low.value)} and {format_number(high.value)}"
+    if low is not None:
+        return f">= {format_number(low.value)}"
+    if high is not None:
+        return f"<= {format_number(high.value)}"
+    return "no bound"
+
+
+def check_label(check: CheckSpec) -> str:
     label = f"{check.metric} on layer '{check.layer}'"
     if check.params:
-        label += " (" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in check.params.items()) + ")"
-    if measured.undefined_reason or math.isnan(value):
-        reason = measured.undefined_reason or "the metric is undefined (NaN)"
-        message = f"{label} could not be measured: {reason}\n  required: {describe_bounds(check)}"
+        label += " (" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                  for k, v in check.params.items()) + ")"
+    return label
+
+
+def evaluate(check: CheckSpec, measured: MetricValue, context: str,
+             reference: MetricValue | None = None, reference_label: str = "") -> CheckOutcome:
+    """Compare ``measured`` with ``check``'s bounds (relative ones against ``reference``).
+
+    ``context`` names model, images and device; ``reference_label`` names what the reference is.
+    """
+    value = measured.value
+    label = check_label(check)
+    ref_value = None
+    problem = measured.undefined_reason or ("the metric is undefined (NaN)" if math.isnan(value) else "")
+    if check.relative:
+        if reference is None:
+            problem = problem or f"no reference value ({reference_label or 'no reference'})"
+        elif reference.undefined_reason or math.isnan(reference.value):
+            problem = problem or f"the reference value is undefined: {reference.undefined_reason or 'NaN'}"
+        else:
+            ref_value = reference.value
+    low, high = effective_bounds(check, ref_value)
+    required = describe_bounds(low, high)
+    if problem:
+        message = f"{label} could not be measured: {problem}\n  required: {required}"
         passed = False
-    elif check.min is not None and value < check.min:
-        message = (f"{label} = {format_number(value)}, below the minimum {format_number(check.min)}"
-                   f"\n  required: {describe_bounds(check)} (higher passes)")
+    elif low is not None and value < low.value:
+        source = f" ({low.why})" if low.why else ""
+        message = (f"{label} = {format_number(value)}, below the minimum {format_number(low.value)}{source}"
+                   f"\n  required: {required} (higher passes)")
         passed = False
-    elif check.max is not None and value > check.max:
-        message = (f"{label} = {format_number(value)}, above the maximum {format_number(check.max)}"
-                   f"\n  required: {describe_bounds(check)} (lower passes)")
+    elif high is not None and value > high.value:
+        source = f" ({high.why})" if high.why else ""
+        message = (f"{label} = {format_number(value)}, above the maximum {format_number(high.value)}{source}"
+                   f"\n  required: {required} (lower passes)")
         passed = False
     else:
-        message = f"{label} = {format_number(value)}, within {describe_bounds(check)}"
+        message = f"{label} = {format_number(value)}, within {required}"
         passed = True
-    if "indices" in measured.details and measured.details["indices"]:
+    if ref_value is not None:
+        change = value - ref_value
+        ratio = f", ×{value / ref_value:.3g}" if ref_value else ""
+        message += (f"\n  candidate {format_number(value)} vs reference {format_number(ref_value)}: "
+                    f"change {change:+.4g}{ratio} ({reference_label})")
+    if measured.details.get("indices"):
         shown = measured.details["indices"][:10]
         more = len(measured.details["indices"]) - len(shown)
         message += f"\n  outlier features: {', '.join(map(str, shown))}{f' (+{more} more)' if more > 0 else ''}"
     message += f"\n  {context}"
-    return CheckOutcome(check.metric, check.layer, value, check.min, check.max, passed, message,
-                        dict(check.params), dict(measured.details))
+    return CheckOutcome(check.metric, check.layer, value, low.value if low else None, high.value if high else None,
+                        passed, message, dict(check.params), dict(measured.details),
+                        reference=ref_value)

@@ -28,9 +28,17 @@ class Problem:
     fix: str = ""
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else f"{self.file}"
+        where = f"{display_path(self.file)}:{self.line}" if self.line else f"{display_path(self.file)}"
         text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
         return f"{text}\n    fix: {self.fix}" if self.fix else text
+
+
+def display_path(path: Path | str) -> str:
+    """``path`` relative to the working directory when it lies below it (as pytest prints node ids)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
 
 
 class SpecError(AuditError):

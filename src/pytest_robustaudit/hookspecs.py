@@ -26,3 +26,23 @@ def pytest_robustaudit_register_model_sources(sources):
     """Register model sources: call ``sources.register(source)`` with an object that has ``name``,
     ``required`` (spec keys it needs) and ``load(model_spec) -> LoadedModel``.
     """
+
+
+@hookspec
+def pytest_robustaudit_provenance(spec, model):
+    """Return a dict of extra provenance fields for an audit (or None).
+
+    Called once per audited model, after it is loaded.  :param spec: the
+    :class:`~pytest_robustaudit.specmodel.AuditSpec`; :param model: the
+    :class:`~pytest_robustaudit.models.base.LoadedModel`.  The fields appear in the result's
+    ``provenance``, the JSON record and the report.
+    """
+
+
+@hookspec
+def pytest_robustaudit_report_sections(results):
+    """Return a list of :class:`~pytest_robustaudit.results.ReportSection` to add to the HTML report.
+
+    :param results: every :class:`~pytest_robustaudit.results.AuditResult` of the run.  Sections are
+    typed data (title, text, a table), rendered and escaped by the report; never raw HTML.
+    """

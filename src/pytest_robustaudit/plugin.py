@@ -24,6 +24,7 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 audit_paths_key = pytest.StashKey[list]()
 session_key = pytest.StashKey[AuditSession]()
 registries_key = pytest.StashKey[Registries]()
+saved_baselines_key = pytest.StashKey[list]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -37,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="collect the YAML audit specs in PATH (file or folder, searched recursively; repeatable). "
              "Without a PATH: the paths of the 'audit_paths' ini key.",
     )
+    group.addoption("--audit-save-baseline", action="store_true", dest="audit_save_baseline",
+                    help="write each audited spec's results to its 'reference: {baseline: PATH}' file after the run "
+                         "(relative checks compare with the previous baseline if there is one, else are skipped).")
     group.addoption("--audit-device", dest="audit_device", default=None, metavar="DEVICE",
                     help="run every audit on DEVICE (auto, cpu, cuda, cuda:N, mps), overriding the specs' 'device'.")
     parser.addini("audit_paths", type="paths", default=[],
@@ -45,8 +49,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(_builtin_plugin(), "robustaudit-builtin")
+    from . import builtin, fixtures
+
+    config.pluginmanager.register(builtin, "robustaudit-builtin")
+    config.pluginmanager.register(fixtures, "robustaudit-fixtures")
     config.addinivalue_line("markers", "xdist_group(name): audit items of one spec share a worker (pytest-xdist)")
+    config.addinivalue_line("markers", "audit_spec(path): the audit spec whose results the audit_run fixture gives")
     requested = config.getoption("audit_paths")
     if not requested:
         return
@@ -69,12 +77,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = [str(p) for p in paths]  # `pytest --audit audits/` runs the audits only
 
 
-def _builtin_plugin():
-    from . import builtin
-
-    return builtin
-
-
 def registries(config: pytest.Config) -> Registries:
     """The registries, filled on first use so conftest.py files found during collection take part."""
     if registries_key not in config.stash:
@@ -86,7 +88,8 @@ def audit_session(config: pytest.Config) -> AuditSession:
     """The session's runner, created on first use (after conftest.py files had their say)."""
     if session_key not in config.stash:
         device = config.getoption("audit_device") or config.getini("audit_device") or None
-        config.stash[session_key] = AuditSession(registries(config), device=device)
+        config.stash[session_key] = AuditSession(registries(config), device=device,
+                                                 saving_baselines=config.getoption("audit_save_baseline"))
     return config.stash[session_key]
 
 
@@ -99,6 +102,26 @@ def _is_audit_spec(config: pytest.Config, file_path: Path) -> bool:
             return True
     explicit = {Path(config.invocation_params.dir, arg.split("::")[0]).resolve() for arg in config.args}
     return resolved in explicit
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """With --audit-save-baseline, write each audited spec's result to its baseline file."""
+    config = session.config
+    if not config.getoption("audit_save_baseline", False) or session_key not in config.stash:
+        return
+    from .record import write_record
+
+    audits = config.stash[session_key]
+    for result in audits.results():
+        reference = audits.spec(result.spec_path).reference
+        if reference is not None and reference.baseline is not None:
+            write_record([result], reference.baseline, run_info={"purpose": "baseline"})
+            config.stash.setdefault(saved_baselines_key, []).append(reference.baseline)
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    for path in config.stash.get(saved_baselines_key, []):
+        terminalreporter.write_line(f"robustaudit: baseline saved to {path}")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
@@ -151,6 +174,8 @@ class AuditItem(pytest.Item):
     def runtest(self) -> None:
         result = audit_session(self.config).result(self.spec)
         outcome = result.check(self.check.metric, self.check.layer)
+        if outcome.skip_reason:
+            pytest.skip(outcome.skip_reason)
         self.user_properties.append(("value", outcome.value))
         self.user_properties.append(("bounds", f"min={outcome.min} max={outcome.max}"))
         if not outcome.passed:

@@ -43,13 +43,16 @@ class SourceRegistry(Registry):
 
 @dataclass
 class Registries:
+    """The filled registries, and the hook relay they came from (for the other hooks at run time)."""
+
     metrics: MetricRegistry
     sources: SourceRegistry
+    hook: Any = None
 
 
 def collect(hook: Any) -> Registries:
     """Fill fresh registries by calling the registration hooks on ``hook`` (a pluggy hook relay)."""
-    found = Registries(MetricRegistry(), SourceRegistry())
+    found = Registries(MetricRegistry(), SourceRegistry(), hook)
     hook.pytest_robustaudit_register_metrics(metrics=found.metrics)
     hook.pytest_robustaudit_register_model_sources(sources=found.sources)
     return found

@@ -16,7 +16,7 @@ from .errors import RegistryError
 T = TypeVar("T")
 
 
-def suggest(name: str, known: list[str] | tuple[str, ...] | set[str], n: int = 3) -> str:
+def suggest(name: str, known: list[str] | tuple[str, ...] | set[str], n: int = 1) -> str:
     """Return ``" Did you mean: a, b?"`` for close matches of ``name`` among ``known`` (or "")."""
     matches = difflib.get_close_matches(str(name), sorted(known), n=n, cutoff=0.6)
     if not matches:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .data import SkippedImage
 from .metrics import MetricValue
 from .stats import LayerStats
 
@@ -38,12 +39,18 @@ class CheckOutcome:
     message: str
     params: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    reference: float | None = None   # the reference's value, for relative bounds
+    skip_reason: str = ""            # set when the check could not run yet (e.g. no baseline saved)
 
 
-@dataclass
-class SkippedImage:
-    path: Path
-    reason: str
+@dataclass(frozen=True)
+class ReportSection:
+    """A plugin's own section of the HTML report: typed content, escaped by the renderer."""
+
+    title: str
+    text: str = ""
+    headers: tuple[str, ...] = ()
+    rows: tuple[tuple[Any, ...], ...] = ()
 
 
 @dataclass
@@ -60,7 +67,7 @@ class AuditResult:
     data_path: Path
     n_images: int                    # images that went through the model
     n_found: int                     # images selected from the folder (before unreadable ones were skipped)
-    skipped: list[SkippedImage]
+    skipped: list[SkippedImage]      # unreadable images (path, reason)
     seconds: float
     layers: dict[str, LayerResult]
     checks: list[CheckOutcome]

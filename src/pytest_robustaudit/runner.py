@@ -3,23 +3,45 @@
 Free of pytest, so fixtures, the ``validate`` command and scripts use the same path as the
 collected items.  :class:`AuditSession` runs each spec at most once per session and remembers a
 failure too, so twenty items of a broken spec report one clear error without reloading the model
-twenty times.
+twenty times.  Relative bounds get their reference here: a reference model is audited on the same
+probe data and layers (once, however many specs share it), a baseline is read from its record.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .checks import evaluate
 from .errors import AuditError
+from .metrics import MetricValue
 from .registries import Registries
-from .results import AuditResult, LayerResult
-from .specmodel import AuditSpec
+from .results import AuditResult, CheckOutcome, LayerResult
+from .specmodel import AuditSpec, CheckSpec
 
 
-def run_audit(spec: AuditSpec, registries: Registries, device: str | None = None) -> AuditResult:
-    """Audit ``spec``; ``device`` overrides the spec's own device (e.g. from ``--audit-device``)."""
+@dataclass
+class Reference:
+    """What relative bounds of one spec compare against (``result`` None when there is none yet)."""
+
+    label: str
+    result: AuditResult | None
+    skip_reason: str = ""
+
+    def value(self, check: CheckSpec, registries: Registries) -> MetricValue | None:
+        if self.result is None:
+            return None
+        layer = self.result.layers.get(check.layer)
+        if layer is None:
+            return MetricValue(float("nan"), undefined_reason=f"the {self.label} has no layer '{check.layer}'")
+        return registries.metrics.get(check.metric).evaluate(layer.stats, check.params)
+
+
+def measure(spec: AuditSpec, registries: Registries, device: str | None = None) -> AuditResult:
+    """Load, extract and compute every metric on every layer of ``spec``; no verdicts yet."""
     from . import data
     from .extract import extract, resolve_device
     from .models import load_model
@@ -33,55 +55,76 @@ def run_audit(spec: AuditSpec, registries: Registries, device: str | None = None
     batches = (images for images, _ in data.iter_batches(probe, loaded.preprocess, spec.data.batch_size,
                                                           spec.data.workers, skipped))
     extraction = extract(loaded, batches, spec.layers, target, spec.precision, seed=spec.seed)
-    n_images = len(probe.images) - len(skipped)
-    if n_images == 0:
-        raise AuditError(f"none of the {len(probe.images)} images in {spec.data.path} could be read "
-                         f"(first: {skipped[0].path.name}: {skipped[0].reason}); check the folder's contents")
-
     layers: dict[str, LayerResult] = {}
     for name, stats in extraction.layers.items():
         result = LayerResult(name, stats)
         for metric_name in registries.metrics.names():
             result.metrics[metric_name] = registries.metrics.get(metric_name).evaluate(stats)
         layers[name] = result
-
-    skipped_note = f", {len(skipped)} unreadable skipped" if skipped else ""
-    checks = []
-    for check in spec.checks:
-        stats = extraction.layers[check.layer]
-        measured = registries.metrics.get(check.metric).evaluate(stats, check.params)
-        extra = ""
-        if stats.n_nonfinite and not measured.undefined_reason:
-            extra = f", {stats.n_nonfinite} with NaN/Inf activations excluded"
-        context = (f"model: {loaded.description} ({loaded.fingerprint[:19]})\n"
-                   f"  images: {stats.n_images} from {spec.data.path}{skipped_note}{extra}; "
-                   f"device {extraction.device}, {extraction.precision}")
-        checks.append(evaluate(check, measured, context))
-
+    provenance: dict[str, Any] = {**loaded.provenance, "label_mode": probe.label_mode,
+                                  "classes": len(probe.classes), "notes": extraction.notes}
+    if registries.hook is not None:
+        for extra in registries.hook.pytest_robustaudit_provenance(spec=spec, model=loaded):
+            provenance.update(extra or {})
     return AuditResult(
         spec_path=spec.path, name=spec.name, model=loaded.description, source=spec.model.source,
         fingerprint=loaded.fingerprint, device=extraction.device, precision=extraction.precision,
-        data_path=spec.data.path, n_images=n_images, n_found=len(probe.images), skipped=skipped,
-        seconds=time.perf_counter() - started, layers=layers, checks=checks,
-        batch_size=extraction.batch_size,
-        provenance={**loaded.provenance, "label_mode": probe.label_mode, "classes": len(probe.classes),
-                    "notes": extraction.notes},
+        data_path=spec.data.path, n_images=len(probe.images) - len(skipped), n_found=len(probe.images),
+        skipped=skipped, seconds=time.perf_counter() - started, layers=layers, checks=[],
+        batch_size=extraction.batch_size, provenance=provenance,
     )
+
+
+def judge(spec: AuditSpec, result: AuditResult, registries: Registries, reference: Reference | None) -> None:
+    """Evaluate every check of ``spec`` on ``result`` (in place), against ``reference`` if relative."""
+    skipped_note = f", {len(result.skipped)} unreadable skipped" if result.skipped else ""
+    result.checks = []
+    for check in spec.checks:
+        stats = result.layers[check.layer].stats
+        if check.relative and reference is not None and reference.skip_reason:
+            result.checks.append(CheckOutcome(check.metric, check.layer, float("nan"), None, None, True,
+                                              reference.skip_reason, dict(check.params),
+                                              skip_reason=reference.skip_reason))
+            continue
+        measured = registries.metrics.get(check.metric).evaluate(stats, check.params)
+        excluded = (f", {stats.n_nonfinite} with NaN/Inf activations excluded"
+                    if stats.n_nonfinite and not measured.undefined_reason else "")
+        context = (f"model: {result.model} ({result.fingerprint[:19]})\n"
+                   f"  images: {stats.n_images} from {result.data_path}{skipped_note}{excluded}; "
+                   f"device {result.device}, {result.precision}")
+        ref_value = reference.value(check, registries) if (reference and check.relative) else None
+        result.checks.append(evaluate(check, measured, context, ref_value, reference.label if reference else ""))
+
+
+def run_audit(spec: AuditSpec, registries: Registries, device: str | None = None,
+              reference: Reference | None = None) -> AuditResult:
+    """Audit ``spec`` (``device`` overrides the spec's, e.g. from ``--audit-device``)."""
+    result = measure(spec, registries, device)
+    if result.n_images == 0:
+        first = result.skipped[0]
+        raise AuditError(f"none of the {result.n_found} images in {spec.data.path} could be read "
+                         f"(first: {first.path.name}: {first.reason}); check the folder's contents")
+    judge(spec, result, registries, reference)
+    return result
 
 
 class AuditSession:
     """Runs each spec once per session and hands the same result (or error) to all its items."""
 
-    def __init__(self, registries: Registries, device: str | None = None):
+    def __init__(self, registries: Registries, device: str | None = None, saving_baselines: bool = False):
         self.registries = registries
         self.device = device
+        self.saving_baselines = saving_baselines
         self._done: dict[Path, AuditResult | AuditError] = {}
+        self._specs: dict[Path, AuditSpec] = {}
+        self._references: dict[Any, AuditResult | AuditError] = {}
 
     def result(self, spec: AuditSpec) -> AuditResult:
         key = spec.path.resolve()
         if key not in self._done:
+            self._specs[key] = spec
             try:
-                self._done[key] = run_audit(spec, self.registries, self.device)
+                self._done[key] = run_audit(spec, self.registries, self.device, self.reference_for(spec))
             except AuditError as error:
                 self._done[key] = error
         outcome = self._done[key]
@@ -89,5 +132,51 @@ class AuditSession:
             raise outcome
         return outcome
 
+    def reference_for(self, spec: AuditSpec) -> Reference | None:
+        ref = spec.reference
+        if ref is None:
+            return None
+        if ref.model is not None:
+            key = (ref.model, spec.data, spec.layers, spec.precision, spec.seed)
+            if key not in self._references:
+                twin = dataclasses.replace(spec, name=f"{spec.name} (reference)", model=ref.model, checks=(),
+                                           reference=None)
+                try:
+                    self._references[key] = run_audit(twin, self.registries, self.device)
+                except AuditError as error:
+                    self._references[key] = error
+            found = self._references[key]
+            if isinstance(found, AuditError):
+                raise AuditError(f"the reference model {ref.model.describe()} could not be audited: {found}")
+            return Reference(f"reference model {ref.model.describe()}", found)
+        return self._baseline(spec)
+
+    def _baseline(self, spec: AuditSpec) -> Reference:
+        from .record import read_record
+
+        ref = spec.reference
+        entry = ref.entry or spec.name
+        if not ref.baseline.exists():
+            if self.saving_baselines:
+                return Reference(f"baseline {ref.baseline}", None,
+                                 skip_reason=f"no baseline at {ref.baseline} yet: this run saves one")
+            raise AuditError(f"baseline {ref.baseline} does not exist (spec {spec.path}, key reference.baseline); "
+                             f"write it with: pytest --audit {spec.path} --audit-save-baseline")
+        _, results = read_record(ref.baseline)
+        matches = [r for r in results if r.name == entry] or (results if len(results) == 1 and not ref.entry else [])
+        if not matches:
+            names = ", ".join(r.name for r in results) or "(none)"
+            raise AuditError(f"baseline {ref.baseline} holds no audit named '{entry}' (it has: {names}); "
+                             f"set reference.entry in {spec.path} to one of them")
+        found = matches[0]
+        return Reference(f"baseline {ref.baseline.name}, {found.model} ({found.fingerprint[:19]})", found)
+
     def results(self) -> list[AuditResult]:
         return [r for r in self._done.values() if isinstance(r, AuditResult)]
+
+    def errors(self) -> dict[Path, str]:
+        """Specs whose run failed, with the message every one of their items showed."""
+        return {path: str(e) for path, e in self._done.items() if isinstance(e, AuditError)}
+
+    def spec(self, path: Path) -> AuditSpec:
+        return self._specs[path.resolve()]

@@ -17,15 +17,18 @@ from typing import Any, Mapping
 from .errors import DataError, Problem, SpecError
 from .registries import Registries
 from .registry import suggest
-from .specmodel import AuditSpec, CheckpointSpec, CheckSpec, DataSpec, Located, ModelSpec, PreprocessSpec
+from .specmodel import (AuditSpec, CheckpointSpec, CheckSpec, DataSpec, Located, ModelSpec, PreprocessSpec,
+                        ReferenceSpec)
 from .yamlsource import Doc, dotted, load_doc
 
-TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", "seed")
+TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", "seed", "reference")
+REFERENCE_KEYS = ("model", "baseline", "entry")
 MODEL_KEYS = ("source", "name", "pretrained", "checkpoint", "factory", "options", "preprocess", "cache_dir")
 CHECKPOINT_KEYS = ("path", "package", "match_keys", "trusted")
 PREPROCESS_KEYS = ("mean", "std", "interpolation")
 DATA_KEYS = ("path", "labels", "limit", "seed", "batch_size", "workers")
-CHECK_KEYS = ("min", "max", "layers")
+RELATIVE_KEYS = ("min_ratio", "max_ratio", "min_delta", "max_delta")
+CHECK_KEYS = ("min", "max", *RELATIVE_KEYS, "layers")
 LABEL_MODES = ("auto", "folder", "wnid", "none")
 MATCH_KEYS = ("by_name", "by_order")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -35,10 +38,15 @@ _LAYER = re.compile(r"^(representation|pre_projection|blocks\.-?\d+|module:[A-Za
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-def load_spec(file: Path, registries: Registries, env: Mapping[str, str] | None = None) -> AuditSpec:
-    """Parse and validate ``file``; raise :class:`SpecError` listing every problem."""
+def load_spec(file: Path, registries: Registries, env: Mapping[str, str] | None = None,
+              text: str | None = None) -> AuditSpec:
+    """Parse and validate ``file``; raise :class:`SpecError` listing every problem.
+
+    With ``text``, that YAML is validated instead of the file's content, as if it were at ``file``
+    (relative paths resolve against ``file``'s folder): how inline specs in tests are loaded.
+    """
     file = Path(file)
-    doc, problems = load_doc(file, env)
+    doc, problems = load_doc(file, env, text)
     if not problems:
         spec = _Validator(doc, registries, problems).spec()
         if not problems and spec is not None:
@@ -128,17 +136,46 @@ class _Validator:
             self.problem(("device",), f"{device!r} is not a device", "use auto, cpu, cuda, cuda:N or mps")
         precision = self.choice(top.get("precision", "fp32"), ("precision",), PRECISIONS)
         seed = self.integer(top.get("seed", 0), ("seed",), 0)
-        model = self.model(top["model"]) if "model" in top else None
+        model = self.model(top["model"], ("model",)) if "model" in top else None
         data = self.data(top["data"]) if "data" in top else None
         layers = self.layers(top.get("layers", list(DEFAULT_LAYERS)))
+        reference = self.reference(top["reference"]) if top.get("reference") is not None else None
         checks = self.checks(top["checks"], layers) if "checks" in top else ()
+        relative = [c for c in checks if c.relative]
+        if relative and reference is None and "reference" not in top:
+            self.problem(("checks", relative[0].metric), "relative bounds (min_ratio, max_ratio, min_delta, max_delta) "
+                         "need something to compare with", "add a top-level 'reference:' with 'model:' or 'baseline:'")
         if self.problems or model is None or data is None:
             return None
         return AuditSpec(path=self.file, name=str(name), model=model, data=data, layers=layers, checks=checks,
-                         device=device, precision=precision or "fp32", seed=seed or 0)
+                         device=device, precision=precision or "fp32", seed=seed or 0, reference=reference)
 
-    def model(self, value: Any) -> ModelSpec | None:
-        path = ("model",)
+    def reference(self, value: Any) -> ReferenceSpec | None:
+        path = ("reference",)
+        section = self.mapping(value, path, REFERENCE_KEYS)
+        if section is None:
+            return None
+        if ("model" in section) == ("baseline" in section):
+            self.problem(path, "give exactly one of 'model' (a model audited alongside) or 'baseline' (a stored record)",
+                         "e.g. reference: {baseline: baselines/my_model.json}")
+            return None
+        entry = section.get("entry")
+        if entry is not None:
+            self.typed(entry, path + ("entry",), (str,), "the audit name inside the baseline record")
+        if "model" in section:
+            model = self.model(section["model"], path + ("model",))
+            return ReferenceSpec(model=model, where=self.where(path)) if model else None
+        text = self.typed(section["baseline"], path + ("baseline",), (str,), "a path to a JSON record")
+        if text is None:
+            return None
+        file = (self.base / Path(text).expanduser()).resolve()
+        if not file.parent.is_dir():
+            self.problem(path + ("baseline",), f"the folder of '{text}' does not exist ({file.parent})",
+                         "create the folder; the file itself is written by --audit-save-baseline")
+            return None
+        return ReferenceSpec(baseline=file, entry=entry if isinstance(entry, str) else None, where=self.where(path))
+
+    def model(self, value: Any, path: tuple) -> ModelSpec | None:
         section = self.mapping(value, path, MODEL_KEYS, required=("source",))
         if section is None or "source" not in section:
             return None
@@ -150,7 +187,7 @@ class _Validator:
             return None
         for key in sources.get(source_name).required:
             if key not in section:
-                self.problem(path, f"source '{source_name}' needs the key '{key}'", f"add '{key}:' under model")
+                self.problem(path, f"source '{source_name}' needs the key '{key}'", f"add '{key}:' under {dotted(path)}")
         name = section.get("name")
         if name is not None:
             self.typed(name, path + ("name",), (str,), "a model name (string)")
@@ -165,11 +202,12 @@ class _Validator:
             self.problem(path + ("options",), f"expected a mapping of keyword arguments, got {_kind(options)}",
                          "write options as 'name: value' lines")
             options = {}
-        checkpoint = self.checkpoint(section["checkpoint"]) if section.get("checkpoint") is not None else None
+        checkpoint = self.checkpoint(section["checkpoint"], path + ("checkpoint",)) if section.get("checkpoint") is not None else None
         if checkpoint is not None and pretrained not in (None, False):
             self.problem(path + ("pretrained",), "both 'pretrained' (hub weights) and 'checkpoint' (local weights) are set",
                          "keep one: 'checkpoint' for a local file, 'pretrained' to download")
-        preprocess = self.preprocess(section["preprocess"]) if section.get("preprocess") is not None else PreprocessSpec()
+        preprocess = (self.preprocess(section["preprocess"], path + ("preprocess",))
+                      if section.get("preprocess") is not None else PreprocessSpec())
         cache_dir = None
         if section.get("cache_dir") is not None:
             text = self.typed(section["cache_dir"], path + ("cache_dir",), (str,), "a folder path")
@@ -196,8 +234,7 @@ class _Validator:
             return None
         return text
 
-    def checkpoint(self, value: Any) -> CheckpointSpec | None:
-        path = ("model", "checkpoint")
+    def checkpoint(self, value: Any, path: tuple) -> CheckpointSpec | None:
         if isinstance(value, str):
             value = {"path": value}
             file = self.existing_path(value["path"], path, want_dir=False)
@@ -223,8 +260,7 @@ class _Validator:
             return None
         return CheckpointSpec(file, match_keys or "by_name", bool(trusted), where=self.where(path))
 
-    def preprocess(self, value: Any) -> PreprocessSpec:
-        path = ("model", "preprocess")
+    def preprocess(self, value: Any, path: tuple) -> PreprocessSpec:
         section = self.mapping(value, path, PREPROCESS_KEYS) or {}
         triples = {}
         for key in ("mean", "std"):
@@ -324,20 +360,31 @@ class _Validator:
         section = self.mapping(entry, path, allowed)
         if section is None:
             return []
-        bounds = {}
-        for key in ("min", "max"):
+        bounds: dict[str, float] = {}
+        for key in ("min", "max", *RELATIVE_KEYS):
             if section.get(key) is not None:
-                bounds[key] = self.typed(section[key], path + (key,), (int, float), "a number")
-        if not bounds:
-            self.problem(path, "the check has no bound, so it could never fail", "add min:, max: or both")
+                number = self.typed(section[key], path + (key,), (int, float), "a number")
+                if number is not None and number != number:
+                    self.problem(path + (key,), "the bound is NaN", "use a number")
+                elif number is not None:
+                    bounds[key] = float(number)
+        if not any(k in section for k in ("min", "max", *RELATIVE_KEYS)):
+            self.problem(path, "the check has no bound, so it could never fail",
+                         "add min:, max: or both (or a relative bound: min_ratio, max_ratio, min_delta, max_delta)")
+            return []
+        crossed = False
+        for low, high in (("min", "max"), ("min_ratio", "max_ratio"), ("min_delta", "max_delta")):
+            if low in bounds and high in bounds and bounds[low] > bounds[high]:
+                self.problem(path, f"{low} {bounds[low]:g} is greater than {high} {bounds[high]:g}, so no value can pass",
+                             "swap or correct the bounds")
+                crossed = True
+        for key in ("min_ratio", "max_ratio"):
+            if bounds.get(key, 1.0) < 0:
+                self.problem(path + (key,), "a ratio bound must not be negative", "e.g. min_ratio: 0.8 keeps 80% of the reference")
+                crossed = True
+        if crossed:
             return []
         lo, hi = bounds.get("min"), bounds.get("max")
-        if lo is not None and hi is not None and lo > hi:
-            self.problem(path, f"min {lo} is greater than max {hi}, so no value can pass", "swap or correct the bounds")
-            return []
-        if any(v is not None and v != v for v in (lo, hi)):
-            self.problem(path, "a bound is NaN", "use a number")
-            return []
         params = {}
         for pname, param in metric.params.items():
             if pname in section:
@@ -360,8 +407,9 @@ class _Validator:
                              f"layer {layer!r} is not among the spec's layers ({', '.join(layers)}).{suggest(str(layer), layers)}",
                              f"add it to the top-level 'layers:' list")
                 continue
-            out.append(CheckSpec(metric.name, layer, None if lo is None else float(lo),
-                                 None if hi is None else float(hi), params, self.where(path)))
+            out.append(CheckSpec(metric.name, layer, lo, hi, params, self.where(path),
+                                 min_ratio=bounds.get("min_ratio"), max_ratio=bounds.get("max_ratio"),
+                                 min_delta=bounds.get("min_delta"), max_delta=bounds.get("max_delta")))
         return out
 
 

@@ -106,7 +106,12 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class CheckSpec:
-    """One assertion: ``metric`` on ``layer`` within ``[min, max]``; becomes one pytest item."""
+    """One assertion: ``metric`` on ``layer`` within its bounds; becomes one pytest item.
+
+    Absolute bounds are ``min``/``max``.  Relative bounds compare with the spec's ``reference``
+    (another model, or a stored baseline): ``min_ratio``/``max_ratio`` bound value ÷ reference,
+    ``min_delta``/``max_delta`` bound value − reference.
+    """
 
     metric: str
     layer: str
@@ -114,10 +119,38 @@ class CheckSpec:
     max: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
     where: Located | None = None
+    min_ratio: float | None = None
+    max_ratio: float | None = None
+    min_delta: float | None = None
+    max_delta: float | None = None
 
     @property
     def name(self) -> str:
         return self.metric
+
+    @property
+    def relative(self) -> bool:
+        return any(v is not None for v in (self.min_ratio, self.max_ratio, self.min_delta, self.max_delta))
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """What relative bounds compare against: a model audited in the same run, or a stored baseline.
+
+    ``model`` is audited on the same probe data, layers, device, precision and seed as the
+    candidate.  ``baseline`` is a JSON record written by ``--audit-save-baseline``; ``entry`` names
+    the audit inside it (default: the spec's own name).
+    """
+
+    model: ModelSpec | None = None
+    baseline: Path | None = None
+    entry: str | None = None
+    where: Located | None = None
+
+    def describe(self) -> str:
+        if self.model is not None:
+            return f"reference model {self.model.describe()}"
+        return f"baseline {self.baseline}"
 
 
 @dataclass(frozen=True)
@@ -133,3 +166,4 @@ class AuditSpec:
     device: str = "auto"
     precision: str = "fp32"
     seed: int = 0
+    reference: ReferenceSpec | None = None

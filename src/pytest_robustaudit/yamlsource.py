@@ -58,18 +58,19 @@ def dotted(path: tuple) -> str:
     return out
 
 
-def load_doc(file: Path, env: Mapping[str, str] | None = None) -> tuple[Doc, list[Problem]]:
-    """Parse ``file``; return the document and every problem found (never raises for bad YAML)."""
+def load_doc(file: Path, env: Mapping[str, str] | None = None, text: str | None = None) -> tuple[Doc, list[Problem]]:
+    """Parse ``file`` (or ``text``, named ``file`` in messages); return the document and every problem."""
     env = os.environ if env is None else env
     problems: list[Problem] = []
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        return Doc(file, None), [Problem(file, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                                         "save the spec as UTF-8 YAML")]
-    except OSError as exc:
-        return Doc(file, None), [Problem(file, None, "", f"cannot read the file: {exc.strerror or exc}",
-                                         "check that the file exists and is readable")]
+    if text is None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            return Doc(file, None), [Problem(file, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                                             "save the spec as UTF-8 YAML")]
+        except OSError as exc:
+            return Doc(file, None), [Problem(file, None, "", f"cannot read the file: {exc.strerror or exc}",
+                                             "check that the file exists and is readable")]
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -91,7 +92,8 @@ def _convert(node: yaml.Node, path: tuple, doc: Doc, problems: list[Problem], en
     line = node.start_mark.line + 1
     doc.lines.setdefault(path, line)
     if node.tag not in _STANDARD_TAGS:
-        problems.append(Problem(doc.file, line, dotted(path), f"YAML tag '{node.tag}' is not allowed",
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        problems.append(Problem(doc.file, line, dotted(path), f"YAML tag '{tag}' is not allowed",
                                 "remove the tag: specs hold plain data, tags that construct objects are refused"))
         return None
     if isinstance(node, yaml.MappingNode):
