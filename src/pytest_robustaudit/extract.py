@@ -92,13 +92,18 @@ class _Runner:
         self.on_oom = on_oom
 
     def run(self, images: "torch.Tensor") -> None:
+        import torch
+
         size = images.shape[0]
         chunk = min(size, self.chunk or size)
         start = 0
         while start < size:
             part = images[start:start + chunk]
             try:
-                outputs = self.model.layers.forward(part.to(self.device, non_blocking=True), self.layers)
+                batch = part.to(self.device, non_blocking=True)
+                if batch.ndim == 4:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                outputs = self.model.layers.forward(batch, self.layers)
             except Exception as error:  # noqa: BLE001 - only OOM is handled, the rest re-raised
                 if not is_out_of_memory(error) or chunk == 1:
                     raise
@@ -122,9 +127,12 @@ class _Runner:
 def extract(model: "LoadedModel", batches: Iterable["torch.Tensor"], layers: Sequence[str], device: str,
             precision: str, seed: int = 0) -> Extraction:
     """Stream ``batches`` ([B,3,H,W] tensors on the CPU) through ``model``; summarise ``layers``."""
+    import torch
+
     notes: list[str] = []
     accumulators = {name: LayerAccumulator(name, rotation_seed=seed) for name in layers}
-    module = model.module.to(device).eval()
+    # channels_last runs convolutions ~1.6x faster on CPUs and suits cuDNN; a no-op for transformers
+    module = model.module.to(device=device, memory_format=torch.channels_last).eval()
     runner = _Runner(model, layers, device, accumulators,
                      on_oom=lambda size: notes.append(f"out of memory on {device}: batch split to {size}"))
     try:
