@@ -62,7 +62,7 @@ def test_valid_spec(folder, registries):
         ("kurtosis_mean", "representation", 3.0, None, {}),
         ("kurtosis_mean", "blocks.-1", 3.0, None, {}),
         ("outlier_count", "representation", None, 0.0, {"factor": 100.0}),
-        ("outlier_count", "blocks.-1", None, 5.0, {}),
+        ("outlier_count", "blocks.-1", None, 5.0, {"factor": 10.0}),
     ]
     assert spec.checks[0].where.line == 12
     with pytest.raises(Exception):

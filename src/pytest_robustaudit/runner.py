@@ -137,7 +137,9 @@ class AuditSession:
         if ref is None:
             return None
         if ref.model is not None:
-            key = (ref.model, spec.data, spec.layers, spec.precision, spec.seed)
+            # the same reference model on the same probe setup is audited once, whichever spec asks
+            key = repr((dataclasses.replace(ref.model, where=None), dataclasses.replace(spec.data, where=None),
+                        spec.layers, spec.precision, spec.seed))
             if key not in self._references:
                 twin = dataclasses.replace(spec, name=f"{spec.name} (reference)", model=ref.model, checks=(),
                                            reference=None)

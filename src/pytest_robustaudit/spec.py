@@ -168,11 +168,7 @@ class _Validator:
         text = self.typed(section["baseline"], path + ("baseline",), (str,), "a path to a JSON record")
         if text is None:
             return None
-        file = (self.base / Path(text).expanduser()).resolve()
-        if not file.parent.is_dir():
-            self.problem(path + ("baseline",), f"the folder of '{text}' does not exist ({file.parent})",
-                         "create the folder; the file itself is written by --audit-save-baseline")
-            return None
+        file = (self.base / Path(text).expanduser()).resolve()   # may not exist yet: --audit-save-baseline writes it
         return ReferenceSpec(baseline=file, entry=entry if isinstance(entry, str) else None, where=self.where(path))
 
     def model(self, value: Any, path: tuple) -> ModelSpec | None:
@@ -385,7 +381,7 @@ class _Validator:
         if crossed:
             return []
         lo, hi = bounds.get("min"), bounds.get("max")
-        params = {}
+        params = {name: param.default for name, param in metric.params.items()}  # explicit in every message
         for pname, param in metric.params.items():
             if pname in section:
                 kinds = (int, float) if param.type is float else (param.type,)
