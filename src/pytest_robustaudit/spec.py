@@ -298,7 +298,11 @@ class _Validator:
             discover(dataclasses.replace(spec, where=None))
         except DataError as error:
             message, _, fix = str(error).partition("\n    fix: ")
-            self.problem(path + ("path",), message, fix or "point data.path at a folder of images")
+            key, sep, rest = message.partition(": ")   # the data stage names its key ("data.labels: ...")
+            located = path + ("path",)
+            if sep and key.startswith("data."):
+                located, message = tuple(key.split(".")), rest
+            self.problem(located, message, fix or "point data.path at a folder of images")
             return None
         return spec
 
