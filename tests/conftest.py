@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 
+# In-process pytester runs restore sys.modules afterwards; a C extension first imported inside
+# one run cannot be imported again in the next.  Import the heavy libraries up front.
+import timm  # noqa: E402,F401
+import torch  # noqa: E402,F401
+import torchvision  # noqa: E402,F401
+
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[1]

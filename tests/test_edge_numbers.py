@@ -34,6 +34,8 @@ class Fixed(nn.Module):
             return torch.ones(x.shape[0], 16) * self.scale
         if self.kind == "d1":
             return pooled[:, :1]
+        if self.kind == "raise":
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x2)")
         return torch.cat([pooled, pooled ** 2, pooled ** 3, torch.sin(pooled * 7)], dim=1)
 
 
@@ -110,3 +112,13 @@ def test_unreadable_images_are_skipped_and_counted(pytester, images):
     result = pytester.runpytest("--audit", "spec.yaml")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*images: 4 from*1 unreadable skipped*"])
+
+
+def test_a_failing_forward_is_one_plain_message(pytester, images):
+    write_spec(pytester, "raise", "kurtosis_mean: {min: 0}\noutlier_count: {max: 3}\n")
+    result = pytester.runpytest("--audit", "spec.yaml")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*the forward pass of factory:*edge_factory.py:build failed on a batch of shape "
+                                 "[[]4, 3, 16, 16[]]: RuntimeError: mat1 and mat2 shapes cannot be multiplied*"
+                                 "(raised at *edge_factory.py:*)"])
+    assert "Traceback" not in result.stdout.str()

@@ -62,15 +62,19 @@ def test_out_of_memory_halves_the_batch_and_remembers():
     np.testing.assert_allclose(result.layers["representation"].kurtosis, reference.kurtosis, rtol=1e-5)
 
 
-def test_other_errors_are_not_swallowed():
+def test_other_errors_are_explained_not_swallowed():
+    from pytest_robustaudit.errors import AuditError
+
     model = loaded()
 
     def broken(images, names):
         raise ValueError("shape mismatch in user model")
 
     model.layers.forward = broken
-    with pytest.raises(ValueError, match="user model"):
+    with pytest.raises(AuditError, match=r"forward pass of linear failed on a batch of shape \[4, 3, 4, 4\]: "
+                                         r"ValueError: shape mismatch in user model \(raised at .*test_extract.py") as raised:
         extract(model, batches(4), ["representation"], "cpu", "fp32")
+    assert isinstance(raised.value.__cause__, ValueError)
 
 
 def test_bf16_runs_under_autocast_and_fp32_keeps_tf32_off():

@@ -104,9 +104,9 @@ class _Runner:
                 if batch.ndim == 4:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 outputs = self.model.layers.forward(batch, self.layers)
-            except Exception as error:  # noqa: BLE001 - only OOM is handled, the rest re-raised
+            except Exception as error:  # noqa: BLE001 - OOM is retried, the rest explained
                 if not is_out_of_memory(error) or chunk == 1:
-                    raise
+                    raise _forward_failed(self.model, part, error) from error
                 self._release()
                 chunk = max(1, chunk // 2)
                 self.chunk = chunk
@@ -122,6 +122,23 @@ class _Runner:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _forward_failed(model: "LoadedModel", images: "torch.Tensor", error: Exception) -> Exception:
+    """An AuditError saying which model failed on what input, with the innermost frame that raised."""
+    import traceback
+
+    from .errors import AuditError, LayerError
+
+    if isinstance(error, AuditError):
+        return error
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" (raised at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    hint = ("out of memory even with one image: use a smaller model or another device"
+            if is_out_of_memory(error) else
+            "check that the model's eval transform (model.preprocess) gives the input size it expects")
+    return AuditError(f"the forward pass of {model.description} failed on a batch of shape "
+                      f"{list(images.shape)}: {type(error).__name__}: {error}{where}\n  {hint}")
 
 
 def extract(model: "LoadedModel", batches: Iterable["torch.Tensor"], layers: Sequence[str], device: str,
