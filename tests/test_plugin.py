@@ -138,3 +138,17 @@ def test_spec_line_in_report_location(pytester, tiny_checkpoints):
     pytester.makefile(".yaml", spec=spec_text(tiny_checkpoints["plain"], "kurtosis_mean: {min: 1000000}\n"))
     result = run(pytester, "--audit", "spec.yaml", "-rf")
     result.stdout.fnmatch_lines(["FAILED spec.yaml::representation::kurtosis_mean*"])
+
+
+def test_a_metric_registered_twice_is_a_clear_error(pytester, tiny_checkpoints):
+    pytester.makeconftest("""
+        from pytest_robustaudit import Metric, MetricValue
+
+        def pytest_robustaudit_register_metrics(metrics):
+            metrics.register(Metric("kurtosis_mean", lambda stats: MetricValue(1.0), "mine"))
+    """)
+    pytester.makefile(".yaml", spec=spec_text(tiny_checkpoints["plain"], PASSING))
+    result = run(pytester, "--audit", "spec.yaml")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*metric 'kurtosis_mean' is registered twice: by robustaudit-builtin "
+                                 "and by *conftest.py. Rename one of them*"])

@@ -12,7 +12,7 @@ def pytest_robustaudit_register_metrics(metrics):
     from .metrics import BUILTIN_METRICS
 
     for metric in BUILTIN_METRICS:
-        metrics.register(metric, owner="pytest-robustaudit")
+        metrics.register(metric)
 
 
 @hookimpl
@@ -20,4 +20,4 @@ def pytest_robustaudit_register_model_sources(sources):
     from .models import BUILTIN_SOURCES
 
     for source in BUILTIN_SOURCES:
-        sources.register(source, owner="pytest-robustaudit")
+        sources.register(source)

@@ -25,7 +25,7 @@ class MetricRegistry(Registry):
 
         if not isinstance(metric, Metric):
             raise RegistryError(f"register a pytest_robustaudit.Metric, not {type(metric).__name__}")
-        return super().register(metric.name, metric, owner)
+        return super().register(metric.name, metric, owner)  # type: ignore[arg-type]
 
 
 class SourceRegistry(Registry):
@@ -53,9 +53,23 @@ class Registries:
 def collect(hook: Any) -> Registries:
     """Fill fresh registries by calling the registration hooks on ``hook`` (a pluggy hook relay)."""
     found = Registries(MetricRegistry(), SourceRegistry(), hook)
-    hook.pytest_robustaudit_register_metrics(metrics=found.metrics)
-    hook.pytest_robustaudit_register_model_sources(sources=found.sources)
+    _call_each(hook.pytest_robustaudit_register_metrics, found.metrics, "metrics")
+    _call_each(hook.pytest_robustaudit_register_model_sources, found.sources, "sources")
     return found
+
+
+def _call_each(caller: Any, registry: Registry, argname: str) -> None:
+    """Call every implementation in pluggy's order, telling the registry whose it is.
+
+    One implementation at a time, so that a name registered twice is reported with both owners
+    (e.g. ``robustaudit-builtin`` and ``/project/conftest.py``).
+    """
+    for impl in reversed(caller.get_hookimpls()):  # pluggy calls the last registered first
+        registry.current_owner = impl.plugin_name
+        try:
+            impl.function(**{name: registry for name in impl.argnames if name == argname})
+        finally:
+            registry.current_owner = ""
 
 
 def standalone(plugins: Iterable[object] = ()) -> Registries:

@@ -32,9 +32,12 @@ class Registry(Generic[T]):
         self.kind = kind
         self._items: dict[str, T] = {}
         self._owners: dict[str, str] = {}
+        #: who is registering right now (set while each plugin's hook runs), for duplicate errors
+        self.current_owner = ""
 
     def register(self, name: str, item: T, owner: str = "") -> T:
         """Add ``item`` under ``name``; a second registration of the same name is an error."""
+        owner = owner or self.current_owner
         if not isinstance(name, str) or not name:
             raise RegistryError(f"a {self.kind} needs a non-empty string name, got {name!r}")
         if name in self._items:
