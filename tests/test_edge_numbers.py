@@ -34,6 +34,8 @@ class Fixed(nn.Module):
             return torch.ones(x.shape[0], 16) * self.scale
         if self.kind == "d1":
             return pooled[:, :1]
+        if self.kind == "interrupt" and not __import__("os").environ.get("LET_IT_RUN"):
+            raise KeyboardInterrupt
         if self.kind == "raise":
             raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x2)")
         return torch.cat([pooled, pooled ** 2, pooled ** 3, torch.sin(pooled * 7)], dim=1)
@@ -122,3 +124,19 @@ def test_a_failing_forward_is_one_plain_message(pytester, images):
                                  "[[]4, 3, 16, 16[]]: RuntimeError: mat1 and mat2 shapes cannot be multiplied*"
                                  "(raised at *edge_factory.py:*)"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_interrupted_run_saves_no_baseline_and_a_rerun_completes(pytester, images, monkeypatch):
+    write_spec(pytester, "interrupt", "kurtosis_mean: {min_ratio: 0.5}\n")
+    spec = pytester.path / "spec.yaml"
+    spec.write_text(spec.read_text().replace("device: cpu", "device: cpu\nreference: {baseline: base.json}"))
+    result = pytester.runpytest_subprocess("--audit", "spec.yaml", "--audit-save-baseline")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*run interrupted, no baseline saved*"])
+    assert not (pytester.path / "base.json").exists()
+    assert not list(pytester.path.glob(".base.json*"))
+    monkeypatch.setenv("LET_IT_RUN", "1")
+    rerun = pytester.runpytest_subprocess("--audit", "spec.yaml", "--audit-save-baseline")
+    rerun.assert_outcomes(skipped=1)
+    assert (pytester.path / "base.json").exists()
+    pytester.runpytest_subprocess("--audit", "spec.yaml").assert_outcomes(passed=1)

@@ -25,6 +25,7 @@ audit_paths_key = pytest.StashKey[list]()
 session_key = pytest.StashKey[AuditSession]()
 registries_key = pytest.StashKey[Registries]()
 saved_baselines_key = pytest.StashKey[list]()
+baseline_note_key = pytest.StashKey[str]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -111,6 +112,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     from .record import write_record
 
+    if session.exitstatus == pytest.ExitCode.INTERRUPTED:  # partial runs never become a baseline
+        config.stash[saved_baselines_key] = []
+        config.stash[baseline_note_key] = "robustaudit: run interrupted, no baseline saved"
+        return
     audits = config.stash[session_key]
     for result in audits.results():
         reference = audits.spec(result.spec_path).reference
@@ -122,6 +127,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     for path in config.stash.get(saved_baselines_key, []):
         terminalreporter.write_line(f"robustaudit: baseline saved to {path}")
+    if baseline_note_key in config.stash:
+        terminalreporter.write_line(config.stash[baseline_note_key])
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
