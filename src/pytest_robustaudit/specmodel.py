@@ -48,6 +48,11 @@ class PreprocessSpec:
     std: tuple[float, float, float] | None = None
     interpolation: str | None = None
 
+    def overrides(self) -> dict[str, Any]:
+        """The overrides that are set, by name (``mean``, ``std``, ``interpolation``)."""
+        fields = (("mean", self.mean), ("std", self.std), ("interpolation", self.interpolation))
+        return {name: value for name, value in fields if value is not None}
+
 
 @dataclass(frozen=True)
 class ModelSpec:

@@ -80,13 +80,7 @@ def _create_kwargs(spec: "ModelSpec", tag_cfg: dict[str, Any]) -> dict[str, Any]
                          ("image_interpolation", "interpolation"), ("image_resize_mode", "resize_mode")):
         if tag_cfg.get(theirs) is not None:
             kwargs[ours] = tag_cfg[theirs]
-    pre = spec.preprocess
-    if pre.mean is not None:
-        kwargs["image_mean"] = tuple(pre.mean)
-    if pre.std is not None:
-        kwargs["image_std"] = tuple(pre.std)
-    if pre.interpolation is not None:
-        kwargs["image_interpolation"] = pre.interpolation
+    kwargs.update({f"image_{name}": value for name, value in spec.preprocess.overrides().items()})
     kwargs.update(spec.options)
     if spec.cache_dir is not None:
         kwargs["cache_dir"] = str(spec.cache_dir)

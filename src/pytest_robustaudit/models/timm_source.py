@@ -60,13 +60,7 @@ def _transform(model: Any, spec: "ModelSpec") -> Any:
     from timm.data import create_transform, resolve_data_config
 
     cfg = resolve_data_config({}, model=model)
-    pre = spec.preprocess
-    if pre.mean is not None:
-        cfg["mean"] = tuple(pre.mean)
-    if pre.std is not None:
-        cfg["std"] = tuple(pre.std)
-    if pre.interpolation is not None:
-        cfg["interpolation"] = pre.interpolation
+    cfg.update(spec.preprocess.overrides())
     return create_transform(**cfg, is_training=False)
 
 
