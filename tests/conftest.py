@@ -68,3 +68,34 @@ def spec_text(checkpoint: Path, checks: str, data: Path = PHOTOS, extra: str = "
         device: cpu
         checks:
         """) + textwrap.indent(textwrap.dedent(checks), "  ") + textwrap.dedent(extra)
+
+
+#: open_clip architectures of the online example specs, built with random weights for offline tests
+CLIP_ARCHS = ("RN50", "ViT-B-32")
+
+
+@pytest.fixture(scope="session")
+def clip_checkpoints(tmp_path_factory) -> dict[str, dict]:
+    """Random-init open_clip RN50 and ViT-B-32 (seed 1234), each saved in open_clip's own format
+    (``torch.save({"state_dict": ...})``, ``clip.pt``) and as ``clip.safetensors``.
+
+    Returns ``{arch: {"pt": path, "safetensors": path, "fingerprint": content fingerprint}}``.  The
+    models themselves are dropped once saved (about 6 s and 0.4-0.6 GB each).
+    """
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    from pytest_robustaudit.models.checkpoints import fingerprint_state_dict
+
+    found = {}
+    for arch in CLIP_ARCHS:
+        folder = tmp_path_factory.mktemp(f"clip-{arch}")
+        torch.manual_seed(1234)
+        state = open_clip.create_model(arch, pretrained=None).state_dict()
+        torch.save({"state_dict": state}, folder / "clip.pt")
+        save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "clip.safetensors"))
+        found[arch] = {"pt": folder / "clip.pt", "safetensors": folder / "clip.safetensors",
+                       "fingerprint": fingerprint_state_dict(state)}
+        del state
+    return found

@@ -262,6 +262,8 @@ def hub_unreachable(monkeypatch):
          "python -c \"import open_clip; open_clip.create_model_and_transforms('RN50', pretrained='openai'"),
         (dict(source="timm", name="resnet50.tv_in1k", pretrained=True),
          "python -c \"import timm; timm.create_model('resnet50.tv_in1k', pretrained=True"),
+        (dict(source="open_clip", name="hf-hub:timm/vit_base_patch32_clip_224.openai"),
+         "python -c \"import open_clip; open_clip.create_model_and_transforms('hf-hub:timm/vit_base_patch32_clip_224.openai'"),
     ],
 )
 def test_hub_download_fails_fast_offline(tmp_path, sources, hub_unreachable, spec, snippet):

@@ -199,9 +199,6 @@ class _Validator:
                          "write options as 'name: value' lines")
             options = {}
         checkpoint = self.checkpoint(section["checkpoint"], path + ("checkpoint",)) if section.get("checkpoint") is not None else None
-        if checkpoint is not None and pretrained not in (None, False):
-            self.problem(path + ("pretrained",), "both 'pretrained' (hub weights) and 'checkpoint' (local weights) are set",
-                         "keep one: 'checkpoint' for a local file, 'pretrained' to download")
         preprocess = (self.preprocess(section["preprocess"], path + ("preprocess",))
                       if section.get("preprocess") is not None else PreprocessSpec())
         cache_dir = None

@@ -18,6 +18,7 @@ the case when d = 1) have no defined kurtosis and are counted as such.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -79,8 +80,13 @@ def row_kurtosis(h: "torch.Tensor") -> "torch.Tensor":
     return torch.where(constant, torch.full_like(out, float("nan")), out)
 
 
+@functools.lru_cache(maxsize=4)
 def random_rotation(dim: int, seed: int) -> "torch.Tensor":
-    """A fixed Haar-random orthogonal matrix [d, d] in float64 on the CPU (QR with sign fix)."""
+    """A fixed Haar-random orthogonal matrix [d, d] in float64 on the CPU (QR with sign fix).
+
+    Cached: layers of the same width (and reference models) share one QR, which dominates the
+    cost of small audits at d ≥ 2048.  Callers must not modify the returned tensor.
+    """
     import torch
 
     gen = torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + int(dim))

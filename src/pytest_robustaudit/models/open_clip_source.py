@@ -146,14 +146,17 @@ class OpenClipSource:
         arch, tag, tag_cfg = _validate(spec)
         kwargs = _create_kwargs(spec, tag_cfg)
         download = tag is not None and spec.checkpoint is None
+        from_hub = arch.startswith("hf-hub:")  # even its config comes from the hub
         try:
             with seeded():
-                if download:
+                if download or from_hub:
                     cache = f", cache_dir={str(spec.cache_dir)!r}" if spec.cache_dir else ""
+                    wanted = f", pretrained='{tag}'" if download else ""
                     snippet = ("python -c \"import open_clip; open_clip.create_model_and_transforms("
-                               f"'{arch}', pretrained='{tag}'{cache})\"")
+                               f"'{arch}'{wanted}{cache})\"")
                     with hub_download(spec.describe(), snippet, spec.cache_dir):
-                        model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=tag, **kwargs)
+                        model, _, preprocess = open_clip.create_model_and_transforms(
+                            arch, pretrained=tag if download else None, **kwargs)
                 else:
                     model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None, **kwargs)
         except ModelLoadError:
