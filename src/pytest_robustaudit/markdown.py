@@ -18,7 +18,7 @@ def _cell(text: object) -> str:
     return value.replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_markdown(results: list[AuditResult], errors: dict[Path, str] | None = None,
+def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = None,
                     report_path: Path | None = None) -> str:
     errors = errors or {}
     failed = sum(not c.passed and not c.skip_reason for r in results for c in r.checks)
@@ -38,7 +38,7 @@ def render_markdown(results: list[AuditResult], errors: dict[Path, str] | None =
         lines.append(f"| {_cell(result.name)} | `{_cell(result.model)}` | {result.n_images} | {_cell(result.device)} "
                      f"| {kurt} | {outl} | {mark} {passed}/{len(result.checks)} |")
     for path, message in errors.items():
-        lines.append(f"| {_cell(path.name)} | – | – | – | – | – | ❌ error |")
+        lines.append(f"| {_cell(Path(path).name)} | – | – | – | – | – | ❌ error |")
     problems = [(r, c) for r in results for c in r.checks if not c.passed and not c.skip_reason]
     if problems or errors:
         lines += ["", "### Failures", ""]
@@ -47,7 +47,7 @@ def render_markdown(results: list[AuditResult], errors: dict[Path, str] | None =
             lines.append(f"- **{_cell(result.name)}** · `{check.layer}::{check.metric}`: {_cell(first)}")
             lines += [f"  {_cell(line.strip())}" for line in rest if line.strip().startswith(("required", "candidate"))]
         for path, message in errors.items():
-            lines.append(f"- **{_cell(path.name)}**: {_cell(message.splitlines()[0])}")
+            lines.append(f"- **{_cell(Path(path).name)}**: {_cell(message.splitlines()[0])}")
     if report_path is not None:
         lines += ["", f"Full report: `{_cell(report_path)}`"]
     return "\n".join(lines) + "\n"

@@ -26,6 +26,7 @@ session_key = pytest.StashKey[AuditSession]()
 registries_key = pytest.StashKey[Registries]()
 saved_baselines_key = pytest.StashKey[list]()
 baseline_note_key = pytest.StashKey[str]()
+errors_shown_key = pytest.StashKey[dict]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -44,6 +45,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(relative checks compare with the previous baseline if there is one, else are skipped).")
     group.addoption("--audit-device", dest="audit_device", default=None, metavar="DEVICE",
                     help="run every audit on DEVICE (auto, cpu, cuda, cuda:N, mps), overriding the specs' 'device'.")
+    group.addoption("--audit-report", dest="audit_report", default=None, metavar="PATH",
+                    help="write the HTML report of the audits to PATH (default with --audit: robustaudit-report.html "
+                         "in the current folder; 'none' turns it off).")
+    group.addoption("--no-audit-report", dest="audit_report", action="store_const", const="none",
+                    help="do not write the HTML report.")
+    group.addoption("--audit-markdown", dest="audit_markdown", default=None, metavar="PATH",
+                    help="write a Markdown summary (table of audits, each failure) to PATH, e.g. $GITHUB_STEP_SUMMARY.")
+    group.addoption("--audit-json", dest="audit_json", default=None, metavar="PATH",
+                    help="write the audits' results as a versioned JSON record to PATH (schema: docs/report.md).")
     parser.addini("audit_paths", type="paths", default=[],
                   help="default spec paths for a bare '--audit' (relative to the ini file)")
     parser.addini("audit_device", default="", help="default for --audit-device")
@@ -54,6 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.pluginmanager.register(builtin, "robustaudit-builtin")
     config.pluginmanager.register(fixtures, "robustaudit-fixtures")
+    from . import reporting_plugin
+    config.pluginmanager.register(reporting_plugin, "robustaudit-reporting")
     config.addinivalue_line("markers", "xdist_group(name): audit items of one spec share a worker (pytest-xdist)")
     config.addinivalue_line("markers", "audit_spec(path): the audit spec whose results the audit_run fixture gives")
     requested = config.getoption("audit_paths")
@@ -189,7 +201,15 @@ class AuditItem(pytest.Item):
             raise CheckFailed(outcome.message)
 
     def repr_failure(self, excinfo, style=None):
-        if isinstance(excinfo.value, (CheckFailed, AuditError)):
+        if isinstance(excinfo.value, CheckFailed):
+            return f"{self.spec.name}: {excinfo.value}"
+        if isinstance(excinfo.value, AuditError):
+            # the audit could not run: every item of the spec fails with it; say it in full once
+            shown = self.config.stash.setdefault(errors_shown_key, {})
+            first = shown.setdefault(self.spec.path, self.nodeid)
+            if first != self.nodeid:
+                headline = str(excinfo.value).splitlines()[0]
+                return f"{self.spec.name}: {headline}\n  (the full message is under {first})"
             return f"{self.spec.name}: {excinfo.value}"
         return super().repr_failure(excinfo, style)
 

@@ -25,7 +25,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -182,10 +181,24 @@ def record_to_dict(results: Iterable[AuditResult], run_info: dict[str, Any] | No
     }
 
 
+def _pretty(value: Any, depth: int = 0) -> str:
+    """JSON with one key per line but every array of numbers/strings on a single line (diffable, compact)."""
+    pad, inner = " " * depth, " " * (depth + 1)
+    if isinstance(value, dict) and value:
+        items = ",\n".join(f"{inner}{json.dumps(k, ensure_ascii=False)}: {_pretty(v, depth + 1)}" for k, v in value.items())
+        return "{\n" + items + "\n" + pad + "}"
+    if isinstance(value, list) and value and any(isinstance(v, (dict, list)) for v in value):
+        return "[\n" + ",\n".join(inner + _pretty(v, depth + 1) for v in value) + "\n" + pad + "]"
+    return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":") if isinstance(value, list) else None)
+
+
 def dumps(results: Iterable[AuditResult], run_info: dict[str, Any] | None = None,
           array_digits: int | None = ARRAY_DIGITS, indent: int | None = None) -> str:
-    return json.dumps(record_to_dict(results, run_info, array_digits), indent=indent, allow_nan=False,
-                      ensure_ascii=False)
+    """The record as JSON text: compact by default, ``indent`` (any int) for the file layout."""
+    data = record_to_dict(results, run_info, array_digits)
+    if indent is None:
+        return json.dumps(data, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    return _pretty(data)
 
 
 def write_record(results: Iterable[AuditResult], path: Path | str, run_info: dict[str, Any] | None = None,
@@ -194,14 +207,14 @@ def write_record(results: Iterable[AuditResult], path: Path | str, run_info: dic
     path = Path(path)
     text = dumps(results, run_info, array_digits, indent=1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # same folder: os.replace is atomic
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.write("\n")
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 

@@ -1,0 +1,129 @@
+"""How big and how slow is the report for a researcher's comparison: 20 models × 3 layers, d = 2048,
+N = 1000 probe images.  Prints figures; not a test.
+
+    .venv/bin/python benchmarks/bench_report.py [--models 20] [--layers 3] [--dim 2048] [--images 1000] [--out DIR]
+
+Measures: render time of the HTML (median of a few runs), its size (raw and gzipped), the JSON
+record's size (default 7-digit arrays and exact) and write/read times, and, when Chromium is
+installed, how long a headless Chromium takes to load the page and screenshot it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def synthetic_results(models: int, layers: int, dim: int, images: int):
+    from pytest_robustaudit.checks import evaluate
+    from pytest_robustaudit.results import AuditResult, LayerResult
+    from pytest_robustaudit.registries import standalone
+    from pytest_robustaudit.specmodel import CheckSpec
+    from pytest_robustaudit.stats import LayerStats
+
+    registries = standalone()
+    rng = np.random.default_rng(0)
+    rotation, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+
+    def kurt(h):
+        c = h - h.mean(axis=1, keepdims=True)
+        return (c ** 4).mean(axis=1) / ((c ** 2).mean(axis=1)) ** 2
+
+    base = rng.normal(size=(images, dim))
+    base_rotated = base @ rotation     # planted outliers change a few columns: rotate only the change
+    names = ["representation", "pre_projection", *(f"blocks.{i}" for i in range(11, 11 - layers + 2, -1))][:layers]
+    results = []
+    for m in range(models):
+        per_layer = {}
+        for li, layer in enumerate(names):
+            h = base.copy()
+            planted = rng.choice(dim, size=(m + li) % 7, replace=False)
+            change = h[:, planted] * (10.0 ** (1 + m / 10) - 1)
+            h[:, planted] += change
+            h_rotated = base_rotated + change @ rotation[planted, :]   # (base + change) @ Q
+            stats = LayerStats(layer, dim, images, 0, kurt(h), kurt(h_rotated), np.abs(h).mean(0), h.mean(0),
+                               h.var(0), 0, [])
+            per_layer[layer] = LayerResult(layer, stats, {n: registries.metrics.get(n).evaluate(stats)
+                                                          for n in registries.metrics.names()})
+        result = AuditResult(Path(f"/audits/model-{m:02d}.yaml"), f"model-{m:02d}", f"open_clip:ViT-B-32 [ckpt-{m}.pt]",
+                             "open_clip", f"sha256:{m:064x}", "cuda:0", "fp32", Path("/data/imagenet-val-1k"), images,
+                             images, [], 30.0 + m, per_layer, [], 256, {"library": "open_clip 3.3.0"})
+        for layer in names:
+            for metric, low, high, params in (("kurtosis_mean", 5.0, None, {}), ("outlier_count", 1.0, None, {"factor": 10.0}),
+                                              ("rotated_kurtosis_mean", None, 4.0, {})):
+                spec = CheckSpec(metric, layer, low, high, params=params)
+                value = registries.metrics.get(metric).evaluate(per_layer[layer].stats, params)
+                result.checks.append(evaluate(spec, value, f"model: {result.model}"))
+        results.append(result)
+    return results, registries
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=20)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--dim", type=int, default=2048)
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=None, help="keep the report and record in this folder")
+    args = parser.parse_args(argv)
+
+    from pytest_robustaudit.record import read_record, write_record
+    from pytest_robustaudit.report import render_report, write_report
+
+    t0 = time.perf_counter()
+    results, registries = synthetic_results(args.models, args.layers, args.dim, args.images)
+    print(f"setup: {args.models} models × {args.layers} layers, d = {args.dim}, N = {args.images} "
+          f"(synthetic, {time.perf_counter() - t0:.1f} s)")
+
+    times, html = [], ""
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        html = render_report(results, registries.metrics, {"purpose": "benchmark"})
+        times.append(time.perf_counter() - start)
+    size = len(html.encode())
+    print(f"HTML render: median {statistics.median(times) * 1000:.0f} ms (min {min(times) * 1000:.0f} ms, "
+          f"{args.repeat} runs, first {times[0] * 1000:.0f} ms incl. template compile)")
+    print(f"HTML size: {size / 1e6:.2f} MB ({size / (args.models * args.layers) / 1e3:.1f} kB per model×layer), "
+          f"gzip {len(gzip.compress(html.encode())) / 1e6:.2f} MB, {html.count('<svg')} SVGs")
+
+    folder = args.out or Path(tempfile.mkdtemp(prefix="bench-report-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    report = folder / "report.html"
+    write_report(html, report)
+    for digits, label in ((7, "7 significant digits (default)"), (None, "exact")):
+        path = folder / f"record-{digits or 'exact'}.json"
+        start = time.perf_counter()
+        write_record(results, path, {"purpose": "benchmark"}, array_digits=digits)
+        wrote = time.perf_counter() - start
+        start = time.perf_counter()
+        read_record(path)
+        read = time.perf_counter() - start
+        print(f"JSON record, arrays {label}: {path.stat().st_size / 1e6:.2f} MB, write {wrote:.2f} s, read {read:.2f} s")
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium:
+        shot = folder / "report.png"
+        start = time.perf_counter()
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={folder / 'chromium-profile'}", f"--screenshot={shot}",
+                        "--window-size=1280,2000", report.as_uri()], capture_output=True, timeout=300)
+        print(f"headless Chromium load + screenshot: {time.perf_counter() - start:.2f} s (includes browser start)")
+    else:
+        print("headless Chromium: not installed, skipped")
+    print(f"files in {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""pytest glue for the outputs of a run: the HTML report, the JSON record and the terminal table.
+
+Registered by ``plugin.pytest_configure``.  The work is in ``report.py``, ``record.py`` and
+``summary.py``; here we only decide what to write where:
+
+* ``--audit-markdown PATH``: a Markdown summary for CI job pages (``markdown.py``).
+* ``--audit-report PATH`` (default ``robustaudit-report.html`` in the invocation folder when
+  ``--audit`` is given; ``--no-audit-report`` or ``--audit-report=none`` turn it off) and
+  ``--audit-json PATH`` (off by default).  Nothing is written when no audit ran.
+* Under pytest-xdist each worker puts its results, serialised exactly, into ``workeroutput`` at
+  the end of its session; the controller collects them in ``pytest_testnodedown`` and is the only
+  process that writes files, so the report holds every worker's results.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .results import AuditResult, ReportSection
+
+DEFAULT_REPORT = "robustaudit-report.html"
+OFF = ("none", "")
+WORKER_KEY = "robustaudit_record"
+
+worker_records_key = pytest.StashKey[list]()
+outputs_key = pytest.StashKey["Outputs"]()
+
+
+@dataclass
+class Outputs:
+    """What this run audited and wrote (for the terminal summary)."""
+
+    results: list[AuditResult]
+    errors: dict[str, str]
+    written: list[tuple[str, Path]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _path_option(config: pytest.Config, name: str, default: str | None) -> Path | None:
+    value = config.getoption(name, None)
+    if value is None:
+        value = default
+    if value is None or str(value).strip().lower() in OFF:
+        return None
+    return Path(config.invocation_params.dir, os.path.expanduser(str(value)))
+
+
+def report_path(config: pytest.Config) -> Path | None:
+    """Where the HTML report goes (None: off). The default applies only to ``--audit`` runs."""
+    from .plugin import audit_paths_key
+
+    return _path_option(config, "audit_report", DEFAULT_REPORT if audit_paths_key in config.stash else None)
+
+
+def json_path(config: pytest.Config) -> Path | None:
+    return _path_option(config, "audit_json", None)
+
+
+def _local(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str]]:
+    from .plugin import session_key
+
+    if session_key not in config.stash:
+        return [], {}
+    audits = config.stash[session_key]
+    return audits.results(), {os.fspath(p): m for p, m in audits.errors().items()}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """pytest-xdist (controller): keep the results a finished worker sent."""
+    text = getattr(node, "workeroutput", {}).get(WORKER_KEY)
+    if text:
+        node.config.stash.setdefault(worker_records_key, []).append(text)
+
+
+def _gather(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str]]:
+    """This process's results plus every worker's, one per spec (a spec split over workers ran on each)."""
+    from .record import loads
+
+    results, errors = _local(config)
+    for text in config.stash.get(worker_records_key, []):
+        run, found = loads(text, "a pytest-xdist worker's results")
+        results.extend(found)
+        for entry in run.get("errors", []):
+            errors.setdefault(entry["spec_path"], entry["message"])
+    unique: dict[str, AuditResult] = {}
+    for result in results:
+        unique.setdefault(os.fspath(Path(result.spec_path).resolve()), result)
+    done = {os.fspath(Path(r.spec_path).resolve()) for r in unique.values()}
+    errors = {p: m for p, m in errors.items() if os.fspath(Path(p).resolve()) not in done}
+    return list(unique.values()), errors
+
+
+def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int) -> dict[str, Any]:
+    from .record import default_run_info
+
+    info = default_run_info()
+    info.update({
+        "pytest": pytest.__version__,
+        "args": [str(a) for a in config.invocation_params.args],
+        "invocation_dir": os.fspath(config.invocation_params.dir),
+        "exit_status": int(exitstatus),
+        "interrupted": int(exitstatus) == int(pytest.ExitCode.INTERRUPTED),
+        "workers": len(config.stash.get(worker_records_key, [])),
+        "errors": [{"spec_path": p, "message": m} for p, m in errors.items()],
+    })
+    return info
+
+
+def _sections(config: pytest.Config, results: list[AuditResult], problems: list[str]) -> list[ReportSection]:
+    sections: list[ReportSection] = []
+    for returned in config.hook.pytest_robustaudit_report_sections(results=results):
+        for item in returned or []:
+            if isinstance(item, ReportSection):
+                sections.append(item)
+            else:
+                problems.append(f"a pytest_robustaudit_report_sections hook returned {type(item).__name__}, "
+                                f"not a ReportSection; it is left out of the report")
+    return sections
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if _is_worker(config):
+        from .record import dumps
+
+        results, errors = _local(config)
+        if results or errors:
+            run = {"errors": [{"spec_path": p, "message": m} for p, m in errors.items()]}
+            config.workeroutput[WORKER_KEY] = dumps(results, run, array_digits=None)  # exact, for the controller
+        return
+    results, errors = _gather(config)
+    if not results and not errors:
+        return
+    outputs = Outputs(results, errors)
+    config.stash[outputs_key] = outputs
+    html_path, record_path = report_path(config), json_path(config)
+    markdown_path = _path_option(config, "audit_markdown", None)
+    if html_path is None and record_path is None and markdown_path is None:
+        return
+    run_info = _run_info(config, errors, exitstatus)
+    if record_path is not None:
+        from .record import write_record
+
+        try:
+            write_record(results, record_path, run_info)
+            outputs.written.append(("JSON record", record_path))
+        except OSError as error:
+            outputs.problems.append(f"could not write the JSON record to {record_path}: {error}")
+    if html_path is not None:
+        from .plugin import registries
+        from .report import render_report, write_report
+
+        sections = _sections(config, results, outputs.problems)
+        page = render_report(results, registries(config).metrics, run_info, sections=sections)
+        try:
+            write_report(page, html_path)
+            outputs.written.append(("report", html_path))
+        except OSError as error:
+            outputs.problems.append(f"could not write the report to {html_path}: {error}")
+    if markdown_path is not None:
+        from .markdown import render_markdown
+
+        try:
+            markdown_path.write_text(render_markdown(results, errors, html_path), encoding="utf-8")
+            outputs.written.append(("Markdown summary", markdown_path))
+        except OSError as error:
+            outputs.problems.append(f"could not write the Markdown summary to {markdown_path}: {error}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    outputs = config.stash.get(outputs_key, None)
+    if outputs is None:
+        return
+    from .summary import terminal_table
+
+    terminalreporter.write_sep("=", "robustaudit summary")
+    for line in terminal_table(outputs.results, outputs.errors):
+        terminalreporter.write_line(line)
+    for what, path in outputs.written:
+        terminalreporter.write_line(f"robustaudit: {what}: {path}")
+    for problem in outputs.problems:
+        terminalreporter.write_line(f"robustaudit: {problem}", yellow=True)
