@@ -1,8 +1,8 @@
 """The model sources and load_model (models/*_source.py, hub.py), end to end without network.
 
 Big open_clip models (RN50, ViT-B-32) are built once per session with random weights, saved in
-open_clip's format and as .safetensors, and loaded back through the source.  No weights are
-committed: everything is built in tmp folders at test time.
+open_clip's format and as .safetensors (conftest's ``clip_checkpoints``), and loaded back through
+the source.  No weights are committed: everything is built in tmp folders at test time.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 import timm
 import torch
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from pytest_robustaudit.errors import CheckpointError, ModelLoadError, RegistryError
 from pytest_robustaudit.models import BUILTIN_SOURCES, LoadedModel, hub, load_model
@@ -43,26 +43,19 @@ def probe_images(size: int = 224, n: int = 2) -> torch.Tensor:
     return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(3))
 
 
-# -- big open_clip models: built once, saved twice, loaded back --------------------------------
+# -- big open_clip models: the session's saved checkpoints (conftest), loaded back ----------------
 @pytest.fixture(scope="session", params=["RN50", "ViT-B-32"])
-def clip_roundtrip(request, tmp_path_factory, sources):
+def clip_roundtrip(request, clip_checkpoints, sources):
     arch = request.param
-    folder = tmp_path_factory.mktemp(arch)
-    torch.manual_seed(1234)
+    ckpt = clip_checkpoints[arch]
     original = open_clip.create_model(arch, pretrained=None).eval()
-    state = original.state_dict()
-    pt, st = folder / "clip.pt", folder / "clip.safetensors"
-    torch.save({"state_dict": state}, pt)  # open_clip's own checkpoint format
-    save_file({k: v.contiguous() for k, v in state.items()}, str(st))
+    original.load_state_dict(load_file(str(ckpt["safetensors"])))
     x = probe_images()
     with torch.no_grad():
         expected = original.encode_image(x, normalize=False)
-    loaded = {
-        fmt: load_model(ModelSpec("open_clip", name=arch, checkpoint=CheckpointSpec(path)), sources)
-        for fmt, path in (("pt", pt), ("safetensors", st))
-    }
-    yield dict(arch=arch, original=original, x=x, expected=expected, loaded=loaded,
-               fingerprint=fingerprint_state_dict(state), folder=folder)
+    loaded = {fmt: load_model(ModelSpec("open_clip", name=arch, checkpoint=CheckpointSpec(ckpt[fmt])), sources)
+              for fmt in ("pt", "safetensors")}
+    yield dict(arch=arch, x=x, expected=expected, loaded=loaded, fingerprint=ckpt["fingerprint"])
 
 
 CLIP_DIMS = {"RN50": (1024, 2048, 64, 2048), "ViT-B-32": (512, 768, 768, 768)}
@@ -99,18 +92,17 @@ def test_open_clip_layer_dims(clip_roundtrip):
     assert tuple(loaded.preprocess(image).shape) == (3, 224, 224)
 
 
-def test_open_clip_checkpoint_of_a_tag_uses_the_tags_settings(clip_roundtrip, sources):
+def test_open_clip_checkpoint_of_a_tag_uses_the_tags_settings(clip_checkpoints, sources):
     """A local copy of RN50/openai weights runs with the tag's QuickGELU, without any download."""
-    rt = clip_roundtrip
-    if rt["arch"] != "RN50":
-        pytest.skip("one architecture is enough")
-    spec = ModelSpec("open_clip", name="RN50", pretrained="openai", checkpoint=CheckpointSpec(rt["folder"] / "clip.pt"))
+    ckpt = clip_checkpoints["RN50"]
+    spec = ModelSpec("open_clip", name="RN50", pretrained="openai", checkpoint=CheckpointSpec(ckpt["pt"]))
     loaded = load_model(spec, sources)
     assert loaded.description == "open_clip:RN50/openai [clip.pt]"
     assert loaded.provenance["quick_gelu"] is True and loaded.provenance["pretrained"] == "openai"
     assert any(type(m).__name__ == "QuickGELU" for m in loaded.module.modules())
-    assert not any(type(m).__name__ == "QuickGELU" for m in rt["original"].modules())
-    assert loaded.fingerprint == rt["fingerprint"]
+    plain = load_model(ModelSpec("open_clip", name="RN50", checkpoint=CheckpointSpec(ckpt["pt"])), sources)
+    assert not any(type(m).__name__ == "QuickGELU" for m in plain.module.modules())
+    assert loaded.fingerprint == ckpt["fingerprint"]
 
 
 @pytest.fixture(scope="session")
@@ -162,11 +154,8 @@ def test_open_clip_visual_only_wrong_keys(tiny_clip_arch, tmp_path, sources):
         load_model(ModelSpec("open_clip", name=tiny_clip_arch, checkpoint=CheckpointSpec(path)), sources)
 
 
-def test_open_clip_wrong_architecture_checkpoint(clip_roundtrip, sources):
-    rt = clip_roundtrip
-    if rt["arch"] != "ViT-B-32":
-        pytest.skip("one pairing is enough")
-    path = rt["folder"] / "clip.pt"
+def test_open_clip_wrong_architecture_checkpoint(clip_checkpoints, sources):
+    path = clip_checkpoints["ViT-B-32"]["pt"]
     with pytest.raises(CheckpointError) as info:
         load_model(ModelSpec("open_clip", name="ViT-B-16", checkpoint=CheckpointSpec(path)), sources)
     text = str(info.value)
