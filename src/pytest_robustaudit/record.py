@@ -231,14 +231,6 @@ class _Malformed(Exception):
         super().__init__(f"{where}: {what}")
 
 
-def _get(obj: Any, key: str, where: str) -> Any:
-    if not isinstance(obj, dict):
-        raise _Malformed(where, f"expected an object, got {type(obj).__name__}")
-    if key not in obj:
-        raise _Malformed(where, f"missing '{key}'")
-    return obj[key]
-
-
 def _float_in(value: Any, where: str, optional: bool = False) -> float | None:
     if value is None and optional:
         return None
@@ -251,24 +243,6 @@ def _float_in(value: Any, where: str, optional: bool = False) -> float | None:
     raise _Malformed(where, f"expected a number{' or null' if optional else ''}, got {value!r}")
 
 
-def _int_in(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _Malformed(where, f"expected an integer, got {value!r}")
-    return value
-
-
-def _str_in(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise _Malformed(where, f"expected a string, got {value!r}")
-    return value
-
-
-def _array_in(value: Any, where: str) -> np.ndarray:
-    if not isinstance(value, list):
-        raise _Malformed(where, f"expected an array, got {type(value).__name__}")
-    return np.array([_float_in(v, f"{where}[{i}]") for i, v in enumerate(value)], dtype=np.float64)
-
-
 def _free_in(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {"$float"} and value["$float"] in _NONFINITE:
@@ -279,100 +253,151 @@ def _free_in(value: Any) -> Any:
     return value
 
 
-def _dict_in(value: Any, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise _Malformed(where, f"expected an object, got {type(value).__name__}")
-    return _free_in(value)
+_REQUIRED = object()
 
 
-def _layer_in(obj: Any, where: str) -> LayerResult:
-    name = _str_in(_get(obj, "name", where), f"{where}.name")
-    s = _get(obj, "stats", where)
-    sw = f"{where}.stats"
+class _Fields:
+    """One JSON object being decoded.  Each accessor names its key once; a wrong or missing value
+    raises :class:`_Malformed` located at ``where.key``.  ``default`` makes a key optional."""
+
+    def __init__(self, obj: Any, where: str):
+        if not isinstance(obj, dict):
+            raise _Malformed(where, f"expected an object, got {type(obj).__name__}")
+        self.obj, self.where = obj, where
+
+    def _at(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def _raw(self, key: str, default: Any) -> Any:
+        if key in self.obj:
+            return self.obj[key]
+        if default is _REQUIRED:
+            raise _Malformed(self.where or "record", f"missing '{key}'")
+        return default
+
+    def str(self, key: str, default: Any = _REQUIRED) -> str:
+        value = self._raw(key, default)
+        if not isinstance(value, str):
+            raise _Malformed(self._at(key), f"expected a string, got {value!r}")
+        return value
+
+    def int(self, key: str, default: Any = _REQUIRED) -> int:
+        value = self._raw(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Malformed(self._at(key), f"expected an integer, got {value!r}")
+        return value
+
+    def bool(self, key: str) -> bool:
+        value = self._raw(key, _REQUIRED)
+        if not isinstance(value, bool):
+            raise _Malformed(self._at(key), f"expected true or false, got {value!r}")
+        return value
+
+    def float(self, key: str) -> float:
+        return _float_in(self._raw(key, _REQUIRED), self._at(key))
+
+    def optional_float(self, key: str) -> float | None:
+        """A number or ``null``/absent (no bound, no reference)."""
+        return _float_in(self._raw(key, None), self._at(key), optional=True)
+
+    def array(self, key: str) -> np.ndarray:
+        return np.array([_float_in(v, f"{self._at(key)}[{i}]") for i, v in enumerate(self.list(key))],
+                        dtype=np.float64)
+
+    def list(self, key: str, default: Any = _REQUIRED) -> list:
+        value = self._raw(key, default)
+        if not isinstance(value, list):
+            raise _Malformed(self._at(key), f"expected an array, got {type(value).__name__}")
+        return value
+
+    def free(self, key: str) -> dict:
+        """A free-form object (details, provenance, params); absent means empty."""
+        return _free_in(_Fields(self._raw(key, {}), self._at(key)).obj)
+
+    def object(self, key: str) -> _Fields:
+        return _Fields(self._raw(key, _REQUIRED), self._at(key))
+
+    def each(self, key: str, default: Any = _REQUIRED) -> list[_Fields]:
+        """The objects of an array, each located as ``key[i]``."""
+        return [_Fields(item, f"{self._at(key)}[{i}]") for i, item in enumerate(self.list(key, default))]
+
+    def strings(self, key: str) -> list[str]:
+        """An array of strings; absent means empty."""
+        items = self.list(key, [])
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise _Malformed(f"{self._at(key)}[{i}]", f"expected a string, got {item!r}")
+        return items
+
+
+def _layer_in(f: _Fields) -> LayerResult:
+    name = f.str("name")
+    s = f.object("stats")
     stats = LayerStats(
         layer=name,
-        dim=_int_in(_get(s, "dim", sw), f"{sw}.dim"),
-        n_images=_int_in(_get(s, "n_images", sw), f"{sw}.n_images"),
-        n_nonfinite=_int_in(_get(s, "n_nonfinite", sw), f"{sw}.n_nonfinite"),
-        kurtosis=_array_in(_get(s, "kurtosis", sw), f"{sw}.kurtosis"),
-        rotated_kurtosis=_array_in(_get(s, "rotated_kurtosis", sw), f"{sw}.rotated_kurtosis"),
-        profile=_array_in(_get(s, "profile", sw), f"{sw}.profile"),
-        feature_mean=_array_in(_get(s, "feature_mean", sw), f"{sw}.feature_mean"),
-        feature_var=_array_in(_get(s, "feature_var", sw), f"{sw}.feature_var"),
-        rotation_seed=_int_in(s.get("rotation_seed", 0), f"{sw}.rotation_seed"),
-        notes=[_str_in(n, f"{sw}.notes") for n in s.get("notes", [])],
+        dim=s.int("dim"),
+        n_images=s.int("n_images"),
+        n_nonfinite=s.int("n_nonfinite"),
+        kurtosis=s.array("kurtosis"),
+        rotated_kurtosis=s.array("rotated_kurtosis"),
+        profile=s.array("profile"),
+        feature_mean=s.array("feature_mean"),
+        feature_var=s.array("feature_var"),
+        rotation_seed=s.int("rotation_seed", 0),
+        notes=s.strings("notes"),
     )
+    metrics_in = f.object("metrics")
     metrics: dict[str, MetricValue] = {}
-    for mname, m in _dict_in(_get(obj, "metrics", where), f"{where}.metrics").items():
-        mw = f"{where}.metrics.{mname}"
-        metrics[mname] = MetricValue(_float_in(_get(m, "value", mw), f"{mw}.value"),
-                                     _dict_in(m.get("details", {}), f"{mw}.details"),
-                                     _str_in(m.get("undefined_reason", ""), f"{mw}.undefined_reason"))
+    for mname in metrics_in.obj:
+        m = metrics_in.object(mname)
+        metrics[mname] = MetricValue(m.float("value"), m.free("details"), m.str("undefined_reason", ""))
     return LayerResult(name, stats, metrics)
 
 
-def _check_in(obj: Any, where: str) -> CheckOutcome:
-    passed = _get(obj, "passed", where)
-    if not isinstance(passed, bool):
-        raise _Malformed(f"{where}.passed", f"expected true or false, got {passed!r}")
+def _check_in(f: _Fields) -> CheckOutcome:
     return CheckOutcome(
-        metric=_str_in(_get(obj, "metric", where), f"{where}.metric"),
-        layer=_str_in(_get(obj, "layer", where), f"{where}.layer"),
-        value=_float_in(_get(obj, "value", where), f"{where}.value"),
-        min=_float_in(obj.get("min"), f"{where}.min", optional=True),
-        max=_float_in(obj.get("max"), f"{where}.max", optional=True),
-        passed=passed,
-        message=_str_in(obj.get("message", ""), f"{where}.message"),
-        params=_dict_in(obj.get("params", {}), f"{where}.params"),
-        details=_dict_in(obj.get("details", {}), f"{where}.details"),
-        reference=_float_in(obj.get("reference"), f"{where}.reference", optional=True),
-        skip_reason=_str_in(obj.get("skip_reason", ""), f"{where}.skip_reason"),
+        metric=f.str("metric"),
+        layer=f.str("layer"),
+        value=f.float("value"),
+        min=f.optional_float("min"),
+        max=f.optional_float("max"),
+        passed=f.bool("passed"),
+        message=f.str("message", ""),
+        params=f.free("params"),
+        details=f.free("details"),
+        reference=f.optional_float("reference"),
+        skip_reason=f.str("skip_reason", ""),
     )
 
 
-def _result_in(obj: Any, where: str) -> AuditResult:
+def _result_in(f: _Fields) -> AuditResult:
     from .data import SkippedImage
 
-    layers_raw = _get(obj, "layers", where)
-    if not isinstance(layers_raw, list):
-        raise _Malformed(f"{where}.layers", "expected an array")
-    layers = {}
-    for i, raw in enumerate(layers_raw):
-        layer = _layer_in(raw, f"{where}.layers[{i}]")
-        layers[layer.layer] = layer
-    checks_raw = _get(obj, "checks", where)
-    if not isinstance(checks_raw, list):
-        raise _Malformed(f"{where}.checks", "expected an array")
-    skipped_raw = obj.get("skipped", [])
-    if not isinstance(skipped_raw, list):
-        raise _Malformed(f"{where}.skipped", "expected an array")
-    skipped = [SkippedImage(Path(_str_in(_get(s, "path", f"{where}.skipped[{i}]"), f"{where}.skipped[{i}].path")),
-                            _str_in(_get(s, "reason", f"{where}.skipped[{i}]"), f"{where}.skipped[{i}].reason"))
-               for i, s in enumerate(skipped_raw)]
+    layers = [_layer_in(layer) for layer in f.each("layers")]
     return AuditResult(
-        spec_path=Path(_str_in(_get(obj, "spec_path", where), f"{where}.spec_path")),
-        name=_str_in(_get(obj, "name", where), f"{where}.name"),
-        model=_str_in(_get(obj, "model", where), f"{where}.model"),
-        source=_str_in(_get(obj, "source", where), f"{where}.source"),
-        fingerprint=_str_in(_get(obj, "fingerprint", where), f"{where}.fingerprint"),
-        device=_str_in(_get(obj, "device", where), f"{where}.device"),
-        precision=_str_in(_get(obj, "precision", where), f"{where}.precision"),
-        data_path=Path(_str_in(_get(obj, "data_path", where), f"{where}.data_path")),
-        n_images=_int_in(_get(obj, "n_images", where), f"{where}.n_images"),
-        n_found=_int_in(_get(obj, "n_found", where), f"{where}.n_found"),
-        skipped=skipped,
-        seconds=_float_in(_get(obj, "seconds", where), f"{where}.seconds"),
-        layers=layers,
-        checks=[_check_in(c, f"{where}.checks[{i}]") for i, c in enumerate(checks_raw)],
-        batch_size=_int_in(obj.get("batch_size", 0), f"{where}.batch_size"),
-        provenance=_dict_in(obj.get("provenance", {}), f"{where}.provenance"),
+        spec_path=Path(f.str("spec_path")),
+        name=f.str("name"),
+        model=f.str("model"),
+        source=f.str("source"),
+        fingerprint=f.str("fingerprint"),
+        device=f.str("device"),
+        precision=f.str("precision"),
+        data_path=Path(f.str("data_path")),
+        n_images=f.int("n_images"),
+        n_found=f.int("n_found"),
+        skipped=[SkippedImage(Path(s.str("path")), s.str("reason")) for s in f.each("skipped", [])],
+        seconds=f.float("seconds"),
+        layers={layer.layer: layer for layer in layers},
+        checks=[_check_in(c) for c in f.each("checks")],
+        batch_size=f.int("batch_size", 0),
+        provenance=f.free("provenance"),
     )
 
 
 def result_from_dict(obj: dict[str, Any]) -> AuditResult:
     """Inverse of :func:`result_to_dict`; a malformed dict raises :class:`RecordError` naming the field."""
     try:
-        return _result_in(obj, "audit")
+        return _result_in(_Fields(obj, "audit"))
     except _Malformed as problem:
         raise RecordError(f"malformed audit record: {problem}") from None
 
@@ -390,11 +415,9 @@ def record_from_dict(data: Any, origin: str = "the record") -> tuple[dict[str, A
         raise RecordError(f"{origin} has schema_version {version}, newer than this pytest-robustaudit reads "
                           f"({SCHEMA_VERSION}); upgrade pytest-robustaudit, or {fix}")
     try:
-        run = _dict_in(data.get("run", {}), "run")
-        audits = _get(data, "audits", "record")
-        if not isinstance(audits, list):
-            raise _Malformed("audits", "expected an array")
-        results = [_result_in(a, f"audits[{i}]") for i, a in enumerate(audits)]
+        top = _Fields(data, "")
+        run = top.free("run")
+        results = [_result_in(audit) for audit in top.each("audits")]
     except _Malformed as problem:
         raise RecordError(f"{origin} is malformed at {problem}; {fix}") from None
     return run, results
