@@ -435,6 +435,16 @@ def test_e2e_report_options(pytester, tiny_checkpoints):
     result = run(pytester, "--audit", "spec.yaml", "--audit-report", "reports/r.html")
     assert (pytester.path / "reports" / "r.html").is_file()
     assert "robustaudit: JSON record" not in result.stdout.str()
+    # an output that cannot be written is said at the end; the audit verdicts stand, the others are written
+    (pytester.path / "blocker").write_text("a file, not a folder")
+    result = run(pytester, "--audit", "spec.yaml", "--audit-report", "blocker/r.html", "--audit-json", "ok.json",
+                 "--audit-markdown", "blocker/s.md")
+    result.assert_outcomes(passed=2)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["robustaudit: JSON record: *ok.json",
+                                 "robustaudit: could not write the report to *blocker/r.html: *",
+                                 "robustaudit: could not write the Markdown summary to *blocker/s.md: *"])
+    assert read_record(pytester.path / "ok.json")[1][0].name == "spec"
 
 
 def test_e2e_nothing_written_when_no_audit_ran(pytester):

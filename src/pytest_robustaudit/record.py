@@ -30,6 +30,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .atomic import write_text_atomic
 from .errors import AuditError
 from .metrics import MetricValue
 from .results import AuditResult, CheckOutcome, LayerResult
@@ -204,19 +205,7 @@ def dumps(results: Iterable[AuditResult], run_info: dict[str, Any] | None = None
 def write_record(results: Iterable[AuditResult], path: Path | str, run_info: dict[str, Any] | None = None,
                  array_digits: int | None = ARRAY_DIGITS) -> Path:
     """Write the record to ``path`` atomically (parents created); returns the path."""
-    path = Path(path)
-    text = dumps(results, run_info, array_digits, indent=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # same folder: os.replace is atomic
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, dumps(results, run_info, array_digits, indent=1) + "\n")
 
 
 # --------------------------------------------------------------------------------------------

@@ -368,17 +368,9 @@ def render_report(results: Iterable[AuditResult], metrics: Any = None, run_info:
     )
 
 
+
 def write_report(html_text: str, path: os.PathLike | str) -> None:
     """Write the page atomically (parents created), so a browser never sees half a report."""
-    from pathlib import Path
+    from .atomic import write_text_atomic
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # same folder: os.replace is atomic
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(html_text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, html_text)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -152,30 +152,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if record_path is not None:
         from .record import write_record
 
-        try:
-            write_record(results, record_path, run_info)
-            outputs.written.append(("JSON record", record_path))
-        except OSError as error:
-            outputs.problems.append(f"could not write the JSON record to {record_path}: {error}")
+        _write(outputs, "JSON record", record_path, lambda path: write_record(results, path, run_info))
     if html_path is not None:
         from .plugin import registries
         from .report import render_report, write_report
 
         sections = _sections(config, results, outputs.problems)
         page = render_report(results, registries(config).metrics, run_info, sections=sections)
-        try:
-            write_report(page, html_path)
-            outputs.written.append(("report", html_path))
-        except OSError as error:
-            outputs.problems.append(f"could not write the report to {html_path}: {error}")
+        _write(outputs, "report", html_path, lambda path: write_report(page, path))
     if markdown_path is not None:
+        from .atomic import write_text_atomic
         from .markdown import render_markdown
 
-        try:
-            markdown_path.write_text(render_markdown(results, errors, html_path), encoding="utf-8")
-            outputs.written.append(("Markdown summary", markdown_path))
-        except OSError as error:
-            outputs.problems.append(f"could not write the Markdown summary to {markdown_path}: {error}")
+        page = render_markdown(results, errors, html_path)
+        _write(outputs, "Markdown summary", markdown_path, lambda path: write_text_atomic(path, page))
+
+
+def _write(outputs: Outputs, what: str, path: Path, write: Callable[[Path], object]) -> None:
+    """Write one output; a path that cannot be written is reported at the end, never raised."""
+    try:
+        write(path)
+        outputs.written.append((what, path))
+    except OSError as error:
+        outputs.problems.append(f"could not write the {what} to {path}: {error}")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
