@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checks import format_number
-from .results import AuditResult
+from .results import AuditResult, tally
 
 
 def _cell(text: object) -> str:
@@ -21,8 +21,8 @@ def _cell(text: object) -> str:
 def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = None,
                     report_path: Path | None = None) -> str:
     errors = errors or {}
-    failed = sum(not c.passed and not c.skip_reason for r in results for c in r.checks)
-    total = sum(len(r.checks) for r in results)
+    problems = [(r, c) for r in results for c in r.checks if c.status == "fail"]
+    failed, total = len(problems), sum(len(r.checks) for r in results)
     verdict = "✅ all checks passed" if not failed and not errors else f"❌ {failed} of {total} checks failed"
     if errors:
         verdict += f", {len(errors)} audit(s) could not run"
@@ -33,13 +33,12 @@ def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = 
         rep = result.layers.get("representation") or next(iter(result.layers.values()), None)
         kurt = format_number(rep.metrics["kurtosis_mean"].value) if rep and "kurtosis_mean" in rep.metrics else "–"
         outl = format_number(rep.metrics["outlier_count"].value) if rep and "outlier_count" in rep.metrics else "–"
-        passed = sum(c.passed and not c.skip_reason for c in result.checks)
+        passed = tally(result.checks)["pass"]
         mark = "✅" if result.passed else "❌"
         lines.append(f"| {_cell(result.name)} | `{_cell(result.model)}` | {result.n_images} | {_cell(result.device)} "
                      f"| {kurt} | {outl} | {mark} {passed}/{len(result.checks)} |")
     for path, message in errors.items():
         lines.append(f"| {_cell(Path(path).name)} | – | – | – | – | – | ❌ error |")
-    problems = [(r, c) for r in results for c in r.checks if not c.passed and not c.skip_reason]
     if problems or errors:
         lines += ["", "### Failures", ""]
         for result, check in problems:

@@ -20,7 +20,7 @@ import numpy as np
 from . import svg
 from .checks import Bound, describe_bounds, format_number
 from .metrics import Metric
-from .results import AuditResult, CheckOutcome, ReportSection
+from .results import AuditResult, CheckOutcome, ReportSection, tally
 
 TEMPLATE = "report.html.j2"
 
@@ -156,14 +156,8 @@ def _params_label(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
-def _status(outcome: CheckOutcome) -> str:
-    return "skip" if outcome.skip_reason else ("pass" if outcome.passed else "fail")
-
-
 def _model_status(result: AuditResult) -> tuple[str, dict[str, int]]:
-    counts = {"pass": 0, "fail": 0, "skip": 0}
-    for outcome in result.checks:
-        counts[_status(outcome)] += 1
+    counts = tally(result.checks)
     if counts["fail"]:
         return "fail", counts
     if counts["pass"]:
@@ -178,7 +172,7 @@ def _check_view(c: CheckOutcome) -> CheckView:
     measured = Cell(format_number(c.value) if not c.skip_reason else "not run", raw_number(c.value))
     return CheckView(label=c.metric + (f" ({params})" if params else ""), layer=c.layer, measured=measured,
                      bound=bound, reference=format_number(c.reference) if c.reference is not None else "",
-                     status=_status(c), message=c.skip_reason or c.message)
+                     status=c.status, message=c.skip_reason or c.message)
 
 
 def _layer_view(result: AuditResult, index: int, position: int, name: str, metric_names: list[str]) -> LayerView:
@@ -191,9 +185,9 @@ def _layer_view(result: AuditResult, index: int, position: int, name: str, metri
     factor = float(outlier.details.get("factor", 10.0)) if outlier else 10.0
     statuses: dict[str, str] = {}
     for c in result.checks:  # the worst verdict of a metric's checks on this layer
-        if c.layer == name and ("fail", "skip", "pass").index(_status(c)) < ("fail", "skip", "pass", "").index(
+        if c.layer == name and ("fail", "skip", "pass").index(c.status) < ("fail", "skip", "pass", "").index(
                 statuses.get(c.metric, "")):
-            statuses[c.metric] = _status(c)
+            statuses[c.metric] = c.status
     rows = []
     for metric in metric_names + [m for m in layer.metrics if m not in metric_names]:
         if metric in layer.metrics:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .data import SkippedImage
 from .metrics import MetricValue
@@ -41,6 +41,19 @@ class CheckOutcome:
     details: dict[str, Any] = field(default_factory=dict)
     reference: float | None = None   # the reference's value, for relative bounds
     skip_reason: str = ""            # set when the check could not run yet (e.g. no baseline saved)
+
+    @property
+    def status(self) -> str:
+        """``"pass"``, ``"fail"`` or ``"skip"`` (could not run yet); the one place that decides it."""
+        return "skip" if self.skip_reason else ("pass" if self.passed else "fail")
+
+
+def tally(checks: Iterable[CheckOutcome]) -> dict[str, int]:
+    """How many checks passed, failed and were skipped: ``{"pass": n, "fail": n, "skip": n}``."""
+    counts = {"pass": 0, "fail": 0, "skip": 0}
+    for check in checks:
+        counts[check.status] += 1
+    return counts
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import os
 from typing import Any, Iterable
 
 from .checks import format_number
-from .results import AuditResult
+from .results import AuditResult, tally
 
 HEADERS = ("model", "layer", "kurtosis", "rotated", "outliers", "pass/fail", "verdict")
 MAX_MODEL = 36
@@ -35,9 +35,8 @@ def rows(results: Iterable[AuditResult], errors: dict[Any, str] | None = None) -
     for result in results:
         for i, layer in enumerate(result.layers):
             checks = [c for c in result.checks if c.layer == layer]
-            passed = sum(c.passed and not c.skip_reason for c in checks)
-            failed = sum(not c.passed for c in checks)
-            skipped = sum(bool(c.skip_reason) for c in checks)
+            counts = tally(checks)
+            passed, failed, skipped = counts["pass"], counts["fail"], counts["skip"]
             verdict = "FAIL" if failed else ("PASS" if passed else ("SKIP" if skipped else "-"))
             counted = f"{passed}/{failed}" + (f" ({skipped} skip)" if skipped else "")
             out.append((_clip(result.name, MAX_MODEL) if i == 0 else "", _clip(layer, MAX_LAYER),
