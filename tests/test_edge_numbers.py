@@ -140,3 +140,17 @@ def test_interrupted_run_saves_no_baseline_and_a_rerun_completes(pytester, image
     rerun.assert_outcomes(skipped=1)
     assert (pytester.path / "base.json").exists()
     pytester.runpytest_subprocess("--audit", "spec.yaml").assert_outcomes(passed=1)
+
+
+def test_a_baseline_that_cannot_be_saved_fails_the_run_with_the_reason(pytester, images, monkeypatch):
+    monkeypatch.setenv("LET_IT_RUN", "1")
+    write_spec(pytester, "interrupt", "kurtosis_mean: {min_ratio: 0.5}\n")
+    spec = pytester.path / "spec.yaml"
+    (pytester.path / "blocker").write_text("a file where the baseline's folder should be")
+    spec.write_text(spec.read_text().replace("device: cpu", "device: cpu\nreference: {baseline: blocker/base.json}"))
+    result = pytester.runpytest("--audit", "spec.yaml", "--audit-save-baseline")
+    result.assert_outcomes(skipped=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["robustaudit: could not save the baseline *blocker/base.json of *spec.yaml "
+                                 "(key reference.baseline): *; point it at a writable path"])
+    assert "Traceback" not in result.stdout.str()

@@ -132,7 +132,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for result in audits.results():
         reference = audits.spec(result.spec_path).reference
         if reference is not None and reference.baseline is not None:
-            write_record([result], reference.baseline, run_info={"purpose": "baseline"})
+            try:
+                write_record([result], reference.baseline, run_info={"purpose": "baseline"})
+            except OSError as error:  # asked for and not saved: the run fails, the reason is said at the end
+                config.stash[baseline_note_key] = (
+                    f"robustaudit: could not save the baseline {reference.baseline} of {result.spec_path} "
+                    f"(key reference.baseline): {error}; point it at a writable path")
+                if session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+                continue
             config.stash.setdefault(saved_baselines_key, []).append(reference.baseline)
 
 
