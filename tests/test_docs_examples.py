@@ -2,7 +2,8 @@
 
 Each ``<!-- example: NAME -->`` section becomes one test: the files of the earlier sections and of
 this one are written into a fresh project with a ``photos/`` folder, each ``$ pytest ...`` command
-is run, and the ``<!-- expect: ... -->`` outcome and ``<!-- output: ... -->`` lines are asserted.
+is run, and the ``<!-- expect: ... -->`` outcome, the ``<!-- output: ... -->`` lines and the
+``<!-- file PATH: TEXT -->`` contents (TEXT found in the file PATH the command wrote) are asserted.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Step:
     command: list[str] = field(default_factory=list)
     expect: dict[str, int] = field(default_factory=dict)
     output: list[str] = field(default_factory=list)
+    contains: list[tuple[str, str]] = field(default_factory=list)
 
 
 def parse(text: str) -> list[tuple[str, list[Step]]]:
@@ -38,6 +40,7 @@ def parse(text: str) -> list[tuple[str, list[Step]]]:
         tokens = [(m.start(), "fence", m) for m in FENCE.finditer(body)]
         tokens += [(m.start(), "expect", m) for m in re.finditer(r"<!-- expect: (.*?) -->", body)]
         tokens += [(m.start(), "output", m) for m in re.finditer(r"<!-- output: (.*?) -->", body)]
+        tokens += [(m.start(), "file", m) for m in re.finditer(r"<!-- file (\S+): (.*?) -->", body)]
         for position, kind, match in sorted(tokens, key=lambda t: t[0]):
             step = steps[-1]
             if kind == "fence":
@@ -53,6 +56,8 @@ def parse(text: str) -> list[tuple[str, list[Step]]]:
                     step.command = shlex.split(code.strip().lstrip("$ "))[1:]
             elif kind == "expect":
                 step.expect = {k: int(v) for k, v in (p.split("=") for p in match.group(1).split())}
+            elif kind == "file":
+                step.contains.append((match.group(1), match.group(2)))
             else:
                 step.output.append(match.group(1))
         examples.append((name.strip(), steps))
@@ -82,3 +87,5 @@ def test_example(pytester, index):
         result.assert_outcomes(**step.expect)
         if step.output:
             result.stdout.fnmatch_lines(step.output)
+        for path, text in step.contains:
+            assert text in (pytester.path / path).read_text(encoding="utf-8"), (path, text)
