@@ -485,3 +485,25 @@ def test_e2e_xdist_controller_writes_every_workers_results(pytester, tiny_checkp
     run_info, _ = read_record(pytester.path / "r.json")
     assert run_info["workers"] == 2
     assert result.stdout.str().count("robustaudit: report:") == 1
+
+
+def test_e2e_xdist_baselines_are_saved_and_said_by_the_controller(pytester, tiny_checkpoints):
+    pytest.importorskip("xdist", reason="pytest-xdist is not installed")
+    from conftest import spec_text
+
+    pytester.mkdir("audits")
+    (pytester.path / "blocker").write_text("a file where a folder should be")
+    for name, baseline in (("one", "baselines/one.json"), ("two", "baselines/two.json"), ("bad", "blocker/b.json")):
+        (pytester.path / "audits" / f"{name}.yaml").write_text(
+            spec_text(tiny_checkpoints["plain"], "kurtosis_mean: {min_ratio: 0.9}\n",
+                      extra=f"reference: {{baseline: ../{baseline}}}\n"))
+    result = run(pytester, "-n", "2", "--dist", "loadgroup", "--audit", "audits", "--audit-save-baseline")
+    result.assert_outcomes(skipped=3)  # first run: nothing to compare with yet
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # one baseline could not be saved
+    out = result.stdout.str()
+    assert out.count("robustaudit: baseline saved to") == 2
+    result.stdout.fnmatch_lines(["robustaudit: could not save the baseline *blocker/b.json of *bad.yaml*"])
+    for name in ("one", "two"):
+        assert read_record(pytester.path / "baselines" / f"{name}.json")[1][0].name == name
+    rerun = run(pytester, "-n", "2", "--dist", "loadgroup", "--audit", "audits/one.yaml", "--audit", "audits/two.yaml")
+    rerun.assert_outcomes(passed=2)

@@ -24,8 +24,6 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 audit_paths_key = pytest.StashKey[list]()
 session_key = pytest.StashKey[AuditSession]()
 registries_key = pytest.StashKey[Registries]()
-saved_baselines_key = pytest.StashKey[list]()
-baseline_note_key = pytest.StashKey[str]()
 errors_shown_key = pytest.StashKey[dict]()
 
 
@@ -115,40 +113,6 @@ def _is_audit_spec(config: pytest.Config, file_path: Path) -> bool:
             return True
     explicit = {Path(config.invocation_params.dir, arg.split("::")[0]).resolve() for arg in config.args}
     return resolved in explicit
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """With --audit-save-baseline, write each audited spec's result to its baseline file."""
-    config = session.config
-    if not config.getoption("audit_save_baseline", False) or session_key not in config.stash:
-        return
-    from .record import write_record
-
-    if session.exitstatus == pytest.ExitCode.INTERRUPTED:  # partial runs never become a baseline
-        config.stash[saved_baselines_key] = []
-        config.stash[baseline_note_key] = "robustaudit: run interrupted, no baseline saved"
-        return
-    audits = config.stash[session_key]
-    for result in audits.results():
-        reference = audits.spec(result.spec_path).reference
-        if reference is not None and reference.baseline is not None:
-            try:
-                write_record([result], reference.baseline, run_info={"purpose": "baseline"})
-            except OSError as error:  # asked for and not saved: the run fails, the reason is said at the end
-                config.stash[baseline_note_key] = (
-                    f"robustaudit: could not save the baseline {reference.baseline} of {result.spec_path} "
-                    f"(key reference.baseline): {error}; point it at a writable path")
-                if session.exitstatus == pytest.ExitCode.OK:
-                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
-                continue
-            config.stash.setdefault(saved_baselines_key, []).append(reference.baseline)
-
-
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    for path in config.stash.get(saved_baselines_key, []):
-        terminalreporter.write_line(f"robustaudit: baseline saved to {path}")
-    if baseline_note_key in config.stash:
-        terminalreporter.write_line(config.stash[baseline_note_key])
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):

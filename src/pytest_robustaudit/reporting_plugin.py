@@ -7,9 +7,12 @@ Registered by ``plugin.pytest_configure``.  The work is in ``report.py``, ``reco
 * ``--audit-report PATH`` (default ``robustaudit-report.html`` in the invocation folder when
   ``--audit`` is given; ``--no-audit-report`` or ``--audit-report=none`` turn it off) and
   ``--audit-json PATH`` (off by default).  Nothing is written when no audit ran.
-* Under pytest-xdist each worker puts its results, serialised exactly, into ``workeroutput`` at
-  the end of its session; the controller collects them in ``pytest_testnodedown`` and is the only
-  process that writes files, so the report holds every worker's results.
+* ``--audit-save-baseline``: each audited spec's result goes to its ``reference: {baseline: PATH}``
+  file; an interrupted run saves none, and one that cannot be written fails the run.
+* Under pytest-xdist each worker puts its results, serialised exactly, and its specs' baseline
+  paths into ``workeroutput`` at the end of its session; the controller collects them in
+  ``pytest_testnodedown`` and is the only process that writes files, so the report holds every
+  worker's results and every baseline is said in the controller's terminal.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Outputs:
     results: list[AuditResult]
     errors: dict[str, str]
     written: list[tuple[str, Path]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
@@ -65,13 +69,24 @@ def json_path(config: pytest.Config) -> Path | None:
     return _path_option(config, "audit_json", None)
 
 
-def _local(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str]]:
+def _key(spec_path: Any) -> str:
+    return os.fspath(Path(spec_path).resolve())
+
+
+def _local(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], dict[str, str]]:
+    """This process's results, errors (spec path → message) and baseline files (spec path → file)."""
     from .plugin import session_key
 
     if session_key not in config.stash:
-        return [], {}
+        return [], {}, {}
     audits = config.stash[session_key]
-    return audits.results(), {os.fspath(p): m for p, m in audits.errors().items()}
+    results = audits.results()
+    baselines = {}
+    for result in results:
+        reference = audits.spec(result.spec_path).reference
+        if reference is not None and reference.baseline is not None:
+            baselines[_key(result.spec_path)] = os.fspath(reference.baseline)
+    return results, {os.fspath(p): m for p, m in audits.errors().items()}, baselines
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -82,22 +97,43 @@ def pytest_testnodedown(node, error) -> None:
         node.config.stash.setdefault(worker_records_key, []).append(text)
 
 
-def _gather(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str]]:
+def _gather(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], dict[str, str]]:
     """This process's results plus every worker's, one per spec (a spec split over workers ran on each)."""
     from .record import loads
 
-    results, errors = _local(config)
+    results, errors, baselines = _local(config)
     for text in config.stash.get(worker_records_key, []):
         run, found = loads(text, "a pytest-xdist worker's results")
         results.extend(found)
         for entry in run.get("errors", []):
             errors.setdefault(entry["spec_path"], entry["message"])
+        baselines.update(run.get("baselines", {}))
     unique: dict[str, AuditResult] = {}
     for result in results:
-        unique.setdefault(os.fspath(Path(result.spec_path).resolve()), result)
-    done = {os.fspath(Path(r.spec_path).resolve()) for r in unique.values()}
-    errors = {p: m for p, m in errors.items() if os.fspath(Path(p).resolve()) not in done}
-    return list(unique.values()), errors
+        unique.setdefault(_key(result.spec_path), result)
+    errors = {p: m for p, m in errors.items() if _key(p) not in unique}
+    return list(unique.values()), errors, baselines
+
+
+def _save_baselines(session: pytest.Session, outputs: Outputs, baselines: dict[str, str]) -> None:
+    """``--audit-save-baseline``: never from an interrupted run; a baseline not saved fails the run."""
+    from .record import write_record
+
+    if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        outputs.notes.append("robustaudit: run interrupted, no baseline saved")
+        return
+    for result in outputs.results:
+        target = baselines.get(_key(result.spec_path))
+        if target is None:
+            continue
+        try:
+            write_record([result], target, run_info={"purpose": "baseline"})
+            outputs.notes.append(f"robustaudit: baseline saved to {target}")
+        except OSError as error:
+            outputs.problems.append(f"could not save the baseline {target} of {result.spec_path} "
+                                    f"(key reference.baseline): {error}; point it at a writable path")
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int) -> dict[str, Any]:
@@ -134,21 +170,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _is_worker(config):
         from .record import dumps
 
-        results, errors = _local(config)
+        results, errors, baselines = _local(config)
         if results or errors:
-            run = {"errors": [{"spec_path": p, "message": m} for p, m in errors.items()]}
+            run = {"errors": [{"spec_path": p, "message": m} for p, m in errors.items()], "baselines": baselines}
             config.workeroutput[WORKER_KEY] = dumps(results, run, array_digits=None)  # exact, for the controller
         return
-    results, errors = _gather(config)
-    if not results and not errors:
+    results, errors, baselines = _gather(config)
+    saving = config.getoption("audit_save_baseline", False)
+    if not results and not errors and not saving:
         return
     outputs = Outputs(results, errors)
     config.stash[outputs_key] = outputs
+    if saving:
+        _save_baselines(session, outputs, baselines)
+    if not results and not errors:
+        return
     html_path, record_path = report_path(config), json_path(config)
     markdown_path = _path_option(config, "audit_markdown", None)
     if html_path is None and record_path is None and markdown_path is None:
         return
-    run_info = _run_info(config, errors, exitstatus)
+    run_info = _run_info(config, errors, session.exitstatus)
     if record_path is not None:
         from .record import write_record
 
@@ -183,9 +224,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         return
     from .summary import terminal_table
 
-    terminalreporter.write_sep("=", "robustaudit summary")
-    for line in terminal_table(outputs.results, outputs.errors):
-        terminalreporter.write_line(line)
+    if outputs.results or outputs.errors:
+        terminalreporter.write_sep("=", "robustaudit summary")
+        for line in terminal_table(outputs.results, outputs.errors):
+            terminalreporter.write_line(line)
+    for note in outputs.notes:
+        terminalreporter.write_line(note)
     for what, path in outputs.written:
         terminalreporter.write_line(f"robustaudit: {what}: {path}")
     for problem in outputs.problems:
