@@ -507,3 +507,32 @@ def test_e2e_xdist_baselines_are_saved_and_said_by_the_controller(pytester, tiny
         assert read_record(pytester.path / "baselines" / f"{name}.json")[1][0].name == name
     rerun = run(pytester, "-n", "2", "--dist", "loadgroup", "--audit", "audits/one.yaml", "--audit", "audits/two.yaml")
     rerun.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["single", "xdist"])
+def test_e2e_invalid_spec_is_listed_as_an_audit_that_could_not_run(pytester, tiny_checkpoints, xdist):
+    from conftest import spec_text
+
+    if xdist:
+        pytest.importorskip("xdist", reason="pytest-xdist is not installed")
+    pytester.mkdir("audits")
+    (pytester.path / "audits" / "good.yaml").write_text(spec_text(tiny_checkpoints["plain"], PASSING))
+    (pytester.path / "audits" / "invalid.yaml").write_text(
+        spec_text(tiny_checkpoints["plain"], "kurtoss_mean: {min: 1}\noutlier_count: {min: 3, max: 1}\n"))
+    workers = ("-n", "2") if xdist else ()
+    result = run(pytester, *workers, "--audit", "audits", "--continue-on-collection-errors", "--audit-json", "r.json")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["invalid.yaml * ERROR: invalid audit spec (2 problems): *invalid.yaml:*: "
+                                 "checks.kurtoss_mean: unknown met*"])
+    run_info, found = read_record(pytester.path / "r.json")
+    assert [r.name for r in found] == ["good"]
+    (error,) = run_info["errors"]
+    assert error["spec_path"].endswith("invalid.yaml") and "Did you mean: kurtosis_mean?" in error["message"]
+    assert "min 3 is greater than max 1" in error["message"]
+    section = parse((pytester.path / "robustaudit-report.html").read_text()).find_all("section", id="errors")[0]
+    assert "Did you mean: kurtosis_mean?" in section.text() and "min 3 is greater than max 1" in section.text()
+    # without --continue-on-collection-errors pytest stops (xdist: fails); the report still says why
+    result = run(pytester, *workers, "--audit", "audits")
+    assert result.ret == (pytest.ExitCode.TESTS_FAILED if xdist else pytest.ExitCode.INTERRUPTED)
+    html = (pytester.path / "robustaudit-report.html").read_text()
+    assert "Did you mean: kurtosis_mean?" in html

@@ -33,6 +33,17 @@ class Problem:
         return f"{text}\n    fix: {self.fix}" if self.fix else text
 
 
+def headline(message: object) -> str:
+    """The one line that stands for an error message in tables and pointers: its first line, and
+    when that only introduces a list ("invalid audit spec (3 problems):"), the first item too."""
+    lines = [line.strip() for line in str(message).strip().splitlines() if line.strip()]
+    if not lines:
+        return "error"
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
+
+
 def display_path(path: Path | str) -> str:
     """``path`` relative to the working directory when it lies below it (as pytest prints node ids)."""
     try:

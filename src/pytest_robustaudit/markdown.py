@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checks import format_number
+from .errors import headline
 from .results import AuditResult, tally
 
 
@@ -46,7 +47,7 @@ def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = 
             lines.append(f"- **{_cell(result.name)}** · `{check.layer}::{check.metric}`: {_cell(first)}")
             lines += [f"  {_cell(line.strip())}" for line in rest if line.strip().startswith(("required", "candidate"))]
         for path, message in errors.items():
-            lines.append(f"- **{_cell(Path(path).name)}**: {_cell(message.splitlines()[0])}")
+            lines.append(f"- **{_cell(Path(path).name)}**: {_cell(headline(message))}")
     if report_path is not None:
         lines += ["", f"Full report: `{_cell(report_path)}`"]
     return "\n".join(lines) + "\n"

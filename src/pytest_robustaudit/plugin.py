@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from . import hookspecs
-from .errors import AuditError
+from .errors import AuditError, headline
 from .registries import Registries, collect
 from .runner import AuditSession
 from .specmodel import AuditSpec, CheckSpec
@@ -64,6 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(fixtures, "robustaudit-fixtures")
     from . import reporting_plugin
     config.pluginmanager.register(reporting_plugin, "robustaudit-reporting")
+    config.pluginmanager.register(reporting_plugin.InvalidSpecs(config), "robustaudit-invalid-specs")
     config.addinivalue_line("markers", "xdist_group(name): audit items of one spec share a worker (pytest-xdist)")
     config.addinivalue_line("markers", "audit_spec(path): the audit spec whose results the audit_run fixture gives")
     requested = config.getoption("audit_paths")
@@ -180,8 +181,7 @@ class AuditItem(pytest.Item):
             shown = self.config.stash.setdefault(errors_shown_key, {})
             first = shown.setdefault(self.spec.path, self.nodeid)
             if first != self.nodeid:
-                headline = str(excinfo.value).splitlines()[0]
-                return f"{self.spec.name}: {headline}\n  (the full message is under {first})"
+                return f"{self.spec.name}: {headline(excinfo.value)}\n  (the full message is under {first})"
             return f"{self.spec.name}: {excinfo.value}"
         return super().repr_failure(excinfo, style)
 

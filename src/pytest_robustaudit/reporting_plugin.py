@@ -31,6 +31,7 @@ OFF = ("none", "")
 WORKER_KEY = "robustaudit_record"
 
 worker_records_key = pytest.StashKey[list]()
+invalid_specs_key = pytest.StashKey[dict]()
 outputs_key = pytest.StashKey["Outputs"]()
 
 
@@ -89,6 +90,23 @@ def _local(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], di
     return results, {os.fspath(p): m for p, m in audits.errors().items()}, baselines
 
 
+class InvalidSpecs:
+    """Keeps the specs that failed validation: audits that could not run, listed by the report and
+    summary like any other.  Under pytest-xdist the workers' collection reports reach the
+    controller through this same hook.  (A class, because ``pytest_collectreport`` gets no config.)
+    """
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        from .plugin import SPEC_SUFFIXES
+
+        if report.failed and Path(report.nodeid).suffix in SPEC_SUFFIXES:
+            path = os.fspath(self.config.rootpath / report.nodeid)
+            self.config.stash.setdefault(invalid_specs_key, {}).setdefault(path, report.longreprtext)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
     """pytest-xdist (controller): keep the results a finished worker sent."""
@@ -102,6 +120,7 @@ def _gather(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], d
     from .record import loads
 
     results, errors, baselines = _local(config)
+    errors.update(config.stash.get(invalid_specs_key, {}))
     for text in config.stash.get(worker_records_key, []):
         run, found = loads(text, "a pytest-xdist worker's results")
         results.extend(found)

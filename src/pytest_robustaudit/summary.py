@@ -11,6 +11,7 @@ import os
 from typing import Any, Iterable
 
 from .checks import format_number
+from .errors import headline
 from .results import AuditResult, tally
 
 HEADERS = ("model", "layer", "kurtosis", "rotated", "outliers", "pass/fail", "verdict")
@@ -43,9 +44,8 @@ def rows(results: Iterable[AuditResult], errors: dict[Any, str] | None = None) -
                         _metric(result, layer, "kurtosis_mean"), _metric(result, layer, "rotated_kurtosis_mean"),
                         _metric(result, layer, "outlier_count"), counted if checks else "-", verdict))
     for path, message in (errors or {}).items():
-        first = str(message).strip().splitlines()[0] if str(message).strip() else "error"
         out.append((_clip(os.path.basename(os.fspath(path)), MAX_MODEL), "-", "-", "-", "-", "-",
-                    "ERROR: " + _clip(first, MAX_ERROR)))
+                    "ERROR: " + _clip(headline(message), MAX_ERROR)))
     return out
 
 
