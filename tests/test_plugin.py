@@ -153,3 +153,5 @@ def test_a_metric_registered_twice_is_a_clear_error(pytester, tiny_checkpoints):
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*metric 'kurtosis_mean' is registered twice: by robustaudit-builtin "
                                  "and by *conftest.py. Rename one of them*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert "is registered twice" in (pytester.path / "robustaudit-report.html").read_text()

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import pytest
 
+from .errors import AuditError
 from .results import AuditResult, ReportSection
 
 DEFAULT_REPORT = "robustaudit-report.html"
@@ -217,8 +218,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from .plugin import registries
         from .report import render_report, write_report
 
+        try:
+            metrics = registries(config).metrics
+        except AuditError:  # e.g. a metric registered twice: already a collection error, listed in the report
+            metrics = None
         sections = _sections(config, results, outputs.problems)
-        page = render_report(results, registries(config).metrics, run_info, sections=sections)
+        page = render_report(results, metrics, run_info, sections=sections)
         _write(outputs, "report", html_path, lambda path: write_report(page, path))
     if markdown_path is not None:
         from .atomic import write_text_atomic
