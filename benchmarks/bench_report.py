@@ -4,8 +4,9 @@ N = 1000 probe images.  Prints figures; not a test.
     .venv/bin/python benchmarks/bench_report.py [--models 20] [--layers 3] [--dim 2048] [--images 1000] [--out DIR]
 
 Measures: render time of the HTML (median of a few runs), its size (raw and gzipped), the JSON
-record's size (default 7-digit arrays and exact) and write/read times, and, when Chromium is
-installed, how long a headless Chromium takes to load the page and screenshot it.
+record's size and write/read times with 7-digit and exact arrays side by side (ratio), and, when
+Chromium is installed, how long a headless Chromium takes to load and screenshot the report against
+a blank page in the same run (ratio).
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     report = folder / "report.html"
     write_report(html, report)
+    measured = {}
     for digits, label in ((7, "7 significant digits (default)"), (None, "exact")):
         path = folder / f"record-{digits or 'exact'}.json"
         start = time.perf_counter()
@@ -108,17 +110,28 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         read_record(path)
         read = time.perf_counter() - start
+        measured[digits] = (path.stat().st_size, wrote, read)
         print(f"JSON record, arrays {label}: {path.stat().st_size / 1e6:.2f} MB, write {wrote:.2f} s, read {read:.2f} s")
+    (s7, w7, r7), (sx, wx, rx) = measured[7], measured[None]
+    print(f"ratio 7 digits / exact: size {s7 / sx:.2f}x, write {w7 / wx:.2f}x, read {r7 / rx:.2f}x")
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium:
-        shot = folder / "report.png"
-        start = time.perf_counter()
-        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                        f"--user-data-dir={folder / 'chromium-profile'}", f"--screenshot={shot}",
-                        "--window-size=1280,2000", report.as_uri()], capture_output=True, timeout=300)
-        print(f"headless Chromium load + screenshot: {time.perf_counter() - start:.2f} s (includes browser start)")
+        blank = folder / "blank.html"
+        blank.write_text("<!doctype html><title>blank</title>", encoding="utf-8")
+
+        def shoot(page: Path) -> float:
+            start = time.perf_counter()
+            subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                            f"--user-data-dir={folder / 'chromium-profile'}", f"--screenshot={page.with_suffix('.png')}",
+                            "--window-size=1280,2000", page.as_uri()], capture_output=True, timeout=300)
+            return time.perf_counter() - start
+
+        shoot(blank)  # warm the profile and the page cache
+        page_s, blank_s = shoot(report), shoot(blank)
+        print(f"headless Chromium load + screenshot: report {page_s:.2f} s, blank page {blank_s:.2f} s "
+              f"(browser start included in both): ratio {page_s / blank_s:.2f}x")
     else:
         print("headless Chromium: not installed, skipped")
     print(f"files in {folder}")
