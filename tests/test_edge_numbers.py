@@ -38,6 +38,9 @@ class Fixed(nn.Module):
             raise KeyboardInterrupt
         if self.kind == "raise":
             raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x2)")
+        if self.kind == "die":  # a worker killed mid-extraction (out of memory, a segfault)
+            import os, signal
+            os.kill(os.getpid(), signal.SIGKILL)
         return torch.cat([pooled, pooled ** 2, pooled ** 3, torch.sin(pooled * 7)], dim=1)
 
 
@@ -154,3 +157,25 @@ def test_a_baseline_that_cannot_be_saved_fails_the_run_with_the_reason(pytester,
     result.stdout.fnmatch_lines(["robustaudit: could not save the baseline *blocker/base.json of *spec.yaml "
                                  "(key reference.baseline): *; point it at a writable path"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_a_worker_killed_mid_extraction_is_listed_and_the_rest_reported(pytester, images):
+    pytest.importorskip("xdist", reason="pytest-xdist is not installed")
+    write_spec(pytester, "die", "kurtosis_mean: {min: 0}\n")
+    (pytester.path / "spec.yaml").rename(pytester.path / "dies.yaml")
+    write_spec(pytester, "plain", "kurtosis_mean: {min: 0}\n")
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadgroup", "--max-worker-restart", "1",
+                                           "--audit", "dies.yaml", "--audit", "spec.yaml", "--audit-json", "r.json",
+                                           "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert outcomes["passed"] == 1 and outcomes["failed"] >= 1  # xdist may retry it on the replacement worker
+    result.stdout.fnmatch_lines(["dies.yaml * ERROR: worker 'gw*' crashed while running 'dies.yaml::*"])
+    from pytest_robustaudit.record import read_record
+
+    run_info, found = read_record(pytester.path / "r.json")
+    assert [r.spec_path.name for r in found] == ["spec.yaml"]
+    (error,) = run_info["errors"]
+    assert error["spec_path"].endswith("dies.yaml")
+    assert error["message"].startswith("worker 'gw") and error["message"].splitlines()[0].endswith(
+        "crashed while running 'dies.yaml::representation::kurtosis_mean' (no audit result reached the report)")
+    assert "dies.yaml" in (pytester.path / "robustaudit-report.html").read_text()

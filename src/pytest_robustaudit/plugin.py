@@ -64,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(fixtures, "robustaudit-fixtures")
     from . import reporting_plugin
     config.pluginmanager.register(reporting_plugin, "robustaudit-reporting")
-    config.pluginmanager.register(reporting_plugin.InvalidSpecs(config), "robustaudit-invalid-specs")
+    config.pluginmanager.register(reporting_plugin.SpecReports(config), "robustaudit-spec-reports")
     config.addinivalue_line("markers", "xdist_group(name): audit items of one spec share a worker (pytest-xdist)")
     config.addinivalue_line("markers", "audit_spec(path): the audit spec whose results the audit_run fixture gives")
     requested = config.getoption("audit_paths")

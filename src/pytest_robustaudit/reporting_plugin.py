@@ -33,6 +33,7 @@ WORKER_KEY = "robustaudit_record"
 
 worker_records_key = pytest.StashKey[list]()
 invalid_specs_key = pytest.StashKey[dict]()
+failed_items_key = pytest.StashKey[dict]()
 outputs_key = pytest.StashKey["Outputs"]()
 
 
@@ -91,21 +92,40 @@ def _local(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], di
     return results, {os.fspath(p): m for p, m in audits.errors().items()}, baselines
 
 
-class InvalidSpecs:
-    """Keeps the specs that failed validation: audits that could not run, listed by the report and
-    summary like any other.  Under pytest-xdist the workers' collection reports reach the
-    controller through this same hook.  (A class, because ``pytest_collectreport`` gets no config.)
+class SpecReports:
+    """Watches pytest's own reports on spec files, for audits whose outcome would otherwise be lost:
+
+    * a spec that failed validation (a collection error);
+    * a spec whose items failed without any audit result or error reaching this process: a
+      pytest-xdist worker killed mid-extraction (out of memory, a segfault) sends nothing, and xdist
+      reports its running item as crashed.
+
+    Both are listed by the report and summary with the audits that could not run.  Under
+    pytest-xdist the workers' reports reach the controller through these same hooks.  (A class,
+    because these hooks get no config.)
     """
 
     def __init__(self, config: pytest.Config):
         self.config = config
 
-    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+    def _spec_path(self, nodeid: str) -> str | None:
         from .plugin import SPEC_SUFFIXES
 
-        if report.failed and Path(report.nodeid).suffix in SPEC_SUFFIXES:
-            path = os.fspath(self.config.rootpath / report.nodeid)
+        file_part = nodeid.split("::", 1)[0]
+        return os.fspath(self.config.rootpath / file_part) if Path(file_part).suffix in SPEC_SUFFIXES else None
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        path = self._spec_path(report.nodeid) if report.failed else None
+        if path is not None:
             self.config.stash.setdefault(invalid_specs_key, {}).setdefault(path, report.longreprtext)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        path = self._spec_path(report.nodeid) if report.failed else None
+        if path is not None:
+            text = report.longreprtext.strip()
+            lead = text.splitlines()[-1].strip() if text else f"{report.nodeid} failed"
+            self.config.stash.setdefault(failed_items_key, {}).setdefault(
+                path, f"{lead} (no audit result reached the report)\n{text}")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -132,6 +152,10 @@ def _gather(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], d
     for result in results:
         unique.setdefault(_key(result.spec_path), result)
     errors = {p: m for p, m in errors.items() if _key(p) not in unique}
+    explained = {_key(p) for p in errors}
+    for path, failure in config.stash.get(failed_items_key, {}).items():
+        if _key(path) not in unique and _key(path) not in explained:  # no result came back: say what pytest saw
+            errors[path] = failure
     return list(unique.values()), errors, baselines
 
 
