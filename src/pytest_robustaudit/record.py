@@ -26,7 +26,7 @@ import math
 import os
 import platform
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 
@@ -48,6 +48,41 @@ _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 class RecordError(AuditError):
     """A record file that cannot be read: missing, not JSON, not a record, or a newer schema."""
+
+
+# --------------------------------------------------------------------------------------------
+# the schema: every plain field of a record object, named once for writing and for reading
+# --------------------------------------------------------------------------------------------
+
+_REQUIRED = object()
+
+
+class _Field(NamedTuple):
+    key: str          # the JSON key and the dataclass attribute
+    kind: str         # int | str | bool | float | float? (number or null) | path | array | strings | free
+    default: Any = _REQUIRED  # what a record without the key reads as; _REQUIRED: the key must be there
+
+
+_STATS = (  # LayerStats (its ``layer`` is the layer's name)
+    _Field("dim", "int"), _Field("n_images", "int"), _Field("n_nonfinite", "int"),
+    _Field("rotation_seed", "int", 0), _Field("notes", "strings", []),
+    _Field("kurtosis", "array"), _Field("rotated_kurtosis", "array"), _Field("profile", "array"),
+    _Field("feature_mean", "array"), _Field("feature_var", "array"),
+)
+_METRIC = (_Field("value", "float"), _Field("undefined_reason", "str", ""), _Field("details", "free", {}))
+_CHECK = (
+    _Field("metric", "str"), _Field("layer", "str"), _Field("value", "float"),
+    _Field("min", "float?", None), _Field("max", "float?", None), _Field("passed", "bool"),
+    _Field("skip_reason", "str", ""), _Field("reference", "float?", None),
+    _Field("params", "free", {}), _Field("details", "free", {}), _Field("message", "str", ""),
+)
+_SKIPPED = (_Field("path", "path"), _Field("reason", "str"))
+_RESULT = (  # AuditResult, besides its skipped images, layers and checks
+    _Field("name", "str"), _Field("spec_path", "path"), _Field("model", "str"), _Field("source", "str"),
+    _Field("fingerprint", "str"), _Field("device", "str"), _Field("precision", "str"),
+    _Field("batch_size", "int", 0), _Field("data_path", "path"), _Field("n_images", "int"),
+    _Field("n_found", "int"), _Field("seconds", "float"), _Field("provenance", "free", {}),
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,58 +134,35 @@ def _free_out(value: Any) -> Any:
     return str(value)
 
 
-def _stats_out(stats: LayerStats, digits: int | None) -> dict[str, Any]:
-    return {
-        "dim": int(stats.dim),
-        "n_images": int(stats.n_images),
-        "n_nonfinite": int(stats.n_nonfinite),
-        "rotation_seed": int(stats.rotation_seed),
-        "notes": list(stats.notes),
-        "kurtosis": _array_out(stats.kurtosis, digits),
-        "rotated_kurtosis": _array_out(stats.rotated_kurtosis, digits),
-        "profile": _array_out(stats.profile, digits),
-        "feature_mean": _array_out(stats.feature_mean, digits),
-        "feature_var": _array_out(stats.feature_var, digits),
-    }
+_OUT = {
+    "int": lambda v, digits: int(v),
+    "str": lambda v, digits: str(v),
+    "bool": lambda v, digits: bool(v),
+    "float": lambda v, digits: _float_out(v),
+    "float?": lambda v, digits: _float_out(v),
+    "path": lambda v, digits: os.fspath(v),
+    "array": _array_out,
+    "strings": lambda v, digits: [str(item) for item in v],
+    "free": lambda v, digits: _free_out(v),
+}
 
 
-def _check_out(c: CheckOutcome) -> dict[str, Any]:
-    return {
-        "metric": c.metric, "layer": c.layer, "value": _float_out(c.value),
-        "min": _float_out(c.min), "max": _float_out(c.max), "passed": bool(c.passed),
-        "skip_reason": c.skip_reason, "reference": _float_out(c.reference),
-        "params": _free_out(c.params), "details": _free_out(c.details), "message": c.message,
-    }
+def _out(obj: Any, fields: tuple[_Field, ...], digits: int | None = None) -> dict[str, Any]:
+    return {f.key: _OUT[f.kind](getattr(obj, f.key), digits) for f in fields}
 
 
 def result_to_dict(result: AuditResult, array_digits: int | None = ARRAY_DIGITS) -> dict[str, Any]:
     """One audit as plain JSON data (schema: docs/report.md)."""
     return {
-        "name": result.name,
-        "spec_path": os.fspath(result.spec_path),
-        "model": result.model,
-        "source": result.source,
-        "fingerprint": result.fingerprint,
-        "device": result.device,
-        "precision": result.precision,
-        "batch_size": int(result.batch_size),
-        "data_path": os.fspath(result.data_path),
-        "n_images": int(result.n_images),
-        "n_found": int(result.n_found),
-        "skipped": [{"path": os.fspath(s.path), "reason": s.reason} for s in result.skipped],
-        "seconds": _float_out(result.seconds),
+        **_out(result, _RESULT),
         "passed": bool(result.passed),
-        "provenance": _free_out(result.provenance),
+        "skipped": [_out(s, _SKIPPED) for s in result.skipped],
         "layers": [
-            {
-                "name": name,
-                "metrics": {m: {"value": _float_out(v.value), "undefined_reason": v.undefined_reason,
-                                "details": _free_out(v.details)} for m, v in layer.metrics.items()},
-                "stats": _stats_out(layer.stats, array_digits),
-            }
+            {"name": name, "metrics": {m: _out(v, _METRIC) for m, v in layer.metrics.items()},
+             "stats": _out(layer.stats, _STATS, array_digits)}
             for name, layer in result.layers.items()
         ],
-        "checks": [_check_out(c) for c in result.checks],
+        "checks": [_out(c, _CHECK) for c in result.checks],
     }
 
 
@@ -242,12 +254,36 @@ def _free_in(value: Any) -> Any:
     return value
 
 
-_REQUIRED = object()
+def _value_in(kind: str, value: Any, where: str) -> Any:
+    """A JSON value read as a field of ``kind`` (see :class:`_Field`), or :class:`_Malformed`."""
+    if kind in ("float", "float?"):
+        return _float_in(value, where, optional=kind == "float?")
+    if kind in ("str", "path"):
+        if not isinstance(value, str):
+            raise _Malformed(where, f"expected a string, got {value!r}")
+        return Path(value) if kind == "path" else value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Malformed(where, f"expected an integer, got {value!r}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise _Malformed(where, f"expected true or false, got {value!r}")
+        return value
+    if kind == "free":
+        if not isinstance(value, dict):
+            raise _Malformed(where, f"expected an object, got {type(value).__name__}")
+        return _free_in(value)
+    if not isinstance(value, list):
+        raise _Malformed(where, f"expected an array, got {type(value).__name__}")
+    if kind == "array":
+        return np.array([_float_in(v, f"{where}[{i}]") for i, v in enumerate(value)], dtype=np.float64)
+    return [_value_in("str", v, f"{where}[{i}]") for i, v in enumerate(value)]  # strings
 
 
 class _Fields:
-    """One JSON object being decoded.  Each accessor names its key once; a wrong or missing value
-    raises :class:`_Malformed` located at ``where.key``.  ``default`` makes a key optional."""
+    """One JSON object being decoded; a wrong or missing value raises :class:`_Malformed` located at
+    ``where.key``."""
 
     def __init__(self, obj: Any, where: str):
         if not isinstance(obj, dict):
@@ -264,123 +300,43 @@ class _Fields:
             raise _Malformed(self.where or "record", f"missing '{key}'")
         return default
 
-    def str(self, key: str, default: Any = _REQUIRED) -> str:
-        value = self._raw(key, default)
-        if not isinstance(value, str):
-            raise _Malformed(self._at(key), f"expected a string, got {value!r}")
-        return value
-
-    def int(self, key: str, default: Any = _REQUIRED) -> int:
-        value = self._raw(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _Malformed(self._at(key), f"expected an integer, got {value!r}")
-        return value
-
-    def bool(self, key: str) -> bool:
-        value = self._raw(key, _REQUIRED)
-        if not isinstance(value, bool):
-            raise _Malformed(self._at(key), f"expected true or false, got {value!r}")
-        return value
-
-    def float(self, key: str) -> float:
-        return _float_in(self._raw(key, _REQUIRED), self._at(key))
-
-    def optional_float(self, key: str) -> float | None:
-        """A number or ``null``/absent (no bound, no reference)."""
-        return _float_in(self._raw(key, None), self._at(key), optional=True)
-
-    def array(self, key: str) -> np.ndarray:
-        return np.array([_float_in(v, f"{self._at(key)}[{i}]") for i, v in enumerate(self.list(key))],
-                        dtype=np.float64)
-
-    def list(self, key: str, default: Any = _REQUIRED) -> list:
-        value = self._raw(key, default)
-        if not isinstance(value, list):
-            raise _Malformed(self._at(key), f"expected an array, got {type(value).__name__}")
-        return value
-
-    def free(self, key: str) -> dict:
-        """A free-form object (details, provenance, params); absent means empty."""
-        return _free_in(_Fields(self._raw(key, {}), self._at(key)).obj)
+    def read(self, field: _Field) -> Any:
+        return _value_in(field.kind, self._raw(field.key, field.default), self._at(field.key))
 
     def object(self, key: str) -> _Fields:
         return _Fields(self._raw(key, _REQUIRED), self._at(key))
 
     def each(self, key: str, default: Any = _REQUIRED) -> list[_Fields]:
         """The objects of an array, each located as ``key[i]``."""
-        return [_Fields(item, f"{self._at(key)}[{i}]") for i, item in enumerate(self.list(key, default))]
+        items = self._raw(key, default)
+        if not isinstance(items, list):
+            raise _Malformed(self._at(key), f"expected an array, got {type(items).__name__}")
+        return [_Fields(item, f"{self._at(key)}[{i}]") for i, item in enumerate(items)]
 
-    def strings(self, key: str) -> list[str]:
-        """An array of strings; absent means empty."""
-        items = self.list(key, [])
-        for i, item in enumerate(items):
-            if not isinstance(item, str):
-                raise _Malformed(f"{self._at(key)}[{i}]", f"expected a string, got {item!r}")
-        return items
+
+def _read_all(f: _Fields, fields: tuple[_Field, ...]) -> dict[str, Any]:
+    return {field.key: f.read(field) for field in fields}
+
+
+def _decode(cls: type, f: _Fields, fields: tuple[_Field, ...], **rest: Any) -> Any:
+    return cls(**_read_all(f, fields), **rest)
 
 
 def _layer_in(f: _Fields) -> LayerResult:
-    name = f.str("name")
-    s = f.object("stats")
-    stats = LayerStats(
-        layer=name,
-        dim=s.int("dim"),
-        n_images=s.int("n_images"),
-        n_nonfinite=s.int("n_nonfinite"),
-        kurtosis=s.array("kurtosis"),
-        rotated_kurtosis=s.array("rotated_kurtosis"),
-        profile=s.array("profile"),
-        feature_mean=s.array("feature_mean"),
-        feature_var=s.array("feature_var"),
-        rotation_seed=s.int("rotation_seed", 0),
-        notes=s.strings("notes"),
-    )
-    metrics_in = f.object("metrics")
-    metrics: dict[str, MetricValue] = {}
-    for mname in metrics_in.obj:
-        m = metrics_in.object(mname)
-        metrics[mname] = MetricValue(m.float("value"), m.free("details"), m.str("undefined_reason", ""))
-    return LayerResult(name, stats, metrics)
-
-
-def _check_in(f: _Fields) -> CheckOutcome:
-    return CheckOutcome(
-        metric=f.str("metric"),
-        layer=f.str("layer"),
-        value=f.float("value"),
-        min=f.optional_float("min"),
-        max=f.optional_float("max"),
-        passed=f.bool("passed"),
-        message=f.str("message", ""),
-        params=f.free("params"),
-        details=f.free("details"),
-        reference=f.optional_float("reference"),
-        skip_reason=f.str("skip_reason", ""),
-    )
+    name = f.read(_Field("name", "str"))
+    stats = _decode(LayerStats, f.object("stats"), _STATS, layer=name)
+    metrics = f.object("metrics")
+    return LayerResult(name, stats, {m: _decode(MetricValue, metrics.object(m), _METRIC) for m in metrics.obj})
 
 
 def _result_in(f: _Fields) -> AuditResult:
     from .data import SkippedImage
 
-    layers = [_layer_in(layer) for layer in f.each("layers")]
-    return AuditResult(
-        spec_path=Path(f.str("spec_path")),
-        name=f.str("name"),
-        model=f.str("model"),
-        source=f.str("source"),
-        fingerprint=f.str("fingerprint"),
-        device=f.str("device"),
-        precision=f.str("precision"),
-        data_path=Path(f.str("data_path")),
-        n_images=f.int("n_images"),
-        n_found=f.int("n_found"),
-        skipped=[SkippedImage(Path(s.str("path")), s.str("reason")) for s in f.each("skipped", [])],
-        seconds=f.float("seconds"),
-        layers={layer.layer: layer for layer in layers},
-        checks=[_check_in(c) for c in f.each("checks")],
-        batch_size=f.int("batch_size", 0),
-        provenance=f.free("provenance"),
-    )
+    layers = [_layer_in(layer) for layer in f.each("layers")]  # the bulk first: a cut-off file says so
+    skipped = [_decode(SkippedImage, s, _SKIPPED) for s in f.each("skipped", [])]
+    plain = _read_all(f, _RESULT)
+    checks = [_decode(CheckOutcome, c, _CHECK) for c in f.each("checks")]
+    return AuditResult(**plain, skipped=skipped, layers={layer.layer: layer for layer in layers}, checks=checks)
 
 
 def result_from_dict(obj: dict[str, Any]) -> AuditResult:
@@ -405,7 +361,7 @@ def record_from_dict(data: Any, origin: str = "the record") -> tuple[dict[str, A
                           f"({SCHEMA_VERSION}); upgrade pytest-robustaudit, or {fix}")
     try:
         top = _Fields(data, "")
-        run = top.free("run")
+        run = top.read(_Field("run", "free", {}))
         results = [_result_in(audit) for audit in top.each("audits")]
     except _Malformed as problem:
         raise RecordError(f"{origin} is malformed at {problem}; {fix}") from None
