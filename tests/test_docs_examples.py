@@ -12,7 +12,6 @@ import re
 import shlex
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 

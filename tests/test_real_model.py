@@ -7,7 +7,6 @@ a mis-mapped checkpoint.
 
 from __future__ import annotations
 
-import textwrap
 
 import pytest
 

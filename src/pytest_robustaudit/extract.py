@@ -128,7 +128,7 @@ def _forward_failed(model: "LoadedModel", images: "torch.Tensor", error: Excepti
     """An AuditError saying which model failed on what input, with the innermost frame that raised."""
     import traceback
 
-    from .errors import AuditError, LayerError
+    from .errors import AuditError
 
     if isinstance(error, AuditError):
         return error

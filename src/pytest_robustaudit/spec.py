@@ -402,7 +402,7 @@ class _Validator:
             if layer not in layers:
                 self.problem(path + ("layers", i) if "layers" in section else path,
                              f"layer {layer!r} is not among the spec's layers ({', '.join(layers)}).{suggest(str(layer), layers)}",
-                             f"add it to the top-level 'layers:' list")
+                             "add it to the top-level 'layers:' list")
                 continue
             out.append(CheckSpec(metric.name, layer, lo, hi, params, self.where(path),
                                  min_ratio=bounds.get("min_ratio"), max_ratio=bounds.get("max_ratio"),
