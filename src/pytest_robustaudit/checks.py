@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from .metrics import MetricValue
 from .results import CheckOutcome
@@ -61,12 +62,14 @@ def describe_bounds(low: Bound | None, high: Bound | None) -> str:
     return "no bound"
 
 
+def params_label(params: dict[str, Any]) -> str:
+    """A metric's parameters as shown to people: ``factor=100`` (floats without trailing zeros)."""
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 def check_label(check: CheckSpec) -> str:
     label = f"{check.metric} on layer '{check.layer}'"
-    if check.params:
-        label += " (" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                                  for k, v in check.params.items()) + ")"
-    return label
+    return label + f" ({params_label(check.params)})" if check.params else label
 
 
 def evaluate(check: CheckSpec, measured: MetricValue, context: str,

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import svg
-from .checks import Bound, describe_bounds, format_number
+from .checks import Bound, describe_bounds, format_number, params_label
 from .metrics import Metric
 from .results import AuditResult, CheckOutcome, ReportSection, tally
 
@@ -152,10 +152,6 @@ def _metric_list(metrics: Any) -> list[Metric]:
     return list(metrics)
 
 
-def _params_label(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-
-
 def _model_status(result: AuditResult) -> tuple[str, dict[str, int]]:
     counts = tally(result.checks)
     if counts["fail"]:
@@ -166,7 +162,7 @@ def _model_status(result: AuditResult) -> tuple[str, dict[str, int]]:
 
 
 def _check_view(c: CheckOutcome) -> CheckView:
-    params = _params_label(c.params)
+    params = params_label(c.params)
     bound = describe_bounds(Bound(c.min, "") if c.min is not None else None,
                             Bound(c.max, "") if c.max is not None else None)
     measured = Cell(format_number(c.value) if not c.skip_reason else "not run", raw_number(c.value))
@@ -262,7 +258,7 @@ def _comparisons(results: Sequence[AuditResult], metrics: dict[str, Metric]) -> 
                 rows.append(svg.Row(result.name, result.layers[layer].metrics[metric].value, control))
         if not rows:
             continue
-        label = metric + (f" ({_params_label(dict(params))})" if params else "")
+        label = metric + (f" ({params_label(dict(params))})" if params else "")
         title = f"{label} on layer '{layer}'"
         kurt = metric == "kurtosis_mean"
         charts.append(ChartView(f"c{n}", title, _safe(svg.comparison_svg(
