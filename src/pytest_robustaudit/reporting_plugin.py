@@ -122,10 +122,8 @@ class SpecReports:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         path = self._spec_path(report.nodeid) if report.failed else None
         if path is not None:
-            text = report.longreprtext.strip()
-            lead = text.splitlines()[-1].strip() if text else f"{report.nodeid} failed"
             self.config.stash.setdefault(failed_items_key, {}).setdefault(
-                path, f"{lead} (no audit result reached the report)\n{text}")
+                path, report.longreprtext.strip() or f"{report.nodeid} failed")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -155,7 +153,8 @@ def _gather(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], d
     explained = {_key(p) for p in errors}
     for path, failure in config.stash.get(failed_items_key, {}).items():
         if _key(path) not in unique and _key(path) not in explained:  # no result came back: say what pytest saw
-            errors[path] = failure
+            lead = failure.splitlines()[-1].strip()  # xdist: "worker 'gw0' crashed while running '...'"
+            errors[path] = f"{lead} (no audit result reached the report)\n{failure}"
     return list(unique.values()), errors, baselines
 
 
