@@ -19,7 +19,7 @@ import numpy as np
 
 from . import svg
 from .checks import Bound, describe_bounds, format_number, params_label
-from .metrics import Metric
+from .metrics import Metric, MetricValue
 from .results import AuditResult, CheckOutcome, ReportSection, tally
 
 TEMPLATE = "report.html.j2"
@@ -140,6 +140,21 @@ def raw_number(value: float | None) -> str:
     return repr(float(value))
 
 
+def _value_cell(mv: MetricValue) -> Cell:
+    """A metric value as shown (4 significant digits), with its exact number and why it is undefined."""
+    return Cell(format_number(mv.value), raw_number(mv.value), mv.undefined_reason)
+
+
+def _metric_order(layer_metrics: Iterable[str], metric_names: list[str]) -> list[str]:
+    """A layer's metrics in registry order, then the ones not in the registry (in computed order)."""
+    present = list(layer_metrics)
+    return [m for m in metric_names if m in present] + [m for m in present if m not in metric_names]
+
+
+#: a metric checked several times on one layer shows its worst verdict (lowest rank)
+_STATUS_RANK = {"fail": 0, "skip": 1, "pass": 2}
+
+
 def _slug(text: str, index: int, prefix: str) -> str:
     return f"{prefix}{index}-" + (re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "x")
 
@@ -180,16 +195,12 @@ def _layer_view(result: AuditResult, index: int, position: int, name: str, metri
     outlier = layer.metrics.get("outlier_count")
     factor = float(outlier.details.get("factor", 10.0)) if outlier else 10.0
     statuses: dict[str, str] = {}
-    for c in result.checks:  # the worst verdict of a metric's checks on this layer
-        if c.layer == name and ("fail", "skip", "pass").index(c.status) < ("fail", "skip", "pass", "").index(
-                statuses.get(c.metric, "")):
+    for c in result.checks:
+        if c.layer == name and (c.metric not in statuses
+                                or _STATUS_RANK[c.status] < _STATUS_RANK[statuses[c.metric]]):
             statuses[c.metric] = c.status
-    rows = []
-    for metric in metric_names + [m for m in layer.metrics if m not in metric_names]:
-        if metric in layer.metrics:
-            mv = layer.metrics[metric]
-            rows.append((metric, Cell(format_number(mv.value), raw_number(mv.value), mv.undefined_reason),
-                         statuses.get(metric, "")))
+    rows = [(metric, _value_cell(layer.metrics[metric]), statuses.get(metric, ""))
+            for metric in _metric_order(layer.metrics, metric_names)]
     outliers = ""
     if stats.profile.size and np.isfinite(stats.profile).all() and float(np.median(stats.profile)) > 0:
         idx = outlier_indices(stats.profile, factor)
@@ -273,18 +284,13 @@ def _metric_tables(results: Sequence[AuditResult], views: list[ModelView], metri
     for result, view in zip(results, views):
         for name, layer in result.layers.items():
             if name not in tables:
-                known = [m for m in metric_names if m in layer.metrics]
-                tables[name] = MetricTable(name, known + [m for m in layer.metrics if m not in known])
+                tables[name] = MetricTable(name, _metric_order(layer.metrics, metric_names))
     for result, view in zip(results, views):
         for name, table in tables.items():
             layer = result.layers.get(name)
             if layer is None:
                 continue
-            cells = []
-            for metric in table.metrics:
-                mv = layer.metrics.get(metric)
-                cells.append(Cell(format_number(mv.value), raw_number(mv.value), mv.undefined_reason)
-                             if mv else Cell("—"))
+            cells = [_value_cell(layer.metrics[m]) if m in layer.metrics else Cell("—") for m in table.metrics]
             table.rows.append((view, cells))
     return list(tables.values())
 
