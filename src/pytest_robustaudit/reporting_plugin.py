@@ -179,6 +179,11 @@ def _save_baselines(session: pytest.Session, outputs: Outputs, baselines: dict[s
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def _error_entries(errors: dict[str, str]) -> list[dict[str, str]]:
+    """The specs that could not run, as the record's ``errors`` list (and the workers' transfer)."""
+    return [{"spec_path": p, "message": m} for p, m in errors.items()]
+
+
 def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int) -> dict[str, Any]:
     from .record import default_run_info
 
@@ -190,7 +195,7 @@ def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int) ->
         "exit_status": int(exitstatus),
         "interrupted": int(exitstatus) == int(pytest.ExitCode.INTERRUPTED),
         "workers": len(config.stash.get(worker_records_key, [])),
-        "errors": [{"spec_path": p, "message": m} for p, m in errors.items()],
+        "errors": _error_entries(errors),
     })
     return info
 
@@ -215,7 +220,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         results, errors, baselines = _local(config)
         if results or errors:
-            run = {"errors": [{"spec_path": p, "message": m} for p, m in errors.items()], "baselines": baselines}
+            run = {"errors": _error_entries(errors), "baselines": baselines}
             config.workeroutput[WORKER_KEY] = dumps(results, run, array_digits=None)  # exact, for the controller
         return
     results, errors, baselines = _gather(config)
