@@ -15,6 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .metrics import outlier_indices
+
 BLUE = "#2563eb"
 ORANGE = "#ea580c"
 RED = "#dc2626"
@@ -120,13 +122,22 @@ def _y_axis(out: list[str], scale: Scale, x0: float, x1: float, label: str, inte
                f'{esc(label)}</text>')
 
 
-def _x_axis(out: list[str], scale: Scale, y0: float, y1: float, label: str, width: float) -> None:
+def _x_axis(out: list[str], scale: Scale, y0: float, y1: float, label: str) -> None:
     for t in scale.ticks(6):
         x = scale(t)
         out.append(f'<line x1="{_n(x)}" x2="{_n(x)}" y1="{_n(y0)}" y2="{_n(y1)}" stroke="{LIGHT}"/>')
         out.append(f'<text x="{_n(x)}" y="{_n(y1 + 13)}" text-anchor="middle" fill="{GREY}">{esc(tick_label(t))}</text>')
     out.append(f'<text x="{_n((scale.p0 + scale.p1) / 2)}" y="{_n(y1 + 27)}" text-anchor="middle" fill="{GREY}">'
                f'{esc(label)}</text>')
+
+
+def _reference_line(out: list[str], x: float, y0: float, y1: float, label: str, label_y: float,
+                    room: float, right: float) -> None:
+    """A dashed vertical line at ``x`` with its label beside it, on the left when it would run past
+    ``right`` (less than ``room`` pixels left)."""
+    out.append(f'<line x1="{_n(x)}" x2="{_n(x)}" y1="{y0}" y2="{y1}" stroke="{GREY}" stroke-dasharray="4 3"/>')
+    anchor, tx = ("end", x - 3) if x > right - room else ("start", x + 3)
+    out.append(f'<text x="{_n(tx)}" y="{label_y}" text-anchor="{anchor}" fill="{GREY}">{esc(label)}</text>')
 
 
 def _placeholder(width: int, height: int, title: str, cls: str, message: str) -> str:
@@ -158,7 +169,7 @@ def profile_svg(profile: np.ndarray, factor: float, title: str, width: int = 380
     d = order.size
     median = float(np.median(order))
     threshold = factor * median
-    n_out = int((order > threshold).sum()) if median > 0 else 0
+    n_out = outlier_indices(order, factor).size if median > 0 else 0  # the metric's own definition
     ranks = profile_ranks(d, min(n_out, MAX_MARKED_OUTLIERS))
     left, right, top, bottom = 48, width - 10, 22, height - 36
     lo, hi = _log_range(np.concatenate([order, [median, threshold] if median > 0 else []]))
@@ -166,7 +177,7 @@ def profile_svg(profile: np.ndarray, factor: float, title: str, width: int = 380
     xs = Scale(1, max(d, 10), left, right, log=True)
     out = _open(width, height, title, cls)
     _y_axis(out, ys, left, right, "mean |activation|")
-    _x_axis(out, xs, top, bottom, f"feature rank (log), d = {d}", width)
+    _x_axis(out, xs, top, bottom, f"feature rank (log), d = {d}")
     pts = " ".join(f"{_n(xs(r + 1))},{_n(ys(order[r]))}" for r in ranks)
     out.append(f'<polyline points="{pts}" fill="none" stroke="{BLUE}" stroke-width="1.6"/>')
     if median > 0:
@@ -203,17 +214,14 @@ def kurtosis_hist_svg(kurtosis: np.ndarray, rotated: np.ndarray, title: str, bin
     ys = Scale(0, max(int(hk.max(initial=0)), int(hr.max(initial=0)), 1), bottom, top)
     out = _open(width, height, title, cls)
     _y_axis(out, ys, left, right, "images", integer=True)
-    _x_axis(out, xs, top, bottom, "per-image kurtosis (log)", width)
+    _x_axis(out, xs, top, bottom, "per-image kurtosis (log)")
     for counts, colour, opacity in ((hk, BLUE, 0.75), (hr, ORANGE, 0.55)):
         for i, c in enumerate(counts):
             if c:
                 x0, x1, y = xs(edges[i]), xs(edges[i + 1]), ys(c)
                 out.append(f'<rect x="{_n(x0)}" y="{_n(y)}" width="{_n(max(x1 - x0 - 0.6, 0.6))}" '
                            f'height="{_n(bottom - y)}" fill="{colour}" fill-opacity="{opacity}"/>')
-    x3 = xs(3.0)
-    out.append(f'<line x1="{_n(x3)}" x2="{_n(x3)}" y1="{top}" y2="{bottom}" stroke="{GREY}" stroke-dasharray="4 3"/>')
-    anchor, tx = ("end", x3 - 3) if x3 > right - 80 else ("start", x3 + 3)
-    out.append(f'<text x="{_n(tx)}" y="{top + 10}" text-anchor="{anchor}" fill="{GREY}">3 = Gaussian</text>')
+    _reference_line(out, xs(3.0), top, bottom, "3 = Gaussian", top + 10, 80, right)
     legend = [(BLUE, f"neuron basis, mean {k.mean():.4g}" if k.size else "neuron basis: undefined"),
               (ORANGE, f"rotated, mean {r.mean():.4g}" if r.size else "rotated: not available")]
     for i, (colour, text) in enumerate(legend):
@@ -265,13 +273,9 @@ def comparison_svg(rows: Sequence[Row], title: str, axis_label: str, reference: 
     left, right, bottom = label_w + 8, width - 14, top + row_h * len(rows)
     xs = Scale(lo, hi, left, right, log=log)
     out = _open(width, height, title, cls)
-    _x_axis(out, xs, top - 4, bottom + 2, axis_label + (" (log)" if log else ""), width)
+    _x_axis(out, xs, top - 4, bottom + 2, axis_label + (" (log)" if log else ""))
     if reference is not None:
-        x = xs(reference)
-        out.append(f'<line x1="{_n(x)}" x2="{_n(x)}" y1="{top - 4}" y2="{bottom + 2}" stroke="{GREY}" '
-                   f'stroke-dasharray="4 3"/>')
-        anchor, tx = ("end", x - 3) if x > right - 90 else ("start", x + 3)
-        out.append(f'<text x="{_n(tx)}" y="{top - 8}" text-anchor="{anchor}" fill="{GREY}">{esc(reference_label)}</text>')
+        _reference_line(out, xs(reference), top - 4, bottom + 2, reference_label, top - 8, 90, right)
     if control_label:
         out.append(f'<circle cx="{label_w - 110}" cy="{top - 12}" r="4" fill="none" stroke="{ORANGE}" stroke-width="1.6"/>'
                    f'<text x="{label_w - 102}" y="{top - 8}" fill="{ORANGE}">{esc(control_label)}</text>')
