@@ -22,7 +22,7 @@ from pytest_robustaudit import data
 from pytest_robustaudit.extract import extract
 from pytest_robustaudit.models.base import LoadedModel
 from pytest_robustaudit.models.layers import adapter_for
-from pytest_robustaudit.specmodel import DataSpec
+from pytest_robustaudit.spec.schema import DataSpec
 
 PHOTOS = Path(__file__).resolve().parents[1] / "audits" / "photos"
 REPEAT = 6

@@ -28,8 +28,8 @@ def synthetic_results(models: int, layers: int, dim: int, images: int):
     from pytest_robustaudit.checks import evaluate
     from pytest_robustaudit.results import AuditResult, LayerResult
     from pytest_robustaudit.registries import standalone
-    from pytest_robustaudit.specmodel import CheckSpec
-    from pytest_robustaudit.stats import LayerStats
+    from pytest_robustaudit.spec.schema import CheckSpec
+    from pytest_robustaudit.metrics.outlier_stats import LayerStats
 
     registries = standalone()
     rng = np.random.default_rng(0)

@@ -1,33 +1,14 @@
-"""Shared fixtures: real data location, tiny checkpoints built at test time, spec writing."""
+"""Shared fixtures: tiny checkpoints built at test time (helpers live in support.py)."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
-# In-process pytester runs restore sys.modules afterwards; a C extension first imported inside
-# one run cannot be imported again in the next.  Import the heavy libraries up front.
-import timm  # noqa: E402,F401
-import torch  # noqa: E402,F401
-import torchvision  # noqa: E402,F401
+from support import CLIP_ARCHS, PLANTED_CHANNELS
 
 pytest_plugins = ["pytester"]
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-PHOTOS = REPO / "audits" / "photos"
-#: features of vit_tiny's final LayerNorm that the "planted" checkpoint scales by 100
-PLANTED_CHANNELS = (3, 77, 150)
-
-
-def shared_data(name: str) -> Path:
-    """A folder of ../shared/data, or skip the test with the reason."""
-    path = SHARED_DATA / name
-    if not path.is_dir():
-        pytest.skip(f"real test data {path} is absent (it sits beside the repository in CI)")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -52,26 +33,6 @@ def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
         planted[key][list(PLANTED_CHANNELS)] *= 100.0
     save_file(planted, folder / "planted.safetensors")
     return {"plain": folder / "plain.safetensors", "planted": folder / "planted.safetensors"}
-
-
-def spec_text(checkpoint: Path, checks: str, data: Path = PHOTOS, extra: str = "", layers: str = "[representation]") -> str:
-    """A timm vit_tiny spec reading ``checkpoint``, probing ``data``, with the given checks block."""
-    return textwrap.dedent(f"""\
-        model:
-          source: timm
-          name: vit_tiny_patch16_224
-          checkpoint: {checkpoint}
-        data:
-          path: {data}
-          batch_size: 4
-        layers: {layers}
-        device: cpu
-        checks:
-        """) + textwrap.indent(textwrap.dedent(checks), "  ") + textwrap.dedent(extra)
-
-
-#: open_clip architectures of the online example specs, built with random weights for offline tests
-CLIP_ARCHS = ("RN50", "ViT-B-32")
 
 
 @pytest.fixture(scope="session")

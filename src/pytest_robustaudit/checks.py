@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .metrics import MetricValue
+from .metrics.types import MetricValue
 from .results import CheckOutcome
-from .specmodel import CheckSpec
+from .spec.schema import CheckSpec
 
 
 def format_number(value: float | None) -> str:

@@ -14,7 +14,28 @@ from pathlib import Path
 
 
 class AuditError(Exception):
-    """A problem with the user's input, explained in plain words (no traceback is shown)."""
+    """A problem with the user's input, explained in plain words (no traceback is shown).
+
+    Fields, so that every output renders an error in one layout and a caller can act on its parts:
+    ``message`` (what went wrong), ``where`` (the file, line and key, or a path; rendered as the
+    message's prefix ``where: ``), ``fix`` (the way out; rendered on its own ``    fix:`` line).
+    Messages written before the fields existed pass their whole text as ``message``.
+    """
+
+    def __init__(self, message: object = "", *, where: object = None, fix: str = ""):
+        self.message = str(message)
+        self.where = where
+        self.fix = fix
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """``where: message`` and, when there is one, ``\n    fix: ...``: the text users see."""
+        text = f"{self.where}: {self.message}" if self.where not in (None, "") else self.message
+        return f"{text}\n    fix: {self.fix}" if self.fix else text
+
+
+class RobustAuditWarning(RuntimeWarning):
+    """The one warning class of the plugin: filter it with ``-W ignore::pytest_robustaudit.RobustAuditWarning``."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +80,14 @@ class SpecError(AuditError):
         self.problems = list(problems)
         count = len(self.problems)
         head = f"invalid audit spec ({count} problem{'s' if count != 1 else ''}):"
+        first = self.problems[0] if self.problems else None
         super().__init__("\n".join([head, *(str(p) for p in self.problems)]))
+        # the first problem's location and fix as fields (the rendered text lists them all)
+        self.where = f"{display_path(first.file)}:{first.line}: {first.key}" if first else None
+        self.fix = first.fix if first else ""
+
+    def render(self) -> str:
+        return self.message
 
 
 class ModelLoadError(AuditError):
@@ -71,7 +99,15 @@ class CheckpointError(ModelLoadError):
 
 
 class DataError(AuditError):
-    """The probe images could not be found or none of them could be read."""
+    """The probe images could not be found or none of them could be read.
+
+    ``key`` is the spec key at fault (``data.path``, ``data.labels``, ...): the spec validator
+    reports the problem at that key's line without parsing the message.
+    """
+
+    def __init__(self, message: object = "", *, where: object = None, fix: str = "", key: str = "data.path"):
+        self.key = key
+        super().__init__(message, where=where if where is not None else key, fix=fix)
 
 
 class LayerError(AuditError):
@@ -80,3 +116,18 @@ class LayerError(AuditError):
 
 class RegistryError(AuditError):
     """An unknown name was looked up, or a name was registered twice."""
+
+
+def _restore(cls: type, args: tuple, state: dict) -> AuditError:
+    error = Exception.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+def _reduce(self: AuditError):
+    """Pickle with the fields intact (pytest-xdist and multiprocessing copy errors between processes)."""
+    return _restore, (type(self), self.args, dict(self.__dict__))
+
+
+AuditError.__reduce__ = _reduce  # type: ignore[method-assign]

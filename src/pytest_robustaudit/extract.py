@@ -10,15 +10,21 @@ statistic is per image or a float64 sum, the numbers do not depend on the batch 
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
-
-from .stats import LayerAccumulator, LayerStats
 
 if TYPE_CHECKING:
     import torch
 
+    from .metrics.outlier_stats import LayerAccumulator, LayerStats
     from .models.base import LoadedModel
+
+#: the numerics a spec may ask for (``precision``); autocast for the half precisions
+PRECISIONS = ("fp32", "fp16", "bf16")
+#: the devices a spec or ``--audit-device`` may name
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DEVICE_HELP = "use auto, cpu, cuda, cuda:N or mps"
 
 
 @dataclass
@@ -145,6 +151,8 @@ def extract(model: "LoadedModel", batches: Iterable["torch.Tensor"], layers: Seq
             precision: str, seed: int = 0) -> Extraction:
     """Stream ``batches`` ([B,3,H,W] tensors on the CPU) through ``model``; summarise ``layers``."""
     import torch
+
+    from .metrics.outlier_stats import LayerAccumulator
 
     notes: list[str] = []
     accumulators = {name: LayerAccumulator(name, rotation_seed=seed) for name in layers}

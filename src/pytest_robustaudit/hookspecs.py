@@ -33,7 +33,7 @@ def pytest_robustaudit_provenance(spec, model):
     """Return a dict of extra provenance fields for an audit (or None).
 
     Called once per audited model, after it is loaded.  :param spec: the
-    :class:`~pytest_robustaudit.specmodel.AuditSpec`; :param model: the
+    :class:`~pytest_robustaudit.spec.schema.AuditSpec`; :param model: the
     :class:`~pytest_robustaudit.models.base.LoadedModel`.  The fields appear in the result's
     ``provenance``, the JSON record and the report.
     """

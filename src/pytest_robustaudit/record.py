@@ -32,9 +32,9 @@ import numpy as np
 
 from .atomic import write_text_atomic
 from .errors import AuditError
-from .metrics import MetricValue
+from .metrics.types import MetricValue
 from .results import AuditResult, CheckOutcome, LayerResult
-from .stats import LayerStats
+from .metrics.outlier_stats import LayerStats
 
 #: identifies a pytest-robustaudit record among other JSON files
 FORMAT = "pytest-robustaudit/record"
@@ -330,7 +330,7 @@ def _layer_in(f: _Fields) -> LayerResult:
 
 
 def _result_in(f: _Fields) -> AuditResult:
-    from .data import SkippedImage
+    from .data.decode import SkippedImage
 
     layers = [_layer_in(layer) for layer in f.each("layers")]  # the bulk first: a cut-off file says so
     skipped = [_decode(SkippedImage, s, _SKIPPED) for s in f.each("skipped", [])]

@@ -14,39 +14,33 @@ from .errors import RegistryError
 from .registry import Registry
 
 
-class MetricRegistry(Registry):
+def _check_metric(metric: Any) -> str:
+    from .metrics.types import Metric
+
+    return "" if isinstance(metric, Metric) else f"register a pytest_robustaudit.Metric, not {type(metric).__name__}"
+
+
+def _check_source(source: Any) -> str:
+    missing = [a for a in ("name", "required", "load") if not hasattr(source, a)]
+    return f"a model source needs {', '.join(missing)} (got {source!r})" if missing else ""
+
+
+def MetricRegistry() -> Registry:  # noqa: N802 - reads as the type it builds
     """Metrics by name; ``register(metric)`` takes the name from the metric."""
-
-    def __init__(self) -> None:
-        super().__init__("metric")
-
-    def register(self, metric, owner: str = ""):  # type: ignore[override]
-        from .metrics import Metric
-
-        if not isinstance(metric, Metric):
-            raise RegistryError(f"register a pytest_robustaudit.Metric, not {type(metric).__name__}")
-        return super().register(metric.name, metric, owner)  # type: ignore[arg-type]
+    return Registry("metric", check=_check_metric)
 
 
-class SourceRegistry(Registry):
+def SourceRegistry() -> Registry:  # noqa: N802
     """Model sources by name; ``register(source)`` takes the name from ``source.name``."""
-
-    def __init__(self) -> None:
-        super().__init__("model source")
-
-    def register(self, source, owner: str = ""):  # type: ignore[override]
-        missing = [a for a in ("name", "required", "load") if not hasattr(source, a)]
-        if missing:
-            raise RegistryError(f"a model source needs {', '.join(missing)} (got {source!r})")
-        return super().register(source.name, source, owner)
+    return Registry("model source", check=_check_source)
 
 
 @dataclass
 class Registries:
     """The filled registries, and the hook relay they came from (for the other hooks at run time)."""
 
-    metrics: MetricRegistry
-    sources: SourceRegistry
+    metrics: Registry
+    sources: Registry
     hook: Any = None
 
 
@@ -73,12 +67,25 @@ def _call_each(caller: Any, registry: Registry, argname: str) -> None:
 
 
 def standalone(plugins: Iterable[object] = ()) -> Registries:
-    """Registries outside pytest: the built-ins plus ``plugins`` (modules or objects with hookimpls)."""
+    """Registries outside pytest: the built-ins plus ``plugins`` (modules or objects with hookimpls).
+
+    As in a conftest.py, a plugin's ``pytest_robustaudit_*`` functions count as hook
+    implementations whether or not they carry ``@hookimpl``.
+    """
     import pluggy
 
     from . import builtin, hookspecs
 
-    manager = pluggy.PluginManager("pytest")
+    class StandaloneManager(pluggy.PluginManager):
+        """pluggy's manager, reading unmarked ``pytest_robustaudit_*`` functions as pytest does."""
+
+        def parse_hookimpl_opts(self, plugin: object, name: str):  # type: ignore[override]
+            opts = super().parse_hookimpl_opts(plugin, name)
+            if opts is None and name.startswith("pytest_robustaudit_") and callable(getattr(plugin, name, None)):
+                opts = {}
+            return opts
+
+    manager = StandaloneManager("pytest")
     manager.add_hookspecs(hookspecs)
     manager.register(builtin)
     for plugin in plugins:

@@ -9,7 +9,7 @@ naming both owners, so two plugins cannot silently shadow each other.
 from __future__ import annotations
 
 import difflib
-from typing import Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from .errors import RegistryError
 
@@ -26,16 +26,31 @@ def suggest(name: str, known: list[str] | tuple[str, ...] | set[str], n: int = 1
 
 
 class Registry(Generic[T]):
-    """Objects of one kind (e.g. ``"metric"``) by unique name, in registration order."""
+    """Objects of one kind (e.g. ``"metric"``) by unique name, in registration order.
 
-    def __init__(self, kind: str):
+    The one registry type for every kind of registered thing (metrics, model sources, and the
+    kinds the next analyses add): ``name_of`` reads an object's name, ``check`` says what is wrong
+    with an object that is not of the kind (or returns "").
+    """
+
+    def __init__(self, kind: str, name_of: Callable[[Any], Any] | None = None,
+                 check: Callable[[Any], str] | None = None):
         self.kind = kind
+        self._name_of = name_of or (lambda item: getattr(item, "name", None))
+        self._check = check
         self._items: dict[str, T] = {}
         self._owners: dict[str, str] = {}
         #: who is registering right now (set while each plugin's hook runs), for duplicate errors
         self.current_owner = ""
 
-    def register(self, name: str, item: T, owner: str = "") -> T:
+    def register(self, item: T, owner: str = "") -> T:
+        """Add ``item`` under its name; a second registration of the same name is an error naming both owners."""
+        problem = self._check(item) if self._check is not None else ""
+        if problem:
+            raise RegistryError(problem)
+        return self.add(self._name_of(item), item, owner)
+
+    def add(self, name: str, item: T, owner: str = "") -> T:
         """Add ``item`` under ``name``; a second registration of the same name is an error."""
         owner = owner or self.current_owner
         if not isinstance(name, str) or not name:

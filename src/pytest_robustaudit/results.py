@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .data import SkippedImage
-from .metrics import MetricValue
-from .stats import LayerStats
+from .data.decode import SkippedImage
+from .metrics.types import MetricValue
+from .metrics.outlier_stats import LayerStats
 
 
 @dataclass
@@ -87,9 +87,10 @@ class AuditResult:
     batch_size: int = 0
     provenance: dict[str, Any] = field(default_factory=dict)
 
-    def check(self, metric: str, layer: str) -> CheckOutcome:
+    def check(self, metric: str, layer: str, params: dict[str, Any] | None = None) -> CheckOutcome:
+        """The verdict of ``metric`` on ``layer`` (at ``params``, when the spec checks it at several)."""
         for outcome in self.checks:
-            if outcome.metric == metric and outcome.layer == layer:
+            if outcome.metric == metric and outcome.layer == layer and (params is None or outcome.params == dict(params)):
                 return outcome
         raise KeyError(f"no check of {metric!r} on layer {layer!r} in {self.spec_path}")
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from .checks import evaluate
 from .errors import AuditError
-from .metrics import MetricValue
+from .metrics.types import MetricValue
 from .registries import Registries
 from .results import AuditResult, CheckOutcome, LayerResult
-from .specmodel import AuditSpec, CheckSpec
+from .spec.schema import AuditSpec, CheckSpec
 
 
 @dataclass

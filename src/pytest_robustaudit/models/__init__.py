@@ -17,7 +17,7 @@ from .timm_source import TimmSource
 
 if TYPE_CHECKING:
     from ..registry import Registry
-    from ..specmodel import ModelSpec
+    from ..spec.schema import ModelSpec
 
 #: instances registered by ``builtin.pytest_robustaudit_register_model_sources``
 BUILTIN_SOURCES = (TimmSource(), OpenClipSource(), FactorySource())

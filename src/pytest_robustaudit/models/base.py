@@ -1,7 +1,7 @@
 """What every model source produces: a model ready for extraction, with its transform and layers.
 
 A *model source* (``timm``, ``open_clip``, ``factory`` built in; more through the
-``pytest_robustaudit_register_model_sources`` hook) turns a :class:`~..specmodel.ModelSpec` into a
+``pytest_robustaudit_register_model_sources`` hook) turns a :class:`~..spec.schema.ModelSpec` into a
 :class:`LoadedModel`.  The extraction stage only ever sees ``LoadedModel``: it never needs to know
 which library the model came from.
 """
@@ -15,7 +15,12 @@ if TYPE_CHECKING:  # heavy imports stay out of collection
     import torch
     from PIL import Image
 
-    from ..specmodel import ModelSpec
+    from ..spec.schema import ModelSpec
+
+
+#: eval-transform resize interpolations a spec may override (``model.preprocess.interpolation``),
+#: spelled as timm and open_clip both accept them
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 
 class LayerAdapter(Protocol):

@@ -28,9 +28,11 @@ from ..errors import CheckpointError
 if TYPE_CHECKING:
     import torch
 
-    from ..specmodel import CheckpointSpec
+    from ..spec.schema import CheckpointSpec
 
 #: container keys under which training scripts commonly nest the weights, in lookup order
+#: how a checkpoint's tensors are matched to the model's (``checkpoint.match_keys``)
+MATCH_KEYS = ("by_name", "by_order")
 CONTAINER_KEYS = ("state_dict", "model_state_dict", "model")
 #: suffixes torch.load is expected to read (others are still sniffed by content)
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -44,8 +46,7 @@ _UNSAFE_FIX = (
 
 
 def _fail(path: Path, what: str, fix: str = "") -> CheckpointError:
-    text = f"checkpoint {path}: {what}"
-    return CheckpointError(f"{text}\n    fix: {fix}" if fix else text)
+    return CheckpointError(what, where=f"checkpoint {path}", fix=fix)
 
 
 def _sniff(path: Path) -> str:
@@ -297,14 +298,12 @@ def fit_state_dict(model: "torch.nn.Module", state_dict: Mapping[str, "torch.Ten
                 parts.append(f"shape mismatch in {len(mismatched)} tensor{'s' if len(mismatched) != 1 else ''}: "
                              f"{_listing(shown)}")
             raise CheckpointError(
-                f"{source_label}: the checkpoint does not fit the model "
-                f"({len(state_dict)} tensors in the file, {len(own)} in the model):\n    "
-                + ";\n    ".join(parts)
-                + "\n    fix: check the architecture name (and options such as num_classes) in the spec: "
-                "these weights may be for another model. If the key names come from another "
-                "implementation of the same architecture, set `match_keys: by_order` under "
-                "`model.checkpoint`."
-            )
+                f"the checkpoint does not fit the model ({len(state_dict)} tensors in the file, {len(own)} in "
+                f"the model):\n    " + ";\n    ".join(parts), where=source_label,
+                fix="check the architecture name (and options such as num_classes) in the spec: "
+                    "these weights may be for another model. If the key names come from another "
+                    "implementation of the same architecture, set `match_keys: by_order` under "
+                    "`model.checkpoint`.")
         model.load_state_dict(dict(state_dict), strict=False)
         return
     if match_keys == "by_order":
@@ -318,18 +317,15 @@ def fit_state_dict(model: "torch.nn.Module", state_dict: Mapping[str, "torch.Ten
         for i, ((mk, mv), (ck, cv)) in enumerate(zip(ours, theirs)):
             if tuple(mv.shape) != tuple(cv.shape):
                 raise CheckpointError(
-                    f"{source_label}: match_keys by_order: tensor #{i} does not fit: checkpoint "
-                    f"'{ck}' {_shape(cv)} vs model '{mk}' {_shape(mv)} "
-                    f"({len(theirs)} tensors in the file, {len(ours)} in the model)"
-                    "\n    fix: by_order needs the same architecture with its tensors in the same "
-                    "order; check the architecture name and options in the spec."
-                )
+                    f"match_keys by_order: tensor #{i} does not fit: checkpoint '{ck}' {_shape(cv)} vs model "
+                    f"'{mk}' {_shape(mv)} ({len(theirs)} tensors in the file, {len(ours)} in the model)",
+                    where=source_label, fix="by_order needs the same architecture with its tensors in the same "
+                                            "order; check the architecture name and options in the spec.")
         if len(ours) != len(theirs):
             raise CheckpointError(
-                f"{source_label}: match_keys by_order: the file has {len(theirs)} tensors but the model "
-                f"has {len(ours)} (all shapes agree up to #{min(len(ours), len(theirs)) - 1})"
-                "\n    fix: check the architecture name and options (e.g. num_classes) in the spec."
-            )
+                f"match_keys by_order: the file has {len(theirs)} tensors but the model has {len(ours)} (all "
+                f"shapes agree up to #{min(len(ours), len(theirs)) - 1})", where=source_label,
+                fix="check the architecture name and options (e.g. num_classes) in the spec.")
         renamed = {mk: cv for (mk, _), (_, cv) in zip(ours, theirs)}
         model.load_state_dict(renamed, strict=False)
         return

@@ -25,7 +25,7 @@ from .base import LoadedModel
 from .loading import finish, load_checkpoint_into, seeded, versions
 
 if TYPE_CHECKING:
-    from ..specmodel import ModelSpec
+    from ..spec.schema import ModelSpec
 
 EXPECTED = "(torch.nn.Module, preprocess callable) or {'model': torch.nn.Module, 'preprocess': callable}"
 
@@ -173,8 +173,8 @@ class FactorySource:
             hint = ""
             if not where and isinstance(exc, TypeError):
                 # the call itself failed: the options do not match the factory's signature
-                hint = f"\n    fix: check `model.options` in the spec (passed as keyword arguments: {sorted(spec.options)})"
-            raise ModelLoadError(f"factory {factory!r} raised {type(exc).__name__}: {exc}{where}{hint}") from exc
+                hint = f"check `model.options` in the spec (passed as keyword arguments: {sorted(spec.options)})"
+            raise ModelLoadError(f"factory {factory!r} raised {type(exc).__name__}: {exc}{where}", fix=hint) from exc
         module, preprocess = unpack(result, factory)
         if spec.checkpoint is not None:
             load_checkpoint_into(module, spec)

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 _BLOCK = re.compile(r"^blocks\.(-?\d+)$")
 MODULE_PREFIX = "module:"
+#: the layer names a spec may ask for (the grammar this module resolves)
+LAYER_NAME = re.compile(r"^(representation|pre_projection|blocks\.-?\d+|module:[A-Za-z_][\w.]*)$")
+LAYER_NAME_HELP = "use representation, pre_projection, blocks.N (N may be negative) or module:<dotted.name>"
+NAMED_LAYERS = ("representation", "pre_projection")
 
 Pool = Callable[[Any], "torch.Tensor"]
 

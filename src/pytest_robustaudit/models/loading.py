@@ -16,7 +16,7 @@ from .base import LoadedModel
 if TYPE_CHECKING:
     import torch
 
-    from ..specmodel import ModelSpec
+    from ..spec.schema import ModelSpec
 
 #: the seed random initialisation runs under (recorded in provenance)
 INIT_SEED = 0

@@ -26,7 +26,7 @@ from .loading import INIT_SEED, finish, seeded, versions
 if TYPE_CHECKING:
     import torch
 
-    from ..specmodel import ModelSpec
+    from ..spec.schema import ModelSpec
 
 #: scalar buffers in OpenAI's TorchScript CLIP files that open_clip models do not have
 _JIT_EXTRAS = ("input_resolution", "context_length", "vocab_size")
@@ -163,9 +163,8 @@ class OpenClipSource:
             raise
         except (TypeError, ValueError, AssertionError, KeyError) as exc:
             raise ModelLoadError(
-                f"{spec.describe()}: open_clip.create_model_and_transforms({arch!r}, ...) failed: "
-                f"{type(exc).__name__}: {exc}\n    fix: check `model.options` and `model.preprocess` in the spec"
-            ) from exc
+                f"open_clip.create_model_and_transforms({arch!r}, ...) failed: {type(exc).__name__}: {exc}",
+                where=spec.describe(), fix="check `model.options` and `model.preprocess` in the spec") from exc
 
         layout = "full model"
         fingerprint_of = None

@@ -17,7 +17,7 @@ from .hub import hub_download
 from .loading import INIT_SEED, finish, load_checkpoint_into, seeded, versions
 
 if TYPE_CHECKING:
-    from ..specmodel import ModelSpec
+    from ..spec.schema import ModelSpec
 
 
 def _resolve_name(spec: "ModelSpec") -> tuple[str, str, str | None]:
@@ -97,10 +97,8 @@ class TimmSource:
         except ModelLoadError:
             raise
         except (TypeError, ValueError, AssertionError, RuntimeError, KeyError) as exc:
-            raise ModelLoadError(
-                f"{spec.describe()}: {call} failed: {type(exc).__name__}: {exc}"
-                "\n    fix: check `model.options` in the spec (they are passed to timm.create_model)"
-            ) from exc
+            raise ModelLoadError(f"{call} failed: {type(exc).__name__}: {exc}", where=spec.describe(),
+                                 fix="check `model.options` in the spec (they are passed to timm.create_model)") from exc
         if spec.checkpoint is not None:
             load_checkpoint_into(model, spec)
             weights = "checkpoint"

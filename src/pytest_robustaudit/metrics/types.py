@@ -1,0 +1,119 @@
+"""What a metric is: a named, documented statistic that describes itself to every output.
+
+The terminal table, the Markdown summary and the HTML report never name a metric: they iterate
+over these declarations (what it reads, how strong its evidence is, whether it is a headline
+column, its control, unit and direction), so a plugin's metric appears beside the built-ins as
+soon as it declares itself a headline.  Free of pytest and of torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+#: what a metric reads; the outlier-feature summary of one layer is the only input today
+READS_OUTLIER_SUMMARY = "outlier summary"
+
+#: evidence levels, strongest first (the report's glossary says which one a metric has)
+EVIDENCE_LEVELS = ("indicator", "control", "informational", "not assessed")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A metric parameter settable per check in the spec, e.g. ``outlier_count: {factor: 100}``."""
+
+    type: type
+    default: Any
+    help: str = ""
+    minimum: float | None = None
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    value: float
+    details: dict[str, Any] = field(default_factory=dict)
+    undefined_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How strongly the metric is known to track ImageNet-shift robustness, and why (one sentence)."""
+
+    level: str
+    why: str
+
+
+@dataclass(frozen=True)
+class ChartReference:
+    """A reference value drawn on the metric's comparison chart (e.g. ``3 = Gaussian`` for kurtosis)."""
+
+    value: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named, documented statistic of one layer.
+
+    ``direction`` is what the paper associates with ImageNet-shift robustness: ``"higher"`` (more
+    outlier features), ``"lower"``, or ``"neutral"`` (a control or informational value).
+
+    Self-description read by the outputs:
+
+    * ``reads``: the summary the metric is computed from (:data:`READS_OUTLIER_SUMMARY`).
+    * ``evidence``: its :class:`Evidence` (None: the report says "not assessed" or, for a neutral
+      metric, "informational").
+    * ``headline``: the short column label when the metric is a headline value of the terminal
+      table, the Markdown summary and the report's comparison charts ("" = not a headline).
+    * ``control``: the name of the metric that controls it (shown beside it in the table and drawn
+      as the control marker in its comparison chart).
+    * ``chart_reference``: a reference line for its comparison chart.
+    """
+
+    name: str
+    compute: Callable[..., MetricValue]
+    description: str
+    formula: str = ""
+    unit: str = ""
+    direction: str = "neutral"
+    params: dict[str, Param] = field(default_factory=dict)
+    reads: str = READS_OUTLIER_SUMMARY
+    evidence: Evidence | None = None
+    headline: str = ""
+    control: str = ""
+    chart_reference: ChartReference | None = None
+
+    def evaluate(self, stats: Any, params: dict[str, Any] | None = None) -> MetricValue:
+        """Compute on ``stats``; a layer with no usable image gives NaN with the reason."""
+        reason = unusable_reason(stats)
+        if reason:
+            return MetricValue(math.nan, undefined_reason=reason)
+        merged = self.defaults()
+        merged.update(params or {})
+        return self.compute(stats, **merged)
+
+    def defaults(self) -> dict[str, Any]:
+        """The parameters at their default values (what the per-layer tables show)."""
+        return {name: p.default for name, p in self.params.items()}
+
+
+def unusable_reason(stats: Any) -> str:
+    """Why no metric can be computed on ``stats`` at all ("" when it is usable)."""
+    if stats.n_images == 0:
+        if stats.n_nonfinite:
+            return (f"all {stats.n_nonfinite} images produced NaN/Inf activations on layer '{stats.layer}' "
+                    f"(try precision: fp32, and check the checkpoint)")
+        return f"no image reached layer '{stats.layer}'"
+    return ""
+
+
+def headline_metrics(metrics: Any) -> list[Metric]:
+    """The headline metrics among ``metrics`` (a registry or an iterable of :class:`Metric`), in order."""
+    found = [metrics.get(n) for n in metrics.names()] if hasattr(metrics, "names") else list(metrics or ())
+    return [m for m in found if m.headline]
+
+
+def controls_of(metrics: Any) -> set[str]:
+    """Names of the metrics that some metric among ``metrics`` declares as its control."""
+    return {m.control for m in metrics if m.control}

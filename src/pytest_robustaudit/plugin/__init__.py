@@ -1,0 +1,79 @@
+"""pytest glue, the only code that imports pytest: options, collection, fixtures and outputs.
+
+This module is the ``pytest11`` entry point, so pytest imports it in every run of an environment
+where the plugin is installed: it imports nothing heavy, and the rest of the glue registers in
+``pytest_configure``.  One :class:`~.state.RunState` per run owns the registries, the audit
+session and the outputs (``state.py``).
+
+* ``collect.py``: ``AuditFile`` (one per spec) → ``AuditLayer`` (one per layer) → ``AuditItem``
+  (one per check), as in pytest's "Working with non-python tests" example.
+* ``fixtures.py``: ``audit`` and ``audit_run`` for users' own assertions.
+* ``outputs.py``: the HTML report, JSON record, Markdown summary, baselines and terminal table.
+* ``xdist.py``: the pytest-xdist hooks, registered only when xdist is active.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .state import RunState, resolve_audit_paths, run_key
+
+USE_INI = "<ini audit_paths>"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from .. import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("robustaudit", "robustness audits of vision encoders (pytest-robustaudit)")
+    group.addoption(
+        "--audit", action="append", nargs="?", const=USE_INI, dest="audit_paths", metavar="PATH", default=None,
+        help="collect the YAML audit specs in PATH (file or folder, searched recursively; repeatable). "
+             "Without a PATH: the paths of the 'audit_paths' ini key.",
+    )
+    group.addoption("--audit-save-baseline", action="store_true", dest="audit_save_baseline",
+                    help="write each audited spec's results to its 'reference: {baseline: PATH}' file after the run "
+                         "(relative checks compare with the previous baseline if there is one, else are skipped).")
+    group.addoption("--audit-device", dest="audit_device", default=None, metavar="DEVICE",
+                    help="run every audit on DEVICE (auto, cpu, cuda, cuda:N, mps), overriding the specs' 'device'.")
+    group.addoption("--audit-report", dest="audit_report", default=None, metavar="PATH",
+                    help="write the HTML report of the audits to PATH (default with --audit: robustaudit-report.html "
+                         "in the current folder; 'none' turns it off).")
+    group.addoption("--no-audit-report", dest="audit_report", action="store_const", const="none",
+                    help="do not write the HTML report.")
+    group.addoption("--audit-markdown", dest="audit_markdown", default=None, metavar="PATH",
+                    help="write a Markdown summary (table of audits, each failure) to PATH, e.g. $GITHUB_STEP_SUMMARY.")
+    group.addoption("--audit-json", dest="audit_json", default=None, metavar="PATH",
+                    help="write the audits' results as a versioned JSON record to PATH (schema: docs/report.md).")
+    parser.addini("audit_paths", type="paths", default=[],
+                  help="default spec paths for a bare '--audit' (relative to the ini file)")
+    parser.addini("audit_device", default="", help="default for --audit-device")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from .. import builtin
+    from . import collect, fixtures, outputs
+
+    state = RunState(config)
+    config.stash[run_key] = state
+    manager = config.pluginmanager
+    manager.register(builtin, "robustaudit-builtin")
+    manager.register(state, "robustaudit-run")
+    manager.register(collect, "robustaudit-collect")
+    manager.register(fixtures, "robustaudit-fixtures")
+    manager.register(outputs, "robustaudit-outputs")
+    if manager.hasplugin("xdist"):
+        from . import xdist
+
+        manager.register(xdist, "robustaudit-xdist")
+    config.addinivalue_line("markers", "xdist_group(name): audit items of one spec share a worker (pytest-xdist)")
+    config.addinivalue_line("markers", "audit_spec(path): the audit spec whose results the audit_run fixture gives")
+    requested = config.getoption("audit_paths")
+    if not requested:
+        return
+    state.audit_paths = resolve_audit_paths(config, requested, USE_INI)
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = [str(p) for p in state.audit_paths]  # `pytest --audit audits/` runs the audits only

@@ -1,0 +1,232 @@
+"""pytest glue for the outputs of a run: the HTML report, the JSON record and the terminal table.
+
+Registered by ``plugin.pytest_configure``.  The work is in ``report/`` and ``record.py``; here we
+only decide what to write where:
+
+* ``--audit-markdown PATH``: a Markdown summary for CI job pages (``report/markdown.py``).
+* ``--audit-report PATH`` (default ``robustaudit-report.html`` in the invocation folder when
+  ``--audit`` is given; ``--no-audit-report`` or ``--audit-report=none`` turn it off) and
+  ``--audit-json PATH`` (off by default).  Nothing is written when no audit ran.
+* ``--audit-save-baseline``: each audited spec's result goes to its ``reference: {baseline: PATH}``
+  file; an interrupted run saves none, and one that cannot be written fails the run.
+* Under pytest-xdist each worker puts its results, serialised exactly, and its specs' baseline
+  paths into ``workeroutput`` at the end of its session; the controller collects them in
+  ``pytest_testnodedown`` (``xdist.py``) and is the only process that writes files, so the report
+  holds every worker's results and every baseline is said in the controller's terminal.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import pytest
+
+from .state import Outputs, run_state, spec_key
+
+if TYPE_CHECKING:
+    from ..results import AuditResult, ReportSection
+
+DEFAULT_REPORT = "robustaudit-report.html"
+OFF = ("none", "")
+WORKER_KEY = "robustaudit_record"
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _path_option(config: pytest.Config, name: str, default: str | None) -> Path | None:
+    value = config.getoption(name, None)
+    if value is None:
+        value = default
+    if value is None or str(value).strip().lower() in OFF:
+        return None
+    return Path(config.invocation_params.dir, os.path.expanduser(str(value)))
+
+
+def report_path(config: pytest.Config) -> Path | None:
+    """Where the HTML report goes (None: off). The default applies only to ``--audit`` runs."""
+    return _path_option(config, "audit_report", DEFAULT_REPORT if run_state(config).auditing else None)
+
+
+def json_path(config: pytest.Config) -> Path | None:
+    return _path_option(config, "audit_json", None)
+
+
+def _local(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], dict[str, str]]:
+    """This process's results, errors (spec path → message) and baseline files (spec path → file)."""
+    state = run_state(config)
+    if not state.has_session:
+        return [], {}, {}
+    audits = state.session
+    results = audits.results()
+    baselines = {}
+    for result in results:
+        reference = audits.spec(result.spec_path).reference
+        if reference is not None and reference.baseline is not None:
+            baselines[spec_key(result.spec_path)] = os.fspath(reference.baseline)
+    return results, {os.fspath(p): m for p, m in audits.errors().items()}, baselines
+
+
+def _gather(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], dict[str, str]]:
+    """This process's results plus every worker's, one per spec (a spec split over workers ran on each)."""
+    from ..record import loads
+
+    state = run_state(config)
+    results, errors, baselines = _local(config)
+    errors.update(state.invalid_specs)
+    for text in state.worker_records:
+        run, found = loads(text, "a pytest-xdist worker's results")
+        results.extend(found)
+        for entry in run.get("errors", []):
+            errors.setdefault(entry["spec_path"], entry["message"])
+        baselines.update(run.get("baselines", {}))
+    unique: dict[str, AuditResult] = {}
+    for result in results:
+        unique.setdefault(spec_key(result.spec_path), result)
+    errors = {p: m for p, m in errors.items() if spec_key(p) not in unique}
+    explained = {spec_key(p) for p in errors}
+    for path, failure in state.failed_items.items():
+        if spec_key(path) not in unique and spec_key(path) not in explained:  # no result came back: say what pytest saw
+            lead = failure.splitlines()[-1].strip()  # xdist: "worker 'gw0' crashed while running '...'"
+            errors[path] = f"{lead} (no audit result reached the report)\n{failure}"
+    return list(unique.values()), errors, baselines
+
+
+def _save_baselines(session: pytest.Session, outputs: Outputs, baselines: dict[str, str]) -> None:
+    """``--audit-save-baseline``: never from an interrupted run; a baseline not saved fails the run."""
+    from ..record import write_record
+
+    if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        outputs.notes.append("robustaudit: run interrupted, no baseline saved")
+        return
+    for result in outputs.results:
+        target = baselines.get(spec_key(result.spec_path))
+        if target is None:
+            continue
+        try:
+            write_record([result], target, run_info={"purpose": "baseline"})
+            outputs.notes.append(f"robustaudit: baseline saved to {target}")
+        except OSError as error:
+            outputs.problems.append(f"could not save the baseline {target} of {result.spec_path} "
+                                    f"(key reference.baseline): {error}; point it at a writable path")
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _error_entries(errors: dict[str, str]) -> list[dict[str, str]]:
+    """The specs that could not run, as the record's ``errors`` list (and the workers' transfer)."""
+    return [{"spec_path": p, "message": m} for p, m in errors.items()]
+
+
+def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int) -> dict[str, Any]:
+    from ..record import default_run_info
+
+    info = default_run_info()
+    info.update({
+        "pytest": pytest.__version__,
+        "args": [str(a) for a in config.invocation_params.args],
+        "invocation_dir": os.fspath(config.invocation_params.dir),
+        "exit_status": int(exitstatus),
+        "interrupted": int(exitstatus) == int(pytest.ExitCode.INTERRUPTED),
+        "workers": len(run_state(config).worker_records),
+        "errors": _error_entries(errors),
+    })
+    return info
+
+
+def _sections(config: pytest.Config, results: list[AuditResult], problems: list[str]) -> list[ReportSection]:
+    from ..results import ReportSection
+
+    sections: list[ReportSection] = []
+    for returned in config.hook.pytest_robustaudit_report_sections(results=results):
+        for item in returned or []:
+            if isinstance(item, ReportSection):
+                sections.append(item)
+            else:
+                problems.append(f"a pytest_robustaudit_report_sections hook returned {type(item).__name__}, "
+                                f"not a ReportSection; it is left out of the report")
+    return sections
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if _is_worker(config):
+        from ..record import dumps
+
+        results, errors, baselines = _local(config)
+        if results or errors:
+            run = {"errors": _error_entries(errors), "baselines": baselines}
+            config.workeroutput[WORKER_KEY] = dumps(results, run, array_digits=None)  # exact, for the controller
+        return
+    results, errors, baselines = _gather(config)
+    saving = config.getoption("audit_save_baseline", False)
+    if not results and not errors and not saving:
+        return
+    outputs = Outputs(results, errors)
+    run_state(config).outputs = outputs
+    if saving:
+        _save_baselines(session, outputs, baselines)
+    if not results and not errors:
+        return
+    html_path, record_path = report_path(config), json_path(config)
+    markdown_path = _path_option(config, "audit_markdown", None)
+    if html_path is None and record_path is None and markdown_path is None:
+        return
+    run_info = _run_info(config, errors, session.exitstatus)
+    if record_path is not None:
+        from ..record import write_record
+
+        _write(outputs, "JSON record", record_path, lambda path: write_record(results, path, run_info))
+    if html_path is not None:
+        from ..report import render_report, write_report
+
+        sections = _sections(config, results, outputs.problems)
+        page = render_report(results, _metrics(config), run_info, sections=sections)
+        _write(outputs, "report", html_path, lambda path: write_report(page, path))
+    if markdown_path is not None:
+        from ..atomic import write_text_atomic
+        from ..report.markdown import render_markdown
+
+        page = render_markdown(results, errors, html_path, _metrics(config))
+        _write(outputs, "Markdown summary", markdown_path, lambda path: write_text_atomic(path, page))
+
+
+def _metrics(config: pytest.Config) -> Any:
+    """The run's metric registry (its declarations shape every output), or None when it is broken."""
+    from ..errors import AuditError
+
+    try:
+        return run_state(config).registries.metrics
+    except AuditError:  # e.g. a metric registered twice: already a collection error, listed in the report
+        return None
+
+
+def _write(outputs: Outputs, what: str, path: Path, write: Callable[[Path], object]) -> None:
+    """Write one output; a path that cannot be written is reported at the end, never raised."""
+    try:
+        write(path)
+        outputs.written.append((what, path))
+    except OSError as error:
+        outputs.problems.append(f"could not write the {what} to {path}: {error}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    outputs = run_state(config).outputs
+    if outputs is None:
+        return
+    from ..report.table import terminal_table
+
+    if outputs.results or outputs.errors:
+        terminalreporter.write_sep("=", "robustaudit summary")
+        for line in terminal_table(outputs.results, outputs.errors, _metrics(config)):
+            terminalreporter.write_line(line)
+    for note in outputs.notes:
+        terminalreporter.write_line(note)
+    for what, path in outputs.written:
+        terminalreporter.write_line(f"robustaudit: {what}: {path}")
+    for problem in outputs.problems:
+        terminalreporter.write_line(f"robustaudit: {problem}", yellow=True)

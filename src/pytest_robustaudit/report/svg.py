@@ -1,0 +1,309 @@
+"""Small inline-SVG plots for the HTML report, built from numpy arrays (no plotting library, no JS).
+
+Each function returns one ``<svg>`` element as a string.  Every piece of text placed in it goes
+through :func:`esc`, so a model name containing markup cannot break out: the report may mark
+these strings safe.  Long arrays are downsampled to a bounded number of points
+(:data:`PROFILE_POINTS`), so a report of many models × layers stays small.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..metrics import outlier_indices
+
+BLUE = "#2563eb"
+ORANGE = "#ea580c"
+RED = "#dc2626"
+GREEN = "#16a34a"
+GREY = "#6b7280"
+LIGHT = "#e5e7eb"
+
+#: at most this many points of a sorted activation profile are drawn (plus the outliers, ≤ 64)
+PROFILE_POINTS = 160
+MAX_MARKED_OUTLIERS = 64
+
+
+def esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _n(x: float) -> str:
+    """A coordinate with one decimal, no trailing zeros (keeps the SVG small)."""
+    s = f"{x:.1f}"
+    return s[:-2] if s.endswith(".0") else s
+
+
+def tick_label(v: float) -> str:
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if 1e-3 <= a < 1e5:
+        return f"{v:.4g}"
+    exp = int(math.floor(math.log10(a) + 1e-9))
+    mant = v / 10 ** exp
+    return f"1e{exp}" if abs(mant - 1) < 1e-9 else f"{mant:.2g}e{exp}"
+
+
+@dataclass
+class Scale:
+    """Maps data values in [lo, hi] to pixels [p0, p1], linearly or in log10."""
+
+    lo: float
+    hi: float
+    p0: float
+    p1: float
+    log: bool = False
+
+    def __call__(self, v: float) -> float:
+        if self.log:
+            v = math.log10(max(v, self.lo))
+            lo, hi = math.log10(self.lo), math.log10(self.hi)
+        else:
+            lo, hi = self.lo, self.hi
+        t = 0.5 if hi == lo else (v - lo) / (hi - lo)
+        t = min(max(t, -0.02), 1.02)
+        return self.p0 + t * (self.p1 - self.p0)
+
+    def ticks(self, most: int = 6) -> list[float]:
+        if self.log:
+            e0, e1 = math.floor(math.log10(self.lo) + 1e-9), math.ceil(math.log10(self.hi) - 1e-9)
+            step = max(1, math.ceil((e1 - e0 + 1) / most))
+            ticks = [10.0 ** e for e in range(e0, e1 + 1, step) if self.lo * 0.999 <= 10.0 ** e <= self.hi * 1.001]
+            if len(ticks) < 2:  # less than a decade: add 2× and 5× marks
+                ticks = sorted({m * 10.0 ** e for e in range(e0 - 1, e1 + 1) for m in (1, 2, 5)
+                                if self.lo * 0.999 <= m * 10.0 ** e <= self.hi * 1.001})
+            return ticks
+        span = self.hi - self.lo
+        if span <= 0:
+            return [self.lo]
+        raw = span / max(most - 1, 1)
+        mag = 10 ** math.floor(math.log10(raw))
+        step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+        first = math.ceil(self.lo / step - 1e-9) * step
+        out, v = [], first
+        while v <= self.hi + 1e-9 * step:
+            out.append(0.0 if abs(v) < 1e-12 * step else v)
+            v += step
+        return out
+
+
+def _log_range(values: np.ndarray, pad: float = 1.3) -> tuple[float, float]:
+    pos = values[np.isfinite(values) & (values > 0)]
+    if pos.size == 0:
+        return 0.1, 10.0
+    lo, hi = float(pos.min()) / pad, float(pos.max()) * pad
+    if hi / lo < 10:
+        mid = math.sqrt(lo * hi)
+        lo, hi = mid / math.sqrt(10), mid * math.sqrt(10)
+    return lo, hi
+
+
+def _open(width: int, height: int, title: str, cls: str) -> list[str]:
+    return [f'<svg class="{esc(cls)}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+            f'width="{width}" height="{height}" role="img" aria-label="{esc(title)}" font-size="11">',
+            f"<title>{esc(title)}</title>"]
+
+
+def _y_axis(out: list[str], scale: Scale, x0: float, x1: float, label: str, integer: bool = False) -> None:
+    for t in scale.ticks(5):
+        if integer and t != int(t):
+            continue
+        y = scale(t)
+        out.append(f'<line x1="{_n(x0)}" x2="{_n(x1)}" y1="{_n(y)}" y2="{_n(y)}" stroke="{LIGHT}"/>')
+        out.append(f'<text x="{_n(x0 - 4)}" y="{_n(y + 3.5)}" text-anchor="end" fill="{GREY}">{esc(tick_label(t))}</text>')
+    mid = (scale.p0 + scale.p1) / 2
+    out.append(f'<text transform="translate(11 {_n(mid)}) rotate(-90)" text-anchor="middle" fill="{GREY}">'
+               f'{esc(label)}</text>')
+
+
+def _x_axis(out: list[str], scale: Scale, y0: float, y1: float, label: str) -> None:
+    for t in scale.ticks(6):
+        x = scale(t)
+        out.append(f'<line x1="{_n(x)}" x2="{_n(x)}" y1="{_n(y0)}" y2="{_n(y1)}" stroke="{LIGHT}"/>')
+        out.append(f'<text x="{_n(x)}" y="{_n(y1 + 13)}" text-anchor="middle" fill="{GREY}">{esc(tick_label(t))}</text>')
+    out.append(f'<text x="{_n((scale.p0 + scale.p1) / 2)}" y="{_n(y1 + 27)}" text-anchor="middle" fill="{GREY}">'
+               f'{esc(label)}</text>')
+
+
+def _reference_line(out: list[str], x: float, y0: float, y1: float, label: str, label_y: float,
+                    room: float, right: float) -> None:
+    """A dashed vertical line at ``x`` with its label beside it, on the left when it would run past
+    ``right`` (less than ``room`` pixels left)."""
+    out.append(f'<line x1="{_n(x)}" x2="{_n(x)}" y1="{y0}" y2="{y1}" stroke="{GREY}" stroke-dasharray="4 3"/>')
+    anchor, tx = ("end", x - 3) if x > right - room else ("start", x + 3)
+    out.append(f'<text x="{_n(tx)}" y="{label_y}" text-anchor="{anchor}" fill="{GREY}">{esc(label)}</text>')
+
+
+def _placeholder(width: int, height: int, title: str, cls: str, message: str) -> str:
+    out = _open(width, height, title, cls)
+    out.append(f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" fill="none" stroke="{LIGHT}"/>')
+    out.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="{GREY}">{esc(message)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def profile_ranks(d: int, n_keep: int, points: int = PROFILE_POINTS) -> np.ndarray:
+    """0-based ranks of a sorted profile to draw: the first ``n_keep`` (≥ 32), then log-spaced to the end."""
+    head = min(d, max(32, n_keep))
+    if d <= points:
+        return np.arange(d)
+    tail = np.unique(np.round(np.geomspace(head + 1, d, num=max(points - head, 2))).astype(int) - 1)
+    return np.unique(np.concatenate([np.arange(head), tail, [d - 1]]))
+
+
+def profile_svg(profile: np.ndarray, factor: float, title: str, width: int = 380, height: int = 230) -> str:
+    """Features sorted by mean |activation| (log-log), outliers (m > factor × median) in red, with the
+    median and the outlier threshold as dashed lines."""
+    cls = "plot profile-plot"
+    profile = np.asarray(profile, dtype=np.float64)
+    finite = profile[np.isfinite(profile)]
+    if finite.size == 0:
+        return _placeholder(width, height, title, cls, "no activation profile (no usable image)")
+    order = np.sort(finite)[::-1]
+    d = order.size
+    median = float(np.median(order))
+    threshold = factor * median
+    n_out = outlier_indices(order, factor).size if median > 0 else 0  # the metric's own definition
+    ranks = profile_ranks(d, min(n_out, MAX_MARKED_OUTLIERS))
+    left, right, top, bottom = 48, width - 10, 22, height - 36
+    lo, hi = _log_range(np.concatenate([order, [median, threshold] if median > 0 else []]))
+    ys = Scale(lo, hi, bottom, top, log=True)
+    xs = Scale(1, max(d, 10), left, right, log=True)
+    out = _open(width, height, title, cls)
+    _y_axis(out, ys, left, right, "mean |activation|")
+    _x_axis(out, xs, top, bottom, f"feature rank (log), d = {d}")
+    pts = " ".join(f"{_n(xs(r + 1))},{_n(ys(order[r]))}" for r in ranks)
+    out.append(f'<polyline points="{pts}" fill="none" stroke="{BLUE}" stroke-width="1.6"/>')
+    if median > 0:
+        for value, colour, name in ((median, GREY, "median"), (threshold, RED, f"{factor:g}× median")):
+            y = ys(value)
+            out.append(f'<line x1="{left}" x2="{right}" y1="{_n(y)}" y2="{_n(y)}" stroke="{colour}" '
+                       f'stroke-dasharray="4 3"/>')
+            out.append(f'<text x="{right - 2}" y="{_n(y - 3)}" text-anchor="end" fill="{colour}">{esc(name)}</text>')
+    for r in range(min(n_out, MAX_MARKED_OUTLIERS)):
+        out.append(f'<circle class="outlier" cx="{_n(xs(r + 1))}" cy="{_n(ys(order[r]))}" r="3" fill="{RED}"/>')
+    caption = f"{n_out} outlier feature{'s' if n_out != 1 else ''}" if median > 0 else "median is 0: no outlier threshold"
+    out.append(f'<text x="{left}" y="14" fill="{RED if n_out else GREY}">{esc(caption)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def kurtosis_hist_svg(kurtosis: np.ndarray, rotated: np.ndarray, title: str, bins: int = 28,
+                      width: int = 380, height: int = 230) -> str:
+    """Histogram of per-image kurtosis (log bins), neuron basis in blue and the rotated control in
+    orange, with the Gaussian value 3 and each series' mean marked."""
+    cls = "plot kurtosis-plot"
+    k = np.asarray(kurtosis, dtype=np.float64)
+    r = np.asarray(rotated, dtype=np.float64)
+    k = k[np.isfinite(k) & (k > 0)]
+    r = r[np.isfinite(r) & (r > 0)]
+    if k.size == 0 and r.size == 0:
+        return _placeholder(width, height, title, cls, "per-image kurtosis undefined for every image")
+    lo, hi = _log_range(np.concatenate([k, r, [3.0]]), pad=1.15)
+    edges = np.geomspace(lo, hi, bins + 1)
+    hk = np.histogram(k, edges)[0]
+    hr = np.histogram(r, edges)[0]
+    left, right, top, bottom = 48, width - 10, 30, height - 36
+    xs = Scale(lo, hi, left, right, log=True)
+    ys = Scale(0, max(int(hk.max(initial=0)), int(hr.max(initial=0)), 1), bottom, top)
+    out = _open(width, height, title, cls)
+    _y_axis(out, ys, left, right, "images", integer=True)
+    _x_axis(out, xs, top, bottom, "per-image kurtosis (log)")
+    for counts, colour, opacity in ((hk, BLUE, 0.75), (hr, ORANGE, 0.55)):
+        for i, c in enumerate(counts):
+            if c:
+                x0, x1, y = xs(edges[i]), xs(edges[i + 1]), ys(c)
+                out.append(f'<rect x="{_n(x0)}" y="{_n(y)}" width="{_n(max(x1 - x0 - 0.6, 0.6))}" '
+                           f'height="{_n(bottom - y)}" fill="{colour}" fill-opacity="{opacity}"/>')
+    _reference_line(out, xs(3.0), top, bottom, "3 = Gaussian", top + 10, 80, right)
+    legend = [(BLUE, f"neuron basis, mean {k.mean():.4g}" if k.size else "neuron basis: undefined"),
+              (ORANGE, f"rotated, mean {r.mean():.4g}" if r.size else "rotated: not available")]
+    for i, (colour, text) in enumerate(legend):
+        x = left - 30 + i * (width - left + 30) * 0.55
+        out.append(f'<rect x="{_n(x)}" y="6" width="10" height="10" fill="{colour}" fill-opacity="0.75"/>')
+        out.append(f'<text x="{_n(x + 14)}" y="15">{esc(text)}</text>')
+    for values, colour in ((k, BLUE), (r, ORANGE)):
+        if values.size:
+            x = xs(float(values.mean()))
+            out.append(f'<path d="M{_n(x - 4)},{bottom + 7}L{_n(x + 4)},{bottom + 7}L{_n(x)},{bottom}Z" fill="{colour}"/>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+@dataclass
+class Row:
+    """One model in a comparison chart."""
+
+    label: str
+    value: float
+    control: float | None = None     # e.g. the rotated kurtosis, drawn as a hollow dot
+    low: float | None = None         # the check's bounds, if the model has a check on this metric
+    high: float | None = None
+    passed: bool | None = None       # colour of the dot: None = not checked
+
+
+def comparison_svg(rows: Sequence[Row], title: str, axis_label: str, reference: float | None = None,
+                   reference_label: str = "", control_label: str = "", width: int = 760) -> str:
+    """Models sorted by value (largest first) as dots on a shared axis (log when the values span more
+    than a decade and are positive), each with its bounds: the allowed band in green, the bound
+    itself as a red tick; hollow dots for a control value."""
+    cls = "plot comparison-plot"
+    rows = sorted(rows, key=lambda r: (-r.value if math.isfinite(r.value) else math.inf, r.label))
+    label_w, row_h, top = 210, 18, 26
+    height = top + row_h * max(len(rows), 1) + 40
+    values = [v for r in rows for v in (r.value, r.control, r.low, r.high, reference)
+              if v is not None and math.isfinite(v)]
+    if not values:
+        return _placeholder(width, 60, title, cls, "no defined value to compare")
+    arr = np.array(values, dtype=np.float64)
+    positive = bool((arr > 0).all())
+    log = positive and float(arr.max()) / float(arr.min()) > 10
+    if log:
+        lo, hi = _log_range(arr, pad=1.25)
+    else:
+        lo, hi = min(0.0, float(arr.min())), float(arr.max())
+        pad = (hi - lo) * 0.06 or 1.0
+        lo, hi = (lo - pad if lo < 0 else lo), hi + pad
+    left, right, bottom = label_w + 8, width - 14, top + row_h * len(rows)
+    xs = Scale(lo, hi, left, right, log=log)
+    out = _open(width, height, title, cls)
+    _x_axis(out, xs, top - 4, bottom + 2, axis_label + (" (log)" if log else ""))
+    if reference is not None:
+        _reference_line(out, xs(reference), top - 4, bottom + 2, reference_label, top - 8, 90, right)
+    if control_label:
+        out.append(f'<circle cx="{label_w - 110}" cy="{top - 12}" r="4" fill="none" stroke="{ORANGE}" stroke-width="1.6"/>'
+                   f'<text x="{label_w - 102}" y="{top - 8}" fill="{ORANGE}">{esc(control_label)}</text>')
+    for i, row in enumerate(rows):
+        yc = top + row_h * i + row_h / 2
+        if i % 2:
+            out.append(f'<rect x="0" y="{_n(yc - row_h / 2)}" width="{width}" height="{row_h}" fill="#f8fafc"/>')
+        label = row.label if len(row.label) <= 32 else row.label[:31] + "…"
+        out.append(f'<text x="{label_w}" y="{_n(yc + 4)}" text-anchor="end"><title>{esc(row.label)}</title>'
+                   f'{esc(label)}</text>')
+        if row.low is not None or row.high is not None:
+            x0 = xs(row.low) if row.low is not None else left
+            x1 = xs(row.high) if row.high is not None else right
+            out.append(f'<rect x="{_n(min(x0, x1))}" y="{_n(yc - 6)}" width="{_n(abs(x1 - x0))}" height="12" '
+                       f'fill="{GREEN}" fill-opacity="0.13"/>')
+            for bound in (row.low, row.high):
+                if bound is not None:
+                    xb = xs(bound)
+                    out.append(f'<line class="bound" x1="{_n(xb)}" x2="{_n(xb)}" y1="{_n(yc - 7)}" y2="{_n(yc + 7)}" '
+                               f'stroke="{RED}" stroke-width="2"/>')
+        if row.control is not None and math.isfinite(row.control):
+            out.append(f'<circle cx="{_n(xs(row.control))}" cy="{_n(yc)}" r="4" fill="none" stroke="{ORANGE}" '
+                       f'stroke-width="1.6"/>')
+        if math.isfinite(row.value):
+            colour = BLUE if row.passed is None else (GREEN if row.passed else RED)
+            out.append(f'<circle class="value" cx="{_n(xs(row.value))}" cy="{_n(yc)}" r="4.5" fill="{colour}">'
+                       f'<title>{esc(row.label)}: {esc(f"{row.value:.4g}")}</title></circle>')
+        else:
+            out.append(f'<text x="{left + 4}" y="{_n(yc + 4)}" fill="{GREY}">undefined</text>')
+    out.append("</svg>")
+    return "".join(out)

@@ -1,0 +1,98 @@
+"""The compact plain-text table printed at the end of a pytest run (one row per model and layer).
+
+Fixed-width columns: model, layer, one column per headline metric (each followed by its control
+when it declares one: kurtosis, rotated, outliers for the built-ins), checks passed/failed,
+verdict; specs that could not run get one ERROR row with the first line of their message.  The
+metric columns come from the metrics' own declarations, so a plugin's headline metric gets a
+column like a built-in.  Free of pytest.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+from ..checks import format_number
+from ..errors import headline
+from ..metrics.types import Metric, controls_of, headline_metrics
+from ..results import AuditResult, tally
+
+MAX_MODEL = 36
+MAX_LAYER = 20
+MAX_ERROR = 90
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _metric(result: AuditResult, layer: str, name: str) -> str:
+    value = result.layers[layer].metrics.get(name)
+    return format_number(value.value) if value is not None else "-"
+
+
+def columns(metrics: Any = None) -> list[Metric]:
+    """The metric columns: each headline metric, then its control (when that is a headline too)."""
+    if metrics is None:
+        from ..metrics import BUILTIN_METRICS
+
+        metrics = BUILTIN_METRICS
+    found = headline_metrics(metrics)
+    by_name = {m.name: m for m in found}
+    controls = controls_of(found)
+    ordered: list[Metric] = []
+    for metric in found:
+        if metric.name in controls:
+            continue
+        ordered.append(metric)
+        if metric.control in by_name:
+            ordered.append(by_name[metric.control])
+    return ordered
+
+
+def headers(metrics: Any = None) -> tuple[str, ...]:
+    return ("model", "layer", *(m.headline for m in columns(metrics)), "pass/fail", "verdict")
+
+
+def rows(results: Iterable[AuditResult], errors: dict[Any, str] | None = None,
+         metrics: Any = None) -> list[tuple[str, ...]]:
+    """The table's rows (strings), without header."""
+    shown = [m.name for m in columns(metrics)]
+    out: list[tuple[str, ...]] = []
+    for result in results:
+        for i, layer in enumerate(result.layers):
+            checks = [c for c in result.checks if c.layer == layer]
+            counts = tally(checks)
+            passed, failed, skipped = counts["pass"], counts["fail"], counts["skip"]
+            verdict = "FAIL" if failed else ("PASS" if passed else ("SKIP" if skipped else "-"))
+            counted = f"{passed}/{failed}" + (f" ({skipped} skip)" if skipped else "")
+            out.append((_clip(result.name, MAX_MODEL) if i == 0 else "", _clip(layer, MAX_LAYER),
+                        *(_metric(result, layer, name) for name in shown), counted if checks else "-", verdict))
+    for path, message in (errors or {}).items():
+        out.append((_clip(os.path.basename(os.fspath(path)), MAX_MODEL), "-", *("-" for _ in shown), "-",
+                    "ERROR: " + _clip(headline(message), MAX_ERROR)))
+    return out
+
+
+def terminal_table(results: Iterable[AuditResult], errors: dict[Any, str] | None = None,
+                   metrics: Any = None) -> list[str]:
+    """The summary as lines of text (no trailing spaces); empty when there is nothing to show.
+
+    ``checks`` reads passed/failed (plus skipped when any); numbers have 4 significant digits.
+    ``metrics``: the registry (or metrics) whose headline declarations make the columns (default:
+    the built-ins).
+    """
+    body = rows(results, errors, metrics)
+    if not body:
+        return []
+    head = headers(metrics)
+    numeric = set(range(2, len(head) - 2))
+    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(head)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        parts = [c.rjust(widths[i]) if i in numeric else c.ljust(widths[i]) for i, c in enumerate(cells)]
+        return "  ".join(parts).rstrip()
+
+    header = line(head)
+    return [header, "-" * len(header), *(line(r) for r in body)]

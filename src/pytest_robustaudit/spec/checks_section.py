@@ -1,0 +1,137 @@
+"""Validation of ``layers`` and ``checks``: layer names in the model stage's grammar, metrics from the
+registry, bounds that can be met, and one check per (metric, layer, parameters).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..models.layers import LAYER_NAME, LAYER_NAME_HELP, NAMED_LAYERS
+from ..registry import suggest
+from .schema import CheckSpec
+from .validator import Validator, _kind
+
+DEFAULT_LAYERS = ("representation",)
+RELATIVE_KEYS = ("min_ratio", "max_ratio", "min_delta", "max_delta")
+CHECK_KEYS = ("min", "max", *RELATIVE_KEYS, "layers")
+
+
+def with_ids(checks: list[CheckSpec]) -> tuple[CheckSpec, ...]:
+    """Give each check its node id: the metric name while (metric, layer) is unique in the spec,
+    else the metric with its parameters, as pytest writes parametrize ids (``outlier_count[factor=100]``)."""
+    from ..checks import params_label
+
+    pairs: dict[tuple[str, str], int] = {}
+    for check in checks:
+        pairs[(check.metric, check.layer)] = pairs.get((check.metric, check.layer), 0) + 1
+    return tuple(dataclasses.replace(c, id=f"{c.metric}[{params_label(c.params).replace(', ', '-')}]")
+                 if pairs[(c.metric, c.layer)] > 1 else c for c in checks)
+
+
+class ChecksSection(Validator):
+    def layers(self, value: Any) -> tuple[str, ...]:
+        path = ("layers",)
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            self.problem(path, f"expected a non-empty list of layer names, got {_kind(value)}",
+                         "e.g. layers: [representation, blocks.-1]")
+            return DEFAULT_LAYERS
+        seen: list[str] = []
+        for i, name in enumerate(value):
+            if not isinstance(name, str) or not LAYER_NAME.match(name):
+                self.problem(path + (i,), f"{name!r} is not a layer name.{suggest(str(name), NAMED_LAYERS)}",
+                             LAYER_NAME_HELP)
+            elif name in seen:
+                self.problem(path + (i,), f"layer '{name}' is listed twice", "list each layer once")
+            else:
+                seen.append(name)
+        return tuple(seen) or DEFAULT_LAYERS
+
+    def checks(self, value: Any, layers: tuple[str, ...]) -> tuple[CheckSpec, ...]:
+        path = ("checks",)
+        if not isinstance(value, dict) or not value:
+            self.problem(path, f"expected a mapping of metric name → bounds, got {_kind(value)}",
+                         "e.g. checks: {kurtosis_mean: {min: 5}}")
+            return ()
+        metrics = self.registries.metrics
+        out: list[CheckSpec] = []
+        taken: dict[tuple, int | None] = {}
+        for metric_name, body in value.items():
+            mpath = path + (metric_name,)
+            if metric_name not in metrics:
+                self.problem(mpath, f"unknown metric '{metric_name}'.{suggest(metric_name, metrics.names())}",
+                             f"known metrics: {', '.join(metrics.names())}")
+                continue
+            metric = metrics.get(metric_name)
+            bodies = body if isinstance(body, list) else [body]
+            for j, entry in enumerate(bodies):
+                epath = mpath + (j,) if isinstance(body, list) else mpath
+                for check in self.check(metric, entry, epath, layers):
+                    key = check.key
+                    if key in taken:
+                        self.problem(epath, f"metric '{check.metric}' on layer '{check.layer}' is checked twice "
+                                            f"(first at line {taken[key]})",
+                                     "merge the bounds into one check, or restrict each to other layers")
+                        continue
+                    taken[key] = self.doc.line(epath)
+                    out.append(check)
+        return with_ids(out)
+
+    def check(self, metric, entry: Any, path: tuple, layers: tuple[str, ...]) -> list[CheckSpec]:
+        allowed = CHECK_KEYS + tuple(metric.params)
+        section = self.mapping(entry, path, allowed)
+        if section is None:
+            return []
+        bounds: dict[str, float] = {}
+        for key in ("min", "max", *RELATIVE_KEYS):
+            if section.get(key) is not None:
+                number = self.typed(section[key], path + (key,), (int, float), "a number")
+                if number is not None and number != number:
+                    self.problem(path + (key,), "the bound is NaN", "use a number")
+                elif number is not None:
+                    bounds[key] = float(number)
+        if not any(k in section for k in ("min", "max", *RELATIVE_KEYS)):
+            self.problem(path, "the check has no bound, so it could never fail",
+                         "add min:, max: or both (or a relative bound: min_ratio, max_ratio, min_delta, max_delta)")
+            return []
+        crossed = False
+        for low, high in (("min", "max"), ("min_ratio", "max_ratio"), ("min_delta", "max_delta")):
+            if low in bounds and high in bounds and bounds[low] > bounds[high]:
+                self.problem(path, f"{low} {bounds[low]:g} is greater than {high} {bounds[high]:g}, so no value can pass",
+                             "swap or correct the bounds")
+                crossed = True
+        for key in ("min_ratio", "max_ratio"):
+            if bounds.get(key, 1.0) < 0:
+                self.problem(path + (key,), "a ratio bound must not be negative", "e.g. min_ratio: 0.8 keeps 80% of the reference")
+                crossed = True
+        if crossed:
+            return []
+        lo, hi = bounds.get("min"), bounds.get("max")
+        params = {name: param.default for name, param in metric.params.items()}  # explicit in every message
+        for pname, param in metric.params.items():
+            if pname in section:
+                kinds = (int, float) if param.type is float else (param.type,)
+                got = self.typed(section[pname], path + (pname,), kinds, f"a {param.type.__name__}")
+                if got is not None and param.minimum is not None and got < param.minimum:
+                    self.problem(path + (pname,), f"must be at least {param.minimum}, got {got}", param.help)
+                elif got is not None:
+                    params[pname] = param.type(got)
+        targets = section.get("layers", list(layers))
+        if isinstance(targets, str):
+            targets = [targets]
+        if not isinstance(targets, list) or not targets:
+            self.problem(path + ("layers",), "expected a list of layer names", "e.g. layers: [representation]")
+            return []
+        out = []
+        for i, layer in enumerate(targets):
+            if layer not in layers:
+                self.problem(path + ("layers", i) if "layers" in section else path,
+                             f"layer {layer!r} is not among the spec's layers ({', '.join(layers)}).{suggest(str(layer), layers)}",
+                             "add it to the top-level 'layers:' list")
+                continue
+            out.append(CheckSpec(metric.name, layer, lo, hi, params, self.where(path),
+                                 min_ratio=bounds.get("min_ratio"), max_ratio=bounds.get("max_ratio"),
+                                 min_delta=bounds.get("min_delta"), max_delta=bounds.get("max_delta")))
+        return out

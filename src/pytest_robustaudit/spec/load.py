@@ -1,0 +1,97 @@
+"""Load and validate an audit spec: YAML file → :class:`~.schema.AuditSpec`, or every problem.
+
+Validation never stops at the first problem: a user fixing a spec wants the whole list, each with
+file, line, key and a fix.  Nothing is built here (no model, no image is opened): that happens when
+an item runs.  Paths are resolved against the spec's folder; they must exist at collection time so
+a typo fails before any model is loaded.  Each section has its own module (``model_section``,
+``data_section``, ``checks_section``); this one holds the top level and ``reference``.  The
+key-by-key schema is documented in docs/spec.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import Problem, SpecError
+from ..extract import DEVICE_HELP, DEVICE_PATTERN, PRECISIONS
+from ..registries import Registries
+from .checks_section import DEFAULT_LAYERS, ChecksSection
+from .data_section import DataSection
+from .model_section import ModelSection
+from .schema import AuditSpec, ReferenceSpec
+from .validator import _kind
+from .yamlsource import Doc, load_doc
+
+TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", "seed", "reference")
+REFERENCE_KEYS = ("model", "baseline", "entry")
+
+
+def load_spec(file: Path, registries: Registries, env: Mapping[str, str] | None = None,
+              text: str | None = None) -> AuditSpec:
+    """Parse and validate ``file``; raise :class:`SpecError` listing every problem.
+
+    With ``text``, that YAML is validated instead of the file's content, as if it were at ``file``
+    (relative paths resolve against ``file``'s folder): how inline specs in tests are loaded.
+    """
+    file = Path(file)
+    doc, problems = load_doc(file, env, text)
+    if not problems:
+        spec = SpecValidator(doc, registries, problems).spec()
+        if not problems and spec is not None:
+            return spec
+    raise SpecError(problems)
+
+
+class SpecValidator(ModelSection, DataSection, ChecksSection):
+    """The whole document: the top-level keys and ``reference``; each other section from its module."""
+
+    def __init__(self, doc: Doc, registries: Registries, problems: list[Problem]):
+        super().__init__(doc, registries, problems)
+
+    def spec(self) -> AuditSpec | None:
+        top = self.mapping(self.doc.data, (), TOP_KEYS, required=("model", "data", "checks"))
+        if top is None:
+            return None
+        name = top.get("name", self.file.stem)
+        if not isinstance(name, str) or not name.strip():
+            self.problem(("name",), f"expected a non-empty string, got {_kind(name)}", "give the audit a name")
+        device = top.get("device", "auto")
+        if not isinstance(device, str) or not DEVICE_PATTERN.match(device):
+            self.problem(("device",), f"{device!r} is not a device", DEVICE_HELP)
+        precision = self.choice(top.get("precision", "fp32"), ("precision",), PRECISIONS)
+        seed = self.integer(top.get("seed", 0), ("seed",), 0)
+        model = self.model(top["model"], ("model",)) if "model" in top else None
+        data = self.data(top["data"]) if "data" in top else None
+        layers = self.layers(top.get("layers", list(DEFAULT_LAYERS)))
+        reference = self.reference(top["reference"]) if top.get("reference") is not None else None
+        checks = self.checks(top["checks"], layers) if "checks" in top else ()
+        relative = [c for c in checks if c.relative]
+        if relative and reference is None and "reference" not in top:
+            self.problem(("checks", relative[0].metric), "relative bounds (min_ratio, max_ratio, min_delta, max_delta) "
+                         "need something to compare with", "add a top-level 'reference:' with 'model:' or 'baseline:'")
+        if self.problems or model is None or data is None:
+            return None
+        return AuditSpec(path=self.file, name=str(name), model=model, data=data, layers=layers, checks=checks,
+                         device=device, precision=precision or "fp32", seed=seed or 0, reference=reference)
+
+    def reference(self, value: Any) -> ReferenceSpec | None:
+        path = ("reference",)
+        section = self.mapping(value, path, REFERENCE_KEYS)
+        if section is None:
+            return None
+        if ("model" in section) == ("baseline" in section):
+            self.problem(path, "give exactly one of 'model' (a model audited alongside) or 'baseline' (a stored record)",
+                         "e.g. reference: {baseline: baselines/my_model.json}")
+            return None
+        entry = section.get("entry")
+        if entry is not None:
+            self.typed(entry, path + ("entry",), (str,), "the audit name inside the baseline record")
+        if "model" in section:
+            model = self.model(section["model"], path + ("model",))
+            return ReferenceSpec(model=model, where=self.where(path)) if model else None
+        text = self.typed(section["baseline"], path + ("baseline",), (str,), "a path to a JSON record")
+        if text is None:
+            return None
+        file = (self.base / Path(text).expanduser()).resolve()   # may not exist yet: --audit-save-baseline writes it
+        return ReferenceSpec(baseline=file, entry=entry if isinstance(entry, str) else None, where=self.where(path))

@@ -1,0 +1,182 @@
+"""The validated audit spec: frozen dataclasses, free of YAML and of pytest.
+
+``spec/load.py`` turns a YAML file into these objects (collecting every problem with its line); every
+later stage (models, data, extract, checks) reads only these.  Paths are already resolved against
+the spec file's folder and ``${ENV}`` references are already substituted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a value came from, for error messages raised after validation (at run time)."""
+
+    file: Path
+    line: int | None
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.key}" if self.line else f"{self.file}: {self.key}"
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """A local weights file.
+
+    ``path`` is absolute.  ``match_keys`` is ``"by_name"`` (the state dict's keys must match the
+    model's) or ``"by_order"`` (tensors are matched by position and shape, for files whose key
+    names come from another implementation of the same architecture).  ``trusted`` allows a full
+    pickle load, which can execute code: only for files the user vouches for.
+    """
+
+    path: Path
+    match_keys: str = "by_name"
+    trusted: bool = False
+    where: Located | None = None
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """Overrides of the checkpoint's own eval transform (None = keep the library's value)."""
+
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    interpolation: str | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The overrides that are set, by name (``mean``, ``std``, ``interpolation``)."""
+        fields = (("mean", self.mean), ("std", self.std), ("interpolation", self.interpolation))
+        return {name: value for name, value in fields if value is not None}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load.
+
+    ``source`` names a registered model source (``timm``, ``open_clip``, ``factory`` built in).
+    ``name`` is the architecture (timm model name, open_clip architecture).  ``pretrained`` is a
+    hub tag (open_clip: ``"openai"``; timm: ``True`` or a tag such as ``"tv_in1k"``), or None.
+    ``factory`` is ``"package.module:callable"`` or ``"/abs/path/file.py:callable"``; ``options``
+    are keyword arguments for the factory (or for ``timm.create_model``/open_clip).
+    """
+
+    source: str
+    name: str | None = None
+    pretrained: str | bool | None = None
+    checkpoint: CheckpointSpec | None = None
+    factory: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
+    cache_dir: Path | None = None
+    where: Located | None = None
+
+    def describe(self) -> str:
+        """A short human label such as ``timm:efficientnet_lite0`` or ``open_clip:RN50/openai``."""
+        if self.source == "factory" and self.factory:
+            base = f"factory:{self.factory}"
+        else:
+            base = f"{self.source}:{self.name}"
+            if isinstance(self.pretrained, str):
+                base += f"/{self.pretrained}"
+            elif self.pretrained is True:
+                base += " (pretrained)"
+        if self.checkpoint is not None:
+            base += f" [{self.checkpoint.path.name}]"
+        return base
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The probe images.
+
+    ``labels``: ``auto`` (class sub-folders if every image sits in one, else a WordNet id prefix
+    ``n01440764_*`` if every file name has one, else none), ``folder``, ``wnid`` or ``none``.
+    ``limit``/``seed`` take a deterministic subset: files sorted by relative path, then
+    ``random.Random(seed).sample``.  ``workers`` is the number of image-decoding threads.
+    """
+
+    path: Path
+    labels: str = "auto"
+    limit: int | None = None
+    seed: int = 0
+    batch_size: int | str = 32
+    workers: int = 0
+    where: Located | None = None
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One assertion: ``metric`` on ``layer`` within its bounds; becomes one pytest item.
+
+    Absolute bounds are ``min``/``max``.  Relative bounds compare with the spec's ``reference``
+    (another model, or a stored baseline): ``min_ratio``/``max_ratio`` bound value ÷ reference,
+    ``min_delta``/``max_delta`` bound value − reference.
+    """
+
+    metric: str
+    layer: str
+    min: float | None = None
+    max: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    where: Located | None = None
+    min_ratio: float | None = None
+    max_ratio: float | None = None
+    min_delta: float | None = None
+    max_delta: float | None = None
+    id: str = ""
+
+    @property
+    def name(self) -> str:
+        """The item's name in node ids: the metric, or ``metric[param=value]`` when the spec checks the
+        same metric on the same layer at several parameter values."""
+        return self.id or self.metric
+
+    @property
+    def key(self) -> tuple:
+        """What identifies the check within its spec: (metric, layer, parameters)."""
+        return self.metric, self.layer, tuple(sorted(self.params.items()))
+
+    @property
+    def relative(self) -> bool:
+        return any(v is not None for v in (self.min_ratio, self.max_ratio, self.min_delta, self.max_delta))
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """What relative bounds compare against: a model audited in the same run, or a stored baseline.
+
+    ``model`` is audited on the same probe data, layers, device, precision and seed as the
+    candidate.  ``baseline`` is a JSON record written by ``--audit-save-baseline``; ``entry`` names
+    the audit inside it (default: the spec's own name).
+    """
+
+    model: ModelSpec | None = None
+    baseline: Path | None = None
+    entry: str | None = None
+    where: Located | None = None
+
+    def describe(self) -> str:
+        if self.model is not None:
+            return f"reference model {self.model.describe()}"
+        return f"baseline {self.baseline}"
+
+
+@dataclass(frozen=True)
+class AuditSpec:
+    """A whole audit: one model, its probe data, the layers to read and the checks to assert."""
+
+    path: Path
+    name: str
+    model: ModelSpec
+    data: DataSpec
+    layers: tuple[str, ...]
+    checks: tuple[CheckSpec, ...]
+    device: str = "auto"
+    precision: str = "fp32"
+    seed: int = 0
+    reference: ReferenceSpec | None = None

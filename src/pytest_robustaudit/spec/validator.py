@@ -1,0 +1,93 @@
+"""The shared machinery of spec validation: located problems and typed readers of YAML values.
+
+Each section of a spec (model, data, layers and checks, reference) is validated by its own module;
+they all append :class:`~..errors.Problem` objects through this base, so a user fixing a spec gets
+every problem at once, each with file, line, key and a fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import Problem
+from ..registries import Registries
+from ..registry import suggest
+from .schema import Located
+from .yamlsource import Doc, dotted
+
+
+class Validator:
+    """Walks the plain data of one document, appending a Problem for each violation."""
+
+    def __init__(self, doc: Doc, registries: Registries, problems: list[Problem]):
+        self.doc = doc
+        self.file = doc.file
+        self.base = doc.file.parent
+        self.registries = registries
+        self.problems = problems
+
+    def problem(self, path: tuple, message: str, fix: str = "") -> None:
+        self.problems.append(Problem(self.file, self.doc.line(path), dotted(path), message, fix))
+
+    def where(self, path: tuple) -> Located:
+        return Located(self.file, self.doc.line(path), dotted(path))
+
+    def mapping(self, value: Any, path: tuple, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict | None:
+        if not isinstance(value, dict):
+            self.problem(path, f"expected a mapping of keys, got {_kind(value)}",
+                         f"write {dotted(path) or 'the spec'} as 'key: value' lines (keys: {', '.join(allowed)})")
+            return None
+        for key in value:
+            if key not in allowed:
+                self.problem(path + (key,), f"unknown key '{key}'.{suggest(key, allowed)}",
+                             f"allowed keys here: {', '.join(allowed)}")
+        for key in required:
+            if key not in value:
+                self.problem(path, f"missing required key '{key}'", f"add '{key}:' under {dotted(path) or 'the top level'}")
+        return value
+
+    def typed(self, value: Any, path: tuple, kinds: tuple[type, ...], what: str) -> Any:
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if not ok:
+            self.problem(path, f"expected {what}, got {_kind(value)} {value!r}", f"set {dotted(path)} to {what}")
+            return None
+        return value
+
+    def integer(self, value: Any, path: tuple, minimum: int) -> int | None:
+        number = self.typed(value, path, (int,), "an integer")
+        if number is not None and number < minimum:
+            self.problem(path, f"must be at least {minimum}, got {number}", f"set {dotted(path)} to {minimum} or more")
+            return None
+        return number
+
+    def choice(self, value: Any, path: tuple, choices: tuple[str, ...]) -> str | None:
+        if not isinstance(value, str) or value not in choices:
+            self.problem(path, f"{value!r} is not one of {', '.join(choices)}.{suggest(str(value), choices)}",
+                         f"set {dotted(path)} to one of: {', '.join(choices)}")
+            return None
+        return value
+
+    def existing_path(self, value: Any, path: tuple, want_dir: bool | None, base: Path | None = None) -> Path | None:
+        text = self.typed(value, path, (str,), "a path (string)")
+        if text is None:
+            return None
+        resolved = ((base or self.base) / Path(text).expanduser()).resolve()
+        if not resolved.exists():
+            self.problem(path, f"'{text}' does not exist (resolved to {resolved})",
+                         "fix the path; relative paths are relative to the spec file's folder")
+            return None
+        if want_dir is True and not resolved.is_dir():
+            self.problem(path, f"'{text}' is a file, a folder of images is expected", "point it at the folder")
+            return None
+        if want_dir is False and not resolved.is_file():
+            self.problem(path, f"'{text}' is a folder, a file is expected", "point it at the file")
+            return None
+        return resolved
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number"}.get(type(value), type(value).__name__)

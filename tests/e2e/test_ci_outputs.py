@@ -1,0 +1,63 @@
+"""What a CI job gets besides the exit code: the Markdown summary, plugin report sections, and
+the marks of an interrupted run."""
+
+from __future__ import annotations
+
+import pytest
+
+from support import spec_text
+
+CHECKS = """\
+kurtosis_mean: {min: 1}
+outlier_count: {max: 0}
+"""
+
+
+def test_markdown_summary_for_the_job_page(pytester, tiny_checkpoints):
+    pytester.makefile(".yaml", plain=spec_text(tiny_checkpoints["plain"], CHECKS).replace(
+        "model:", "name: plain | <b>model</b>\nmodel:", 1))
+    pytester.makefile(".yaml", planted=spec_text(tiny_checkpoints["planted"], CHECKS))
+    result = pytester.runpytest("--audit", "plain.yaml", "--audit", "planted.yaml", "--audit-markdown", "summary.md")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["robustaudit: Markdown summary: *summary.md"])
+    text = (pytester.path / "summary.md").read_text()
+    assert text.startswith("## Robustness audit: ❌ 1 of 4 checks failed")
+    assert "| plain \\| &lt;b&gt;model&lt;/b&gt; | `timm:vit_tiny_patch16_224 [plain.safetensors]` | 11 |" in text
+    assert "- **planted** · `representation::outlier_count`: outlier_count on layer 'representation' " \
+           "(factor=10) = 3, above the maximum 0" in text
+    assert "required: &lt;= 0 (lower passes)" in text   # rendered as "<=" on the job page
+    assert "Full report: `" in text
+
+
+def test_plugin_report_section(pytester, tiny_checkpoints):
+    pytester.makeconftest("""
+        from pytest_robustaudit import ReportSection
+
+        def pytest_robustaudit_report_sections(results):
+            return [ReportSection("Release notes", "<i>checked by the gate</i>", ("audit", "images"),
+                                  tuple((r.name, r.n_images) for r in results))]
+    """)
+    pytester.makefile(".yaml", spec=spec_text(tiny_checkpoints["plain"], CHECKS))
+    pytester.runpytest("--audit", "spec.yaml", "--audit-report", "report.html").assert_outcomes(passed=2)
+    html = (pytester.path / "report.html").read_text()
+    assert "Release notes" in html and "&lt;i&gt;checked by the gate&lt;/i&gt;" in html
+    assert "<i>checked by the gate</i>" not in html
+
+
+def test_interrupted_run_is_marked_in_report_and_record(pytester, tiny_checkpoints):
+    pytester.makeconftest("""
+        import pytest
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_runtest_call(item):
+            if item.name == "outlier_count":
+                raise KeyboardInterrupt
+    """)
+    pytester.makefile(".yaml", spec=spec_text(tiny_checkpoints["plain"], CHECKS))
+    result = pytester.runpytest_subprocess("--audit", "spec.yaml", "--audit-report", "report.html",
+                                           "--audit-json", "record.json")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    import json
+
+    assert json.loads((pytester.path / "record.json").read_text())["run"]["interrupted"] is True
+    assert 'id="interrupted"' in (pytester.path / "report.html").read_text()

@@ -1,0 +1,42 @@
+"""Helpers every test folder imports: where the real data and shipped photos are, spec text for tests."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+PHOTOS = REPO / "audits" / "photos"
+#: features of vit_tiny's final LayerNorm that the "planted" checkpoint scales by 100
+PLANTED_CHANNELS = (3, 77, 150)
+
+
+def shared_data(name: str) -> Path:
+    """A folder of ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"real test data {path} is absent (it sits beside the repository in CI)")
+    return path
+
+
+def spec_text(checkpoint: Path, checks: str, data: Path = PHOTOS, extra: str = "", layers: str = "[representation]") -> str:
+    """A timm vit_tiny spec reading ``checkpoint``, probing ``data``, with the given checks block."""
+    return textwrap.dedent(f"""\
+        model:
+          source: timm
+          name: vit_tiny_patch16_224
+          checkpoint: {checkpoint}
+        data:
+          path: {data}
+          batch_size: 4
+        layers: {layers}
+        device: cpu
+        checks:
+        """) + textwrap.indent(textwrap.dedent(checks), "  ") + textwrap.dedent(extra)
+
+
+#: open_clip architectures of the online example specs, built with random weights for offline tests
+CLIP_ARCHS = ("RN50", "ViT-B-32")
