@@ -261,7 +261,8 @@ class EntryWriter:
         array = np.asarray(batch)
         if array.ndim != 2:
             raise ValueError(f"layer {layer!r}: rows must be a 2-D [batch, features] array, got shape {array.shape}")
-        stored = np.ascontiguousarray(array, dtype=self.dtype)
+        with np.errstate(over="ignore"):
+            stored = np.ascontiguousarray(array, dtype=self.dtype)
         if self.dtype.itemsize < 4:
             overflow = np.isinf(stored) & np.isfinite(array)
             if overflow.any():
