@@ -473,3 +473,23 @@ def test_parse_age(text, seconds):
 def test_parse_age_rejects_with_an_example(text):
     with pytest.raises(AuditError, match="e.g. 7d"):
         parse_age(text)
+
+
+def test_extraction_parts_name_every_ingredient_and_each_one_changes_the_key():
+    from pytest_robustaudit.store import extraction_parts
+
+    base = dict(weights="w" * 64, preprocess={"size": 224, "interpolation": "bicubic"}, canary="c" * 64,
+                images=image_ids(3), layers=["representation"], precision={"device": "cpu", "autocast": None,
+                                                                            "tf32": False},
+                versions={"torch": "2.4.0", "timm": "1.0.9"})
+    key = content_key(extraction_parts(**base))
+    assert content_key(extraction_parts(**{**base, "images": iter(image_ids(3))})) == key
+    variants = [
+        {"weights": "x" * 64}, {"preprocess": {"size": 256, "interpolation": "bicubic"}}, {"canary": "d" * 64},
+        {"images": image_ids(3)[::-1]}, {"images": [*image_ids(2), "f" * 64]}, {"layers": ["blocks.11"]},
+        {"precision": {"device": "cuda", "autocast": "float16", "tf32": False}}, {"store_dtype": "float16"},
+        {"extraction_format": 2}, {"versions": {"torch": "2.5.0", "timm": "1.0.9"}},
+    ]
+    keys = {content_key(extraction_parts(**{**base, **change})) for change in variants}
+    assert len(keys) == len(variants) and key not in keys
+    assert "torch" in extraction_parts(**{**base, "versions": None})["versions"]

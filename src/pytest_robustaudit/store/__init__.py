@@ -11,12 +11,13 @@ See docs/store.md for the layout on disk and the safety assumptions.
 """
 
 from .entries import STORE_DTYPES, ActivationStore, Entry, EntryWriter, LayerInfo, StoreError
-from .keys import STORE_FORMAT_VERSION, FileHasher, content_key, hash_files, sequence_hash
+from .keys import (STORE_FORMAT_VERSION, FileHasher, content_key, extraction_parts, hash_files, library_versions,
+                   sequence_hash)
 from .manage import (STORE_CACHE_NAME, EntryRecord, cache_main, clear, default_store_dir, format_table,
                      list_entries, parse_age, prune)
 
 __all__ = [
     "STORE_CACHE_NAME", "STORE_DTYPES", "STORE_FORMAT_VERSION", "ActivationStore", "Entry", "EntryRecord",
-    "EntryWriter", "FileHasher", "LayerInfo", "StoreError", "cache_main", "clear", "content_key",
+    "EntryWriter", "FileHasher", "extraction_parts", "library_versions", "LayerInfo", "StoreError", "cache_main", "clear", "content_key",
     "default_store_dir", "format_table", "hash_files", "list_entries", "parse_age", "prune", "sequence_hash",
 ]

@@ -164,3 +164,45 @@ def sequence_hash(digests: Iterable[str]) -> str:
         digest.update(item.encode("ascii"))
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+def library_versions(names: Iterable[str] = ("torch", "timm", "open_clip_torch", "numpy")) -> dict[str, str | None]:
+    """Installed versions of the libraries that change extracted numbers, read from package metadata
+    (nothing is imported); None for one that is not installed."""
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def extraction_parts(*, weights: str, preprocess: Mapping, canary: str, images: Iterable[str],
+                     layers: Iterable[str], precision: Mapping, store_dtype: str = "float32",
+                     extraction_format: int = 1, versions: Mapping | None = None,
+                     extra: Mapping | None = None) -> dict:
+    """The key parts of one extraction, every ingredient named so none is forgotten.
+
+    ``weights``: a fingerprint of the weights (sha256 of the checkpoint file, or of the pretrained
+    file the library loaded); ``preprocess``: the resolved transform settings; ``canary``: sha256 of
+    one image's transformed tensor bytes (catches a transform change the settings do not show);
+    ``images``: the ordered content hashes of the probe images (folded into one hash here);
+    ``layers``: the requested layer names in order; ``precision``: device type, autocast dtype, TF32,
+    ...; ``extraction_format``: the extraction code's own version (bump it when it changes what a row
+    means); ``versions``: defaults to :func:`library_versions`; ``extra``: anything else that changes rows.
+    """
+    return {
+        "weights": str(weights),
+        "preprocess": dict(preprocess),
+        "canary": str(canary),
+        "images": sequence_hash(images),
+        "layers": [str(layer) for layer in layers],
+        "precision": dict(precision),
+        "store_dtype": str(store_dtype),
+        "extraction_format": int(extraction_format),
+        "versions": dict(library_versions() if versions is None else versions),
+        "extra": dict(extra or {}),
+    }
