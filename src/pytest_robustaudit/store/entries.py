@@ -52,6 +52,8 @@ MANIFEST = "manifest.json"
 STORE_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
 #: Incomplete folders whose newest file is older than this are leftovers of killed runs.
 STALE_INCOMPLETE_S = 24 * 3600.0
+#: Default size of one chunk that Entry.rows yields.
+CHUNK_BYTES = 8 << 20
 #: Every .npy header is padded to this many bytes, so the row count can be rewritten in place.
 _NPY_HEADER_BYTES = 128
 _KEY_RE = re.compile(r"^[0-9a-f]{16,128}$")
@@ -178,18 +180,22 @@ class Entry:
         """The layer's rows as a read-only memory map (pages load on access; nothing is copied)."""
         return np.load(self.path / self.info(layer).file, mmap_mode="r")
 
-    def rows(self, layer: str, chunk_rows: int = 4096, dtype=np.float32) -> Iterator[np.ndarray]:
-        """The layer's rows, ``chunk_rows`` at a time, as ``dtype`` (float32 or float64) arrays.
+    def rows(self, layer: str, chunk_rows: int | None = None, dtype=np.float32) -> Iterator[np.ndarray]:
+        """The layer's rows, ``chunk_rows`` at a time (default: about 8 MiB per chunk), as ``dtype``
+        (float32 or float64) arrays, in image order.
 
         Each chunk is read into its own array of at most ``chunk_rows x d`` (plain reads, no memory
-        map), so memory stays flat in N however many images the entry holds."""
-        if chunk_rows < 1:
-            raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+        map, so no page of the file stays counted in RSS), so memory stays flat in N however many
+        images the entry holds."""
         info = self.info(layer)
         path = self.path / info.file
         stored = STORE_DTYPES[info.dtype]
         n, d = info.shape
         out = np.dtype(dtype)
+        if chunk_rows is None:
+            chunk_rows = max(1, CHUNK_BYTES // max(1, d * out.itemsize))
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
         with open(path, "rb") as handle:
             handle.seek(_read_npy_header(path)[2])
             for start in range(0, n, chunk_rows):
