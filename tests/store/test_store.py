@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -493,3 +494,13 @@ def test_extraction_parts_name_every_ingredient_and_each_one_changes_the_key():
     keys = {content_key(extraction_parts(**{**base, **change})) for change in variants}
     assert len(keys) == len(variants) and key not in keys
     assert "torch" in extraction_parts(**{**base, "versions": None})["versions"]
+
+
+def test_the_python_example_of_docs_store_md_runs(tmp_path, monkeypatch, capsys):
+    doc = SRC.parent / "docs" / "store.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
+    assert blocks
+    monkeypatch.chdir(tmp_path)
+    for code in blocks:
+        exec(compile(code, str(doc), "exec"), {"__name__": "docs_store"})
+    assert list_entries(tmp_path / "example-store")[0].model == "demo"
