@@ -19,7 +19,7 @@ import pytest
 import pytest_robustaudit.store as store_pkg
 from pytest_robustaudit.errors import AuditError
 from pytest_robustaudit.store import (
-    STORE_FORMAT_VERSION, ActivationStore, FileHasher, StoreError, cache_main, clear, content_key, format_table,
+    STORE_FORMAT_VERSION, ActivationStore, FileHasher, StoreError, cache_main, content_key, format_table,
     hash_files, list_entries, parse_age, prune,
 )
 from pytest_robustaudit.store.entries import _manifest_digest
@@ -444,13 +444,14 @@ def test_list_prune_and_clear(tmp_path, capsys):
     assert [r.model for r in records] == ["model-0", "model-1", "model-2"]
     assert records[0].layers == ("blocks.11", "representation") and records[0].images == 10
     assert records[0].data == "photos (12 images)" and records[0].size_bytes == entries[0].size_bytes
+    assert 0 <= records[0].age_s < 60 and records[0].idle_s < 60
     table = format_table(records)
     assert "model-1" in table and entries[1].key[:12] in table and "3 entries" in table
 
     old = time.time() - 3 * 86400
     os.utime(entries[0].path, (old, old))  # not used for three days
     removed = prune(root, parse_age("2d"))
-    assert [r.key for r in removed] == [entries[0].key]
+    assert [r.key for r in removed] == [entries[0].key] and removed[0].idle_s > 2 * 86400
     assert [r.model for r in list_entries(root)] == ["model-1", "model-2"]
     assert store.open(entries[1].key) is not None
 

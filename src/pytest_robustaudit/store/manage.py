@@ -42,6 +42,16 @@ class EntryRecord:
     dtype: str = ""
     problem: str = ""
 
+    @property
+    def age_s(self) -> float:
+        """Seconds since the entry was written."""
+        return time.time() - self.created
+
+    @property
+    def idle_s(self) -> float:
+        """Seconds since the entry was last read or written (what ``prune`` goes by)."""
+        return time.time() - self.last_used
+
 
 def default_store_dir(rootdir: os.PathLike | str = ".") -> Path:
     """Where pytest puts the store by default: ``<rootdir>/.pytest_cache/d/robustaudit-store``."""
