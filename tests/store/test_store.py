@@ -505,3 +505,33 @@ def test_the_python_example_of_docs_store_md_runs(tmp_path, monkeypatch, capsys)
     for code in blocks:
         exec(compile(code, str(doc), "exec"), {"__name__": "docs_store"})
     assert list_entries(tmp_path / "example-store")[0].model == "demo"
+
+
+def test_refresh_replaces_entries_written_before_the_run_started_once(tmp_path):
+    store = ActivationStore(tmp_path)
+    old, _ = write_entry(store)
+    builds = []
+
+    def build(writer):
+        builds.append(1)
+        writer.append("representation", rows_for(10, 4, seed=len(builds)))
+
+    run_started = old.created + 1e-3
+    fresh, created = store.get_or_create(old.key, PARTS, META, image_ids(10), build, refresh_before=run_started)
+    assert created and fresh.layers == ("representation",) and fresh.created >= run_started
+    again, created = store.get_or_create(old.key, PARTS, META, image_ids(10), build, refresh_before=run_started)
+    assert not created and builds == [1] and again.created == fresh.created
+
+
+def test_a_filesystem_without_locks_still_builds_and_says_so(tmp_path, monkeypatch):
+    import filelock
+
+    def refuse(self, *args, **kwargs):
+        raise NotImplementedError("FileSystem does not appear to support flock")
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", refuse)
+    store = ActivationStore(tmp_path)
+    entry, created = store.get_or_create(content_key(PARTS), PARTS, META, image_ids(2),
+                                         lambda w: w.append("representation", rows_for(2, 3)))
+    assert created and store.open(entry.key) is not None
+    assert len(store.problems) == 1 and "cannot lock" in store.problems[0] and "flock" in store.problems[0]
