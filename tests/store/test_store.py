@@ -188,7 +188,7 @@ def test_a_recently_modified_file_is_not_trusted_from_the_memo(tmp_path):
 def test_memo_hits_are_fast(tmp_path):
     folder = tmp_path / "many"
     folder.mkdir()
-    paths = [folder / f"{i:05d}.jpg" for i in range(5000)]
+    paths = [folder / f"{i:05d}.jpg" for i in range(2000)]
     for i, path in enumerate(paths):
         path.write_bytes(b"%d" % i)
     age_files(folder)
@@ -198,8 +198,10 @@ def test_memo_hits_are_fast(tmp_path):
     hasher = FileHasher(memo)
     hash_files(paths, hasher)
     elapsed = time.perf_counter() - started
-    assert hasher.hits == 5000 and hasher.hashed == 0
-    assert elapsed < 0.5, f"5,000 memo hits took {elapsed:.2f} s"  # about 0.05 s here; 50,000 in about 0.45 s
+    assert hasher.hits == 2000 and hasher.hashed == 0
+    # about 0.02 s on an idle 2-core machine (50,000 hits: about 0.45 s, memo load included);
+    # the bound leaves room for a loaded CI machine
+    assert elapsed < 0.5, f"2,000 memo hits took {elapsed:.2f} s"
 
 
 def test_an_unreadable_image_is_a_data_error_naming_it(tmp_path):
