@@ -24,13 +24,13 @@ import csv
 import difflib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from pytest_robustaudit.errors import AuditError
+from pytest_robustaudit.errors import AuditError, display_path
 
 #: The five natural shifts of the standard effective-robustness suite, in the usual order.
 SHIFTS = ("imagenet_v2", "imagenet_r", "imagenet_sketch", "objectnet", "imagenet_a")
@@ -206,19 +206,20 @@ def fit_baseline_csv(
     import numpy as np
 
     path = Path(path)
+    shown = display_path(path)
     columns = tuple(shift_columns) if shift_columns else (SHIFTS if shift == MEAN5 else (shift,))
     where = dict(where or {})
     try:
         handle = open(path, newline="", encoding="utf-8")
     except OSError as error:
         raise RobustnessError(
-            f"{path}: cannot read the baseline CSV ({error.strerror or error}); give the path of a CSV "
+            f"{shown}: cannot read the baseline CSV ({error.strerror or error}); give the path of a CSV "
             f"with a header row holding {imagenet_column!r} and {', '.join(map(repr, columns))}"
         ) from None
     with handle:
         lines = [(n, line) for n, line in enumerate(handle, start=1) if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
-        raise RobustnessError(f"{path}: the baseline CSV is empty; it needs a header row and one row per model")
+        raise RobustnessError(f"{shown}: the baseline CSV is empty; it needs a header row and one row per model")
     header_line, _ = lines[0]
     records = list(csv.reader([line for _, line in lines]))
     header = [name.strip() for name in records[0]]
@@ -226,7 +227,7 @@ def fit_baseline_csv(
     missing = [name for name in needed if name not in header]
     if missing:
         raise RobustnessError(
-            f"{path}:{header_line}: header has no column {', '.join(map(repr, missing))} "
+            f"{shown}:{header_line}: header has no column {', '.join(map(repr, missing))} "
             f"(it has {', '.join(map(repr, header))}); name the columns with imagenet_column=/shift_columns=, "
             "or add them to the header"
         )
@@ -235,7 +236,7 @@ def fit_baseline_csv(
     for (line, _), record in zip(lines[1:], records[1:]):
         if len(record) != len(header):
             raise RobustnessError(
-                f"{path}:{line}: {len(record)} fields where the header has {len(header)}; "
+                f"{shown}:{line}: {len(record)} fields where the header has {len(header)}; "
                 "quote cells that contain commas"
             )
         if any(record[position[name]].strip() != str(value) for name, value in where.items()):
@@ -252,10 +253,10 @@ def fit_baseline_csv(
                 number = float(cell)
             except ValueError:
                 raise RobustnessError(
-                    f"{path}:{line}: column {name!r}: {cell!r} is not a number; write the accuracy as a "
+                    f"{shown}:{line}: column {name!r}: {cell!r} is not a number; write the accuracy as a "
                     "fraction (0.598), or leave the cell empty to leave the model out"
                 ) from None
-            values[name] = _fraction(number, f"{path}:{line}: column {name!r}", open_interval=False)
+            values[name] = _fraction(number, f"{shown}:{line}: column {name!r}", open_interval=False)
         x = values[imagenet_column]
         y = float(np.mean([values[name] for name in columns]))
         if not 0 < x < 1:
@@ -266,7 +267,7 @@ def fit_baseline_csv(
             continue
         xs.append(logit(x))
         ys.append(logit(y))
-    described = f"{path}" + (f" where {where}" if where else "")
+    described = f"{shown}" + (f" where {where}" if where else "")
     return _least_squares(np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), shift=shift,
                           source=described, left_out=tuple(left_out))
 
