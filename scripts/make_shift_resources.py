@@ -51,12 +51,24 @@ def literal(path: Path, name: str):
 
 
 def model_types(path: Path) -> dict[str, str]:
-    """model name -> ModelTypes member name, read from the dict literal in model_types.py."""
+    """model name -> ModelTypes member name, read from model_types.py: its dict literal, then its
+    ``for i in range(N): model_types_map[f"...{i}..."] = ModelTypes.X`` loops (read, not run)."""
     tree = ast.parse(path.read_text())
+    types: dict[str, str] = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "model_types_map":
-            return {ast.literal_eval(k): v.attr for k, v in zip(node.value.keys, node.value.values)}
-    raise SystemExit(f"{path}: no model_types_map")
+            types = {ast.literal_eval(k): v.attr for k, v in zip(node.value.keys, node.value.values)}
+        elif isinstance(node, ast.For) and types:
+            (count,) = [ast.literal_eval(a) for a in node.iter.args]
+            (assign,) = node.body
+            template = assign.targets[0].slice
+            for i in range(count):
+                name = "".join(str(i) if isinstance(part, ast.FormattedValue) else part.value
+                               for part in template.values)
+                types[name] = assign.value.attr
+    if not types:
+        raise SystemExit(f"{path}: no model_types_map")
+    return types
 
 
 def header(lines: list[str]) -> str:

@@ -258,3 +258,14 @@ def test_v2_and_sketch_use_all_classes_and_unknown_names_are_errors():
     assert shift_class_wnids("imagenet_v2") is None
     with pytest.raises(RobustnessError, match="Did you mean 'imagenet_a'"):
         shift_class_subset("imagenet-a")
+
+
+def test_the_shipped_table_holds_every_testbed_model_typed_and_in_fractions():
+    import csv
+
+    with open(shipped_accuracies_path(), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 338 and all(row["type"] for row in rows)
+    assert sum(row["type"] == "STANDARD" for row in rows) == 87
+    values = [float(row[c]) for row in rows for c in ("imagenet", *SHIFTS) if row[c]]
+    assert min(values) >= 0 and max(values) <= 1
