@@ -269,3 +269,29 @@ def test_the_shipped_table_holds_every_testbed_model_typed_and_in_fractions():
     assert sum(row["type"] == "STANDARD" for row in rows) == 87
     values = [float(row[c]) for row in rows for c in ("imagenet", *SHIFTS) if row[c]]
     assert min(values) >= 0 and max(values) <= 1
+
+
+def test_subset_top1_restricts_the_argmax_to_the_sets_classes():
+    from pytest_robustaudit.metrics.robustness import subset_top1
+
+    subset = shift_class_subset("imagenet_r")
+    outside = next(i for i in range(1000) if i not in subset)
+    logits = np.zeros((3, 1000))
+    logits[:, outside] = 10.0  # the best class overall is not one ImageNet-R scores
+    for row, target in enumerate(subset[:3]):
+        logits[row, target] = 5.0 if row < 2 else 0.0  # third image: its class is not the subset argmax
+    logits[2, subset[10]] = 1.0
+    assert subset_top1(logits, list(subset[:3]), subset) == pytest.approx(2 / 3)
+    assert subset_top1(logits, list(subset[:3]), None) == 0.0  # over all 1000 the outside class wins
+    with pytest.raises(RobustnessError, match="not within the set's classes"):
+        subset_top1(logits, [outside, subset[1], subset[2]], subset)
+
+
+def test_subset_top1_counts_an_objectnet_image_right_on_any_of_its_classes_imagenet_classes():
+    from pytest_robustaudit.metrics.robustness import subset_top1
+
+    clock = objectnet_mapping()["Alarm clock"]["imagenet_indices"]  # analog clock, digital clock
+    logits = np.zeros((2, 1000))
+    logits[0, clock[1]] = 3.0
+    logits[1, next(i for i in shift_class_subset("objectnet") if i not in clock)] = 3.0
+    assert subset_top1(logits, [clock, clock], shift_class_subset("objectnet")) == 0.5

@@ -494,3 +494,39 @@ def shift_class_wnids(name: str) -> tuple[str, ...] | None:
         return None
     wnids = imagenet1k_wnids()
     return tuple(wnids[i] for i in subset)
+
+
+def subset_top1(logits, targets: Sequence[int | Iterable[int]], subset: Sequence[int] | None) -> float:
+    """Top-1 accuracy with the logits restricted to ``subset`` (ImageNet-1k indices, e.g. from
+    :func:`shift_class_subset`; None = all classes), as the shifted sets are scored.
+
+    ``logits`` is ``[n_images, 1000]`` (numpy, or anything ``numpy.asarray`` takes); ``targets`` gives
+    each image's ImageNet-1k index, or the collection of indices that count as correct (an ObjectNet
+    class standing for several ImageNet classes: ``objectnet_mapping()[name]["imagenet_indices"]``).
+    """
+    import numpy as np
+
+    scores = np.asarray(logits, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] != len(targets):
+        raise RobustnessError(
+            f"subset_top1: logits of shape {scores.shape} for {len(targets)} targets; "
+            "give one row of class logits per image"
+        )
+    if not len(targets):
+        raise RobustnessError("subset_top1: no images; an accuracy needs at least one")
+    columns = np.arange(scores.shape[1]) if subset is None else np.asarray(sorted(set(subset)), dtype=np.int64)
+    if columns.size == 0 or columns.min() < 0 or columns.max() >= scores.shape[1]:
+        raise RobustnessError(f"subset_top1: class subset must hold indices in [0, {scores.shape[1]}), got {columns.size} indices")
+    allowed = set(columns.tolist())
+    predicted = columns[np.argmax(scores[:, columns], axis=1)]
+    correct = 0
+    for image, (target, guess) in enumerate(zip(targets, predicted)):
+        accepted = {int(target)} if isinstance(target, (int, np.integer)) else {int(t) for t in target}
+        outside = accepted - allowed
+        if not accepted or outside:
+            raise RobustnessError(
+                f"subset_top1: image {image}: target {sorted(accepted)} is not within the set's classes "
+                f"({sorted(outside)[:5]} outside); an image of a class the set does not score cannot be counted"
+            )
+        correct += int(guess) in accepted
+    return correct / len(targets)
