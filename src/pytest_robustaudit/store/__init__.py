@@ -10,7 +10,8 @@ Pure code (numpy and filelock only, no pytest, no model libraries)::
 See docs/store.md for the layout on disk and the safety assumptions.
 """
 
-from .entries import STORE_DTYPES, ActivationStore, Entry, EntryWriter, LayerInfo, StoreError
+from .entries import STORE_DTYPES, ActivationStore, Entry, EntryWriter, LayerInfo
+from .errors import StoreError
 from .keys import (STORE_FORMAT_VERSION, FileHasher, content_key, extraction_parts, hash_files, library_versions,
                    sequence_hash)
 from .manage import (STORE_CACHE_NAME, EntryRecord, cache_main, clear, default_store_dir, format_table,

@@ -39,7 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AuditError
+from .errors import WAY_OUT as _WAY_OUT
+from .errors import StoreError
+from .errors import ensure_dir as _ensure_dir
 from .keys import STORE_FORMAT_VERSION, FileHasher, canonical_json, content_key
 
 ENTRIES = "entries"
@@ -57,27 +59,12 @@ CHUNK_BYTES = 8 << 20
 #: Every .npy header is padded to this many bytes, so the row count can be rewritten in place.
 _NPY_HEADER_BYTES = 128
 _KEY_RE = re.compile(r"^[0-9a-f]{16,128}$")
-_WAY_OUT = "use --audit-cache-dir PATH to put the store elsewhere, or --audit-cache off to run without it"
-
-
-class StoreError(AuditError):
-    """The activation store cannot be used as asked (unwritable folder, full disk, a lock never freed)."""
 
 
 def _check_key(key: str) -> str:
     if not isinstance(key, str) or not _KEY_RE.match(key):
         raise ValueError(f"not a store key (hex digest from content_key): {key!r}")
     return key
-
-
-def _ensure_dir(path: Path) -> Path:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StoreError(
-            f"cannot create the activation store folder {path}: {error.strerror or error}; {_WAY_OUT}"
-        ) from error
-    return path
 
 
 def _npy_header(dtype: np.dtype, shape: tuple[int, int]) -> bytes:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .entries import StoreError, _ensure_dir
+from .errors import StoreError, ensure_dir as _ensure_dir
 
 #: Seconds between ``on_wait`` messages while a lock is held elsewhere.
 WAIT_REPORT_S = 30.0

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .keys import STORE_FORMAT_VERSION
-from .entries import ENTRIES, INCOMPLETE, LOCKS, MANIFEST, STALE_INCOMPLETE_S, ActivationStore, StoreError
+from .entries import ENTRIES, INCOMPLETE, LOCKS, MANIFEST, STALE_INCOMPLETE_S, ActivationStore
+from .errors import StoreError
 
 #: The store's folder name under pytest's cache dir (``config.cache.mkdir(STORE_CACHE_NAME)``,
 #: i.e. ``.pytest_cache/d/robustaudit-store`` by default).
