@@ -14,7 +14,9 @@ from pytest_robustaudit.models import heads as heads_module
 from pytest_robustaudit.models.heads import (
     Head,
     HeadError,
+    check_width,
     classifier_head,
+    describe_tokenizer,
     head_cache_parts,
     head_from_arrays,
     head_to_arrays,
@@ -95,6 +97,30 @@ def test_trimmed_route_is_checked_against_encode_text(clip_models, references, m
     head = zero_shot_head(model, tok, CLASSES, TEMPLATES)
     assert head.details["route"] == "untrimmed" and "self-check differs" in head.details["why"]
     assert np.abs(head.weight - references["ViT-B-32"]).max() < 1e-5
+
+
+@pytest.mark.parametrize("text_cfg, route, why", [
+    ({}, "trimmed", "TextTransformer: causal, pools argmax"),
+    ({"pool_type": "eos", "eos_id": 49407}, "trimmed", "TextTransformer: causal, pools eos"),
+    ({"pool_type": "first"}, "trimmed", "TextTransformer: causal, pools first"),
+    ({"pool_type": "last"}, "untrimmed", "pools 'last'"),
+    ({"no_causal_mask": True}, "untrimmed", "not causal"),
+    ({"embed_cls": True}, "untrimmed", "appends a class token"),
+])
+def test_custom_text_towers_take_the_right_route(text_cfg, route, why):
+    """open_clip's separate TextTransformer (CustomTextCLIP), tiny: each pooling and mask."""
+    import open_clip
+    from open_clip.model import CustomTextCLIP
+
+    torch.manual_seed(0)
+    model = CustomTextCLIP(embed_dim=32, vision_cfg=dict(width=32, layers=1, patch_size=16, image_size=32,
+                                                         head_width=16),
+                           text_cfg=dict(width=32, heads=2, layers=2, **text_cfg)).eval()
+    tok = open_clip.get_tokenizer("ViT-B-32")
+    reference = open_clip.build_zero_shot_classifier(model, tok, CLASSES, TEMPLATES).T.double().numpy()
+    head = zero_shot_head(model, tok, CLASSES, TEMPLATES, batch_size=4)
+    assert head.details["route"] == route and why in head.details["why"]
+    assert np.abs(head.weight - reference).max() < 1e-5
 
 
 def test_trim_switch_and_default_imagenet_classes(clip_models):
@@ -223,6 +249,12 @@ def test_labels_map_to_output_indices():
     assert "toy head" in text and "classes" in text
 
 
+def test_width_mismatch_names_both_sides():
+    check_width(small_head(), 2, "representation")
+    with pytest.raises(HeadError, match=r"audits/a.yaml:3: head: layer 'blocks.-1' has width 768 but toy head reads width 2"):
+        check_width(small_head(), 768, "blocks.-1", where="audits/a.yaml:3: head")
+
+
 def test_fingerprint_covers_content_only():
     base = small_head()
     assert base.fingerprint.startswith("sha256:") and small_head().fingerprint == base.fingerprint
@@ -253,7 +285,9 @@ def test_round_trip_through_arrays_and_json(tmp_path):
 
 
 def test_cache_parts_follow_the_text_tower_classes_and_templates(clip_models):
-    model, _ = clip_models["ViT-B-32"]
+    model, tok = clip_models["ViT-B-32"]
+    described = describe_tokenizer(tok)
+    assert "SimpleTokenizer" in described and "context_length=77" in described
     tower = text_tower_fingerprint(model)
     with torch.no_grad():
         model.visual.conv1.weight.add_(1.0)  # image tower changes: same text tower
@@ -272,3 +306,4 @@ def test_cache_parts_follow_the_text_tower_classes_and_templates(clip_models):
     assert parts != head_cache_parts(tower, CLASSES[:-1], TEMPLATES)
     assert parts != head_cache_parts(tower, CLASSES, TEMPLATES[:1])
     assert parts != head_cache_parts("sha256:other", CLASSES, TEMPLATES)
+    assert parts != head_cache_parts(tower, CLASSES, TEMPLATES, tokenizer=described)

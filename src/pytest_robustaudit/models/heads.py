@@ -43,7 +43,9 @@ __all__ = [
     "TEMPLATE_SETS",
     "Head",
     "HeadError",
+    "check_width",
     "classifier_head",
+    "describe_tokenizer",
     "head_cache_parts",
     "head_from_arrays",
     "head_to_arrays",
@@ -615,6 +617,16 @@ def label_indices(head: Head, labels: Sequence[str | None], where: str = "") -> 
             "    fix: give the head `classes` that cover the data's labels, label the data differently, or set `head: none`"
         )
     return out
+
+
+def check_width(head: Head, width: int, layer: str, where: str = "") -> None:
+    """Raise HeadError naming both sides when ``layer``'s rows (``width`` wide) do not fit ``head``."""
+    if int(width) != head.width:
+        prefix = f"{where}: " if where else ""
+        raise HeadError(
+            f"{prefix}layer '{layer}' has width {width} but {head.description} reads width {head.width}\n"
+            "    fix: score the head on the layer it reads (normally `representation`), or set `head: none`"
+        )
 
 
 # --------------------------------------------------------------------------------------------
