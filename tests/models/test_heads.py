@@ -307,3 +307,13 @@ def test_cache_parts_follow_the_text_tower_classes_and_templates(clip_models):
     assert parts != head_cache_parts(tower, CLASSES, TEMPLATES[:1])
     assert parts != head_cache_parts("sha256:other", CLASSES, TEMPLATES)
     assert parts != head_cache_parts(tower, CLASSES, TEMPLATES, tokenizer=described)
+
+
+def test_importing_heads_loads_no_heavy_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, pytest_robustaudit.models.heads; "
+            "print(sorted(m for m in ('torch', 'timm', 'open_clip') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
