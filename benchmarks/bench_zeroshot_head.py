@@ -7,7 +7,7 @@ N ImageNet classes (evenly spaced over the 1000) x the 80 OpenAI templates:
     encode, normalise, mean, normalise (open_clip's ``build_zero_shot_classifier_legacy``, the same
     loop; equivalent to ``build_zero_shot_classifier(num_classes_per_batch=1)``);
 (b) open_clip's ``build_zero_shot_classifier`` with its defaults (10 classes per forward);
-(c) ours, ``pytest_robustaudit.models.heads.zero_shot_head`` (prompts sorted by length, each batch
+(c) ours, ``pytest_robustaudit.models.zero_shot.zero_shot_head`` (prompts sorted by length, each batch
     trimmed to its longest prompt on a causal tower).
 
 The three run interleaved, round after round, so that load from other processes on a shared
@@ -39,13 +39,8 @@ def main() -> None:
     import torch
     from open_clip.zero_shot_classifier import build_zero_shot_classifier, build_zero_shot_classifier_legacy
 
-    from pytest_robustaudit.models.heads import (
-        _pool_index,
-        _trim_plan,
-        imagenet_class_names,
-        resolve_templates,
-        zero_shot_head,
-    )
+    from pytest_robustaudit.models.heads import imagenet_class_names
+    from pytest_robustaudit.models.zero_shot import _pool_index, _trim_plan, resolve_templates, zero_shot_head
 
     if args.threads:
         torch.set_num_threads(args.threads)

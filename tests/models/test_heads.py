@@ -1,5 +1,6 @@
-"""Heads: zero-shot CLIP heads equal open_clip's builder (trimmed and untrimmed routes), timm
-classifier heads equal the model's own logits, labels map to outputs, heads round-trip."""
+"""Heads (models.heads, models.zero_shot): zero-shot CLIP heads equal open_clip's builder (trimmed
+and untrimmed routes), timm classifier heads equal the model's own logits, labels map to outputs,
+heads round-trip."""
 
 from __future__ import annotations
 
@@ -10,19 +11,21 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_robustaudit.models import heads as heads_module
+from pytest_robustaudit.models import zero_shot as zero_shot_module
 from pytest_robustaudit.models.heads import (
     Head,
     HeadError,
     check_width,
     classifier_head,
-    describe_tokenizer,
-    head_cache_parts,
     head_from_arrays,
     head_to_arrays,
     imagenet_class_names,
     imagenet_wnids,
     label_indices,
+)
+from pytest_robustaudit.models.zero_shot import (
+    describe_tokenizer,
+    head_cache_parts,
     resolve_templates,
     text_tower_fingerprint,
     zero_shot_head,
@@ -92,8 +95,8 @@ def test_trimmed_route_is_checked_against_encode_text(clip_models, references, m
     """If our mirror of encode_text ever disagrees with the installed open_clip, the head falls
     back to the model's own encode_text instead of returning wrong weights."""
     model, tok = clip_models["ViT-B-32"]
-    real = heads_module._encode_trimmed
-    monkeypatch.setattr(heads_module, "_encode_trimmed", lambda *a: real(*a) + 0.5)
+    real = zero_shot_module._encode_trimmed
+    monkeypatch.setattr(zero_shot_module, "_encode_trimmed", lambda *a: real(*a) + 0.5)
     head = zero_shot_head(model, tok, CLASSES, TEMPLATES)
     assert head.details["route"] == "untrimmed" and "self-check differs" in head.details["why"]
     assert np.abs(head.weight - references["ViT-B-32"]).max() < 1e-5
@@ -125,7 +128,7 @@ def test_custom_text_towers_take_the_right_route(text_cfg, route, why):
 
 def test_trim_switch_and_default_imagenet_classes(clip_models):
     model, _ = clip_models["RN50"]
-    tower, why = heads_module._trim_plan(model)
+    tower, why = zero_shot_module._trim_plan(model)
     assert why == "CLIP: causal, pools argmax" and tower is not None
     names, wnids = imagenet_class_names(), imagenet_wnids()
     assert len(names) == len(wnids) == 1000 and list(wnids) == sorted(wnids)
@@ -313,7 +316,7 @@ def test_importing_heads_loads_no_heavy_library():
     import subprocess
     import sys
 
-    code = ("import sys, pytest_robustaudit.models.heads; "
+    code = ("import sys, pytest_robustaudit.models.heads, pytest_robustaudit.models.zero_shot; "
             "print(sorted(m for m in ('torch', 'timm', 'open_clip') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
