@@ -250,6 +250,11 @@ def test_labels_map_to_output_indices():
     text = str(info.value)
     assert text.startswith("audits/x.yaml:4: data: 2 probe label(s)") and "n09999999, dog" in text
     assert "toy head" in text and "classes" in text
+    # a repeated class name matches its first class; the wnids tell the two apart
+    names, wnids = imagenet_class_names(), imagenet_wnids()
+    imagenet = small_head(weight=np.zeros((1000, 2)), bias=None, class_names=names, class_ids=wnids)
+    first, second = [i for i, n in enumerate(names) if n == "sunglasses"]
+    assert label_indices(imagenet, ["sunglasses", wnids[second]]).tolist() == [first, second]
 
 
 def test_width_mismatch_names_both_sides():

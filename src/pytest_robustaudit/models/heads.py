@@ -287,8 +287,12 @@ def label_indices(head: Head, labels: Sequence[str | None], where: str = "") -> 
     (``labels: folder`` with folders named after the classes).  Labels the head does not know
     are an error naming both sides: accuracy over classes the head cannot predict is meaningless.
     """
-    by_id = {c: i for i, c in enumerate(head.class_ids or ())}
-    by_name = {c: i for i, c in enumerate(head.class_names)}
+    by_id: dict[str, int] = {}
+    by_name: dict[str, int] = {}
+    for i, c in enumerate(head.class_ids or ()):
+        by_id.setdefault(c, i)
+    for i, c in enumerate(head.class_names):  # open_clip's ImageNet names repeat "missile" and
+        by_name.setdefault(c, i)              # "sunglasses": a name matches its first class
     out = np.full(len(labels), -1, dtype=np.int64)
     missing: list[str] = []
     for k, lab in enumerate(labels):
