@@ -21,10 +21,13 @@ if TYPE_CHECKING:
 
 
 def _is_audit_spec(config: pytest.Config, file_path: Path) -> bool:
-    roots = run_state(config).audit_paths
+    state = run_state(config)
+    roots = state.audit_paths
     if file_path.suffix not in SPEC_SUFFIXES or roots is None:
         return False
     resolved = file_path.resolve()
+    if state.shard_specs is not None and resolved not in state.shard_specs:
+        return False  # another shard's spec (--audit-shard)
     for root in roots:
         if resolved == root or root in resolved.parents:
             return True
