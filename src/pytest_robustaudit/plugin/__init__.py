@@ -48,9 +48,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write a Markdown summary (table of audits, each failure) to PATH, e.g. $GITHUB_STEP_SUMMARY.")
     group.addoption("--audit-json", dest="audit_json", default=None, metavar="PATH",
                     help="write the audits' results as a versioned JSON record to PATH (schema: docs/report.md).")
+    group.addoption("--audit-cache-dir", dest="audit_cache_dir", default=None, metavar="PATH",
+                    help="keep the activation store in PATH (default: the ini key 'audit_cache_dir', else "
+                         "$ROBUSTAUDIT_CACHE_DIR, else robustaudit-store in pytest's cache dir; docs/store.md).")
+    group.addoption("--audit-cache", dest="audit_cache", default="on", choices=("on", "off", "refresh"),
+                    help="on: read stored activations and keep new ones (default); off: a private temporary "
+                         "store for this run; refresh: recompute every entry this run needs and replace it.")
+    parser.addini("audit_cache_dir", default="", help="default for --audit-cache-dir (relative to the rootdir)")
     parser.addini("audit_paths", type="paths", default=[],
                   help="default spec paths for a bare '--audit' (relative to the ini file)")
     parser.addini("audit_device", default="", help="default for --audit-device")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(run_key, None)
+    if state is not None and state.has_session:
+        state.session.close()  # a private temporary store (--audit-cache off) goes away with the run
 
 
 def pytest_configure(config: pytest.Config) -> None:
