@@ -1,4 +1,6 @@
-"""``python -m pytest_robustaudit validate PATH...``: check audit specs without running them.
+"""``python -m pytest_robustaudit validate PATH...``: check audit specs without running them;
+``python -m pytest_robustaudit cache {list,clear,prune --older-than AGE} [--dir PATH]``: look after
+the activation store (docs/store.md).
 
 Validation is pytest's own collection of the specs (``--collect-only``), so a conftest.py that
 registers metrics or model sources is honoured exactly as in a real run, and the messages are the
@@ -18,8 +20,26 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check audit specs (files or folders) without running them")
     validate.add_argument("paths", nargs="+", metavar="PATH")
+    commands.add_parser("cache", help="list, clear or prune the activation store (cache --help)", add_help=False)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "cache":
+        from .store import cache_main
+
+        return cache_main(argv[1:], default_cache_dir())
     args = parser.parse_args(argv)
     return validate_specs(args.paths)
+
+
+def default_cache_dir():
+    """The store a plain ``pytest --audit`` run in this folder uses: $ROBUSTAUDIT_CACHE_DIR, else
+    pytest's cache dir here (``.pytest_cache/d/robustaudit-store``)."""
+    import os
+    from pathlib import Path
+
+    from .store import default_store_dir
+
+    env = os.environ.get("ROBUSTAUDIT_CACHE_DIR")
+    return Path(env).expanduser() if env else default_store_dir(Path.cwd())
 
 
 def validate_specs(paths: list[str]) -> int:
