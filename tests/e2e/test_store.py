@@ -149,3 +149,58 @@ def test_two_processes_on_one_entry_extract_once(project):
     assert extracted.count(True) == 1, outs
     waiter = outs[extracted.index(False)]
     assert "another process is computing activation store entry" in waiter or "0/8 images" not in waiter
+
+
+def test_progress_lines_are_throttled_in_a_log_and_rewritten_on_a_tty(monkeypatch):
+    from pytest_robustaudit.plugin import progress as module
+
+    class Reporter:
+        def __init__(self, tty):
+            self.isatty, self.lines, self.rewrites = tty, [], []
+
+        def ensure_newline(self):
+            pass
+
+        def write_line(self, line):
+            self.lines.append(line)
+
+        def write(self, text):
+            self.lines.append(text)
+
+        def rewrite(self, line, erase=False):
+            self.rewrites.append(line)
+
+        def flush(self):
+            pass
+
+    class Config:
+        def __init__(self, reporter, verbosity=0):
+            self.reporter, self.verbosity = reporter, verbosity
+            self.pluginmanager = self
+
+        def get_plugin(self, name):
+            return self.reporter
+
+        def get_verbosity(self):
+            return self.verbosity
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock["t"])
+    for tty in (False, True):
+        reporter = Reporter(tty)
+        shown = module.TerminalProgress(Config(reporter))
+        shown.start("spec: model", 1000, "cpu")
+        for step in range(1, 101):  # 100 batches over 50 s
+            clock["t"] += 0.5
+            shown.update(step * 10)
+        shown.finish(1000, 50.0)
+        if tty:
+            assert len(reporter.lines) == 2 and len(reporter.rewrites) == 101  # start, "\n"; one per 0.5 s + end
+        else:
+            assert len(reporter.lines) == 2 + 5 and not reporter.rewrites  # start, every 10 s, end
+            assert reporter.lines[2] == "robustaudit: spec: model: 400/1000 images, 20.0 img/s, ETA 0:30, cpu"
+    quiet = Reporter(False)
+    silent = module.TerminalProgress(Config(quiet, verbosity=-1))
+    silent.start("spec", 10, "cpu")
+    silent.finish(10, 1.0)
+    assert quiet.lines == []
