@@ -142,12 +142,21 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--big", type=int, default=8000)
+    parser.add_argument("--rss-only", action="store_true",
+                        help="only the plugin cold at --images and at --big images, for the peak RSS")
     args = parser.parse_args()
     if not SAMPLES.is_dir():
         raise SystemExit(f"{SAMPLES} is absent (see ../shared/data/README.md)")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         small = repeated(work / "small", SAMPLES, args.images)
+        if args.rss_only:
+            for count in (args.images, args.big):
+                folder = small if count == args.images else repeated(work / "big", SAMPLES, count)
+                got = plugin(work, folder, work / f"store-{count}", str(count))
+                print(f"plugin cold, {count} images: {got['wall']:.0f} s whole process, audit {got['audit_s']:.1f} s, "
+                      f"peak RSS {got['rss'] / 1e9:.3f} GB", flush=True)
+            return
         (work / "user.py").write_text(USER_LOOP)
         (work / "limit.py").write_text(LIMIT)
         a_wall, a_rss, _ = run([sys.executable, str(work / "user.py"), str(small)], work)
@@ -157,6 +166,7 @@ def main() -> None:
         b = plugin(work, small, work / "store", "small")
         c = plugin(work, small, work / "store", "small")
         assert not b["from_store"] and c["from_store"]
+        print(f"load average before: {os.getloadavg()[0]:.1f}")
         print(f"images: {args.images}, cpu cores: {os.cpu_count()}, torch threads default")
         print(f"(a) user loop        {a_wall:7.1f} s whole process, peak RSS {a_rss / 1e9:.2f} GB")
         print(f"(b) plugin cold      {b['wall']:7.1f} s whole process, audit {b['audit_s']:.2f} s "

@@ -21,6 +21,7 @@ Free of pytest; torch and the model libraries are imported inside functions.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -142,10 +143,17 @@ def resolve_workers(workers: int | str, device: str) -> int:
     return int(workers)
 
 
-def _versions() -> dict[str, str | None]:
+@functools.lru_cache(maxsize=1)
+def _cached_versions() -> tuple:
     from .store import library_versions
 
-    return library_versions(NUMBER_LIBRARIES)
+    return tuple(library_versions(NUMBER_LIBRARIES).items())
+
+
+def _versions() -> dict[str, str | None]:
+    """Installed versions of NUMBER_LIBRARIES (read once per process: installing a library under a
+    running process does not change the code it already imported)."""
+    return dict(_cached_versions())
 
 
 def _numerics(device: str, precision: str) -> dict[str, Any]:

@@ -46,6 +46,8 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
 
     ``store`` is a :class:`~.activations.StoreOptions` (None: a private temporary store for this
     call); layers missing from it are extracted once, in one forward pass, and written to it first."""
+    import torch  # noqa: F401 - imported before the clock starts: a cost of the process, not of this audit
+
     from . import data
     from .activations import StoreOptions, measure_layers
     from .extract import resolve_device
