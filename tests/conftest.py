@@ -11,6 +11,21 @@ from support import CLIP_ARCHS, PLANTED_CHANNELS
 pytest_plugins = ["pytester"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_activation_store(tmp_path_factory):
+    """One activation store for every audit the suite runs (pytester runs in process and in
+    subprocesses read $ROBUSTAUDIT_CACHE_DIR), so the same images on the same model are extracted
+    once per suite, not once per test; under pytest-xdist the workers share it (the store's locks
+    make them extract each entry once).  Tests of the store's own behaviour pass --audit-cache-dir."""
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "activation-store"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ROBUSTAUDIT_CACHE_DIR", str(root))
+        yield root
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
     """vit_tiny_patch16_224 (timm, random init, seed 0) saved twice: as is, and with planted outliers.

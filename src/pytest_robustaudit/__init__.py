@@ -22,7 +22,7 @@ _EXPORTS = {
     "LoadedModel": "models.base",
     "Registries": "registries", "standalone": "registries",
     "AuditResult": "results", "CheckOutcome": "results", "LayerResult": "results", "ReportSection": "results",
-    "AuditSession": "runner", "run_audit": "runner",
+    "AuditSession": "runner", "run_audit": "runner", "StoreOptions": "activations",
     "load_spec": "spec.load",
     "LayerStats": "metrics.outlier_stats", "layer_stats": "metrics.from_arrays",
 }

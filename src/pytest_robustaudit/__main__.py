@@ -1,6 +1,8 @@
-"""``python -m pytest_robustaudit validate | merge``: tools around audit specs and records.
+"""``python -m pytest_robustaudit validate | cache | merge``: tools around audit specs, the store and records.
 
-``validate PATH...`` checks audit specs without running them.
+``validate PATH...`` checks audit specs without running them;
+``cache {list,clear,prune --older-than AGE} [--dir PATH]`` looks after the activation store (docs/store.md);
+``merge RECORD...`` joins the records of ``--audit-shard`` runs (docs/ci.md).
 
 Validation is pytest's own collection of the specs (``--collect-only``), so a conftest.py that
 registers metrics or model sources is honoured exactly as in a real run, and the messages are the
@@ -27,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
                        help="the HTML report (default: robustaudit-report.html; 'none' for no report)")
     merge.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="the merged JSON record")
     merge.add_argument("--markdown", default=None, metavar="PATH", help="the Markdown summary")
+    commands.add_parser("cache", help="list, clear or prune the activation store (cache --help)", add_help=False)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "cache":
+        from .store import cache_main
+
+        return cache_main(argv[1:], default_cache_dir())
     args = parser.parse_args(argv)
     if args.command == "merge":
         return merge_shards(args.records, args.report, args.json_path, args.markdown)
@@ -65,6 +73,18 @@ def merge_shards(records: list[str], report: str | None, json_path: str | None, 
         print(f"robustaudit: Markdown summary: {markdown}")
     failed = errors or any(not r.passed for r in results)
     return 1 if failed else 0
+
+
+def default_cache_dir():
+    """The store a plain ``pytest --audit`` run in this folder uses: $ROBUSTAUDIT_CACHE_DIR, else
+    pytest's cache dir here (``.pytest_cache/d/robustaudit-store``)."""
+    import os
+    from pathlib import Path
+
+    from .store import default_store_dir
+
+    env = os.environ.get("ROBUSTAUDIT_CACHE_DIR")
+    return Path(env).expanduser() if env else default_store_dir(Path.cwd())
 
 
 def validate_specs(paths: list[str]) -> int:

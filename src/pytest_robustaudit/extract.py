@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 if TYPE_CHECKING:
     import torch
 
-    from .metrics.outlier_stats import LayerAccumulator, LayerStats
+    from .metrics.outlier_stats import LayerStats
     from .models.base import LoadedModel
 
 #: the numerics a spec may ask for (``precision``); autocast for the half precisions
@@ -88,11 +88,13 @@ class _Runner:
     """Feeds batches through the model, halving the chunk size whenever the device runs out of memory."""
 
     def __init__(self, model: "LoadedModel", layers: Sequence[str], device: str,
-                 accumulators: dict[str, LayerAccumulator], on_oom: Callable[[int], None]):
+                 consume: Callable[[dict[str, "torch.Tensor"]], None], on_oom: Callable[[int], None]):
         self.model = model
         self.layers = list(layers)
         self.device = device
-        self.accumulators = accumulators
+        self.consume = consume
+        # page-locked host memory lets the copy to the GPU overlap with the previous batch's compute
+        self.pin = device.startswith("cuda")
         self.chunk: int | None = None
         self.largest = 0
         self.on_oom = on_oom
@@ -106,7 +108,7 @@ class _Runner:
         while start < size:
             part = images[start:start + chunk]
             try:
-                batch = part.to(self.device, non_blocking=True)
+                batch = (part.pin_memory() if self.pin else part).to(self.device, non_blocking=True)
                 if batch.ndim == 4:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 outputs = self.model.layers.forward(batch, self.layers)
@@ -118,8 +120,7 @@ class _Runner:
                 self.chunk = chunk
                 self.on_oom(chunk)
                 continue
-            for name in self.layers:
-                self.accumulators[name].update(outputs[name])
+            self.consume({name: outputs[name] for name in self.layers})
             self.largest = max(self.largest, part.shape[0])
             start += part.shape[0]
 
@@ -147,18 +148,16 @@ def _forward_failed(model: "LoadedModel", images: "torch.Tensor", error: Excepti
                       f"{list(images.shape)}: {type(error).__name__}: {error}{where}\n  {hint}")
 
 
-def extract(model: "LoadedModel", batches: Iterable["torch.Tensor"], layers: Sequence[str], device: str,
-            precision: str, seed: int = 0) -> Extraction:
-    """Stream ``batches`` ([B,3,H,W] tensors on the CPU) through ``model``; summarise ``layers``."""
+def run_model(model: "LoadedModel", batches: Iterable["torch.Tensor"], layers: Sequence[str], device: str,
+              precision: str, consume: Callable[[dict[str, "torch.Tensor"]], None]) -> Extraction:
+    """Stream ``batches`` ([B,3,H,W] tensors on the CPU) through ``model``, handing each batch's
+    ``{layer: [b, d] tensor}`` to ``consume`` (the activation store's writers, or accumulators)."""
     import torch
 
-    from .metrics.outlier_stats import LayerAccumulator
-
     notes: list[str] = []
-    accumulators = {name: LayerAccumulator(name, rotation_seed=seed) for name in layers}
     # channels_last runs convolutions ~1.6x faster on CPUs and suits cuDNN; a no-op for transformers
     module = model.module.to(device=device, memory_format=torch.channels_last).eval()
-    runner = _Runner(model, layers, device, accumulators,
+    runner = _Runner(model, layers, device, consume,
                      on_oom=lambda size: notes.append(f"out of memory on {device}: batch split to {size}"))
     try:
         with numerics(device, precision):
@@ -166,5 +165,20 @@ def extract(model: "LoadedModel", batches: Iterable["torch.Tensor"], layers: Seq
                 runner.run(images)
     finally:
         module.to("cpu")
-    stats = {name: acc.finish() for name, acc in accumulators.items()}
-    return Extraction(stats, device, precision, runner.largest, notes)
+    return Extraction({}, device, precision, runner.largest, notes)
+
+
+def extract(model: "LoadedModel", batches: Iterable["torch.Tensor"], layers: Sequence[str], device: str,
+            precision: str, seed: int = 0) -> Extraction:
+    """Stream ``batches`` through ``model`` and summarise ``layers`` directly (no store)."""
+    from .metrics.outlier_stats import LayerAccumulator
+
+    accumulators = {name: LayerAccumulator(name, rotation_seed=seed) for name in layers}
+
+    def consume(outputs: dict) -> None:
+        for name, rows in outputs.items():
+            accumulators[name].update(rows)
+
+    ran = run_model(model, batches, layers, device, precision, consume)
+    ran.layers = {name: acc.finish() for name, acc in accumulators.items()}
+    return ran

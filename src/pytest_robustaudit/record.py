@@ -83,6 +83,7 @@ _RESULT = (  # AuditResult, besides its skipped images, layers and checks
     _Field("fingerprint", "str"), _Field("device", "str"), _Field("precision", "str"),
     _Field("batch_size", "int", 0), _Field("data_path", "path"), _Field("n_images", "int"),
     _Field("n_found", "int"), _Field("seconds", "float"), _Field("provenance", "free", {}),
+    _Field("extraction_s", "float", 0.0), _Field("activations", "free", {}),
 )
 
 

@@ -86,6 +86,10 @@ class AuditResult:
     checks: list[CheckOutcome]
     batch_size: int = 0
     provenance: dict[str, Any] = field(default_factory=dict)
+    extraction_s: float = 0.0        # seconds the model ran in this audit (0 when every layer came from the store)
+    #: where the activations came from: from_store (no layer extracted), extracted (layers), keys
+    #: (layer -> store entry key), store (folder, or off), mode (on/off/refresh); {} in old records
+    activations: dict[str, Any] = field(default_factory=dict)
 
     def check(self, metric: str, layer: str, params: dict[str, Any] | None = None) -> CheckOutcome:
         """The verdict of ``metric`` on ``layer`` (at ``params``, when the spec checks it at several)."""

@@ -40,38 +40,47 @@ class Reference:
         return registries.metrics.get(check.metric).evaluate(layer.stats, check.params)
 
 
-def measure(spec: AuditSpec, registries: Registries, device: str | None = None) -> AuditResult:
-    """Load, extract and compute every metric on every layer of ``spec``; no verdicts yet."""
+def measure(spec: AuditSpec, registries: Registries, device: str | None = None, store: Any = None,
+            progress: Any = None) -> AuditResult:
+    """Compute every metric on every layer of ``spec`` from the activation store; no verdicts yet.
+
+    ``store`` is a :class:`~.activations.StoreOptions` (None: a private temporary store for this
+    call); layers missing from it are extracted once, in one forward pass, and written to it first."""
+    import torch  # noqa: F401 - imported before the clock starts: a cost of the process, not of this audit
+
     from . import data
-    from .extract import extract, resolve_device
-    from .models import load_model
+    from .activations import StoreOptions, measure_layers
+    from .extract import resolve_device
 
     started = time.perf_counter()
-    loaded = load_model(spec.model, registries.sources)
-    loaded.layers.check(spec.layers)
-    probe = data.discover(spec.data)
-    skipped: list[data.SkippedImage] = []
-    target = resolve_device(device or spec.device)
-    batches = (images for images, _ in data.iter_batches(probe, loaded.preprocess, spec.data.batch_size,
-                                                          spec.data.workers, skipped))
-    extraction = extract(loaded, batches, spec.layers, target, spec.precision, seed=spec.seed)
+    options = store if store is not None else StoreOptions(mode="off")
+    try:
+        probe = data.discover(spec.data)
+        target = resolve_device(device or spec.device)
+        got = measure_layers(spec, registries, probe, target, options.open(), progress, options.refresh_before)
+    finally:
+        if store is None:
+            options.close()
     layers: dict[str, LayerResult] = {}
-    for name, stats in extraction.layers.items():
+    for name, stats in got.stats.items():
         result = LayerResult(name, stats)
         for metric_name in registries.metrics.names():
             result.metrics[metric_name] = registries.metrics.get(metric_name).evaluate(stats)
         layers[name] = result
-    provenance: dict[str, Any] = {**loaded.provenance, "label_mode": probe.label_mode,
-                                  "classes": len(probe.classes), "notes": extraction.notes}
-    if registries.hook is not None:
+    provenance: dict[str, Any] = {**got.provenance, "label_mode": probe.label_mode,
+                                  "classes": len(probe.classes), "notes": got.notes}
+    if registries.hook is not None and registries.hook.pytest_robustaudit_provenance.get_hookimpls():
+        loaded = got.model()  # a plugin asks about the model itself: built now if the store made it unnecessary
         for extra in registries.hook.pytest_robustaudit_provenance(spec=spec, model=loaded):
             provenance.update(extra or {})
     return AuditResult(
-        spec_path=spec.path, name=spec.name, model=loaded.description, source=spec.model.source,
-        fingerprint=loaded.fingerprint, device=extraction.device, precision=extraction.precision,
-        data_path=spec.data.path, n_images=len(probe.images) - len(skipped), n_found=len(probe.images),
-        skipped=skipped, seconds=time.perf_counter() - started, layers=layers, checks=[],
-        batch_size=extraction.batch_size, provenance=provenance,
+        spec_path=spec.path, name=spec.name, model=got.description, source=spec.model.source,
+        fingerprint=got.fingerprint, device=got.device, precision=got.precision,
+        data_path=spec.data.path, n_images=len(got.image_hashes), n_found=got.n_found,
+        skipped=got.skipped, seconds=time.perf_counter() - started, layers=layers, checks=[],
+        batch_size=got.batch_size, provenance=provenance, extraction_s=got.extraction_s,
+        activations={"from_store": got.from_store, "extracted": got.extracted, "keys": got.keys,
+                     "store": options.describe, "mode": options.mode},
     )
 
 
@@ -97,9 +106,10 @@ def judge(spec: AuditSpec, result: AuditResult, registries: Registries, referenc
 
 
 def run_audit(spec: AuditSpec, registries: Registries, device: str | None = None,
-              reference: Reference | None = None) -> AuditResult:
-    """Audit ``spec`` (``device`` overrides the spec's, e.g. from ``--audit-device``)."""
-    result = measure(spec, registries, device)
+              reference: Reference | None = None, store: Any = None, progress: Any = None) -> AuditResult:
+    """Audit ``spec`` (``device`` overrides the spec's, e.g. from ``--audit-device``; ``store``: the
+    :class:`~.activations.StoreOptions`, None for a private temporary store)."""
+    result = measure(spec, registries, device, store, progress)
     if result.n_images == 0:
         first = result.skipped[0]
         raise AuditError(f"none of the {result.n_found} images in {spec.data.path} could be read "
@@ -112,12 +122,17 @@ class AuditSession:
     """Runs each spec once per session and hands the same result (or error) to all its items."""
 
     def __init__(self, registries: Registries, device: str | None = None, saving_baselines: bool = False,
-                 worker: int | None = None):
+                 worker: int | None = None, store: Any = None, progress: Any = None):
+        from .activations import StoreOptions
+
         self.registries = registries
         self.device = device
         #: the pytest-xdist worker index (gwK → K), for the device choice; None in one process
         self.worker = worker
         self.saving_baselines = saving_baselines
+        #: where activations are kept (:class:`~.activations.StoreOptions`); one store for every audit
+        self.store = store if store is not None else StoreOptions(mode="off")
+        self.progress = progress
         self._done: dict[Path, AuditResult | AuditError] = {}
         self._specs: dict[Path, AuditSpec] = {}
         self._references: dict[Any, AuditResult | AuditError] = {}
@@ -127,7 +142,8 @@ class AuditSession:
         if key not in self._done:
             self._specs[key] = spec
             try:
-                self._done[key] = run_audit(spec, self.registries, self.device_for(spec), self.reference_for(spec))
+                self._done[key] = run_audit(spec, self.registries, self.device_for(spec), self.reference_for(spec),
+                                            self.store, self.progress)
             except AuditError as error:
                 self._done[key] = error
         outcome = self._done[key]
@@ -156,7 +172,8 @@ class AuditSession:
                 twin = dataclasses.replace(spec, name=f"{spec.name} (reference)", model=ref.model, checks=(),
                                            reference=None)
                 try:
-                    self._references[key] = run_audit(twin, self.registries, self.device_for(twin))
+                    self._references[key] = run_audit(twin, self.registries, self.device_for(twin), store=self.store,
+                                                      progress=self.progress)
                 except AuditError as error:
                     self._references[key] = error
             found = self._references[key]
@@ -184,6 +201,10 @@ class AuditSession:
                              f"set reference.entry in {spec.path} to one of them")
         found = matches[0]
         return Reference(f"baseline {ref.baseline.name}, {found.model} ({found.fingerprint[:19]})", found)
+
+    def close(self) -> None:
+        """Remove a private temporary store (``--audit-cache off``)."""
+        self.store.close()
 
     def results(self) -> list[AuditResult]:
         return [r for r in self._done.values() if isinstance(r, AuditResult)]

@@ -26,3 +26,40 @@ def test_fp32_extraction_on_cuda_matches_the_cpu():
     gpu = extract(model, images, ["representation"], "cuda", "fp32").layers["representation"]
     assert torch.allclose(torch.as_tensor(cpu.kurtosis), torch.as_tensor(gpu.kurtosis), rtol=1e-5)
     assert torch.allclose(torch.as_tensor(cpu.profile), torch.as_tensor(gpu.profile), rtol=1e-5)
+
+
+def test_store_path_on_cuda_pins_memory_and_matches_the_cpu(tmp_path):
+    """The audit path (decode workers, pinned batches, rows into the store) gives the CPU's numbers."""
+    import textwrap
+
+    import numpy as np
+    from PIL import Image
+
+    from pytest_robustaudit.activations import StoreOptions
+    from pytest_robustaudit.registries import standalone
+    from pytest_robustaudit.runner import measure
+    from pytest_robustaudit.spec import load_spec
+
+    (tmp_path / "f.py").write_text(textwrap.dedent("""\
+        import timm
+        from torchvision import transforms
+        def build():
+            return (timm.create_model("resnet10t", pretrained=False, num_classes=0),
+                    transforms.Compose([transforms.Resize(64), transforms.CenterCrop(64), transforms.ToTensor()]))
+        """))
+    (tmp_path / "images").mkdir()
+    for i in range(10):
+        Image.new("RGB", (70, 70), (20 * i, 100, 250 - 20 * i)).save(tmp_path / "images" / f"{i}.png")
+    results = {}
+    for device in ("cpu", "cuda"):
+        spec = load_spec(tmp_path / "s.yaml", standalone(), text=textwrap.dedent(f"""\
+            model: {{source: factory, factory: f.py:build}}
+            data: {{path: images, batch_size: 4, workers: auto}}
+            device: {device}
+            checks: {{kurtosis_mean: {{min: 0}}}}
+            """))
+        results[device] = measure(spec, standalone(), device, StoreOptions(tmp_path / "store"))
+    assert results["cuda"].activations["extracted"] == ["representation"], "cuda is another key than cpu"
+    cpu, gpu = (results[d].layers["representation"].stats for d in ("cpu", "cuda"))
+    np.testing.assert_allclose(gpu.kurtosis, cpu.kurtosis, rtol=1e-4)
+    np.testing.assert_allclose(gpu.profile, cpu.profile, rtol=1e-4)

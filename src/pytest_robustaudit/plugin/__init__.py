@@ -51,9 +51,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--audit-shard", dest="audit_shard", default=None, metavar="K/N",
                     help="audit only the K-th of N deterministic parts of the specs (a CI matrix, a job array); "
                          "merge the shards' JSON records with: python -m pytest_robustaudit merge RECORD...")
+    group.addoption("--audit-cache-dir", dest="audit_cache_dir", default=None, metavar="PATH",
+                    help="keep the activation store in PATH (default: the ini key 'audit_cache_dir', else "
+                         "$ROBUSTAUDIT_CACHE_DIR, else robustaudit-store in pytest's cache dir; docs/store.md).")
+    group.addoption("--audit-cache", dest="audit_cache", default="on", choices=("on", "off", "refresh"),
+                    help="on: read stored activations and keep new ones (default); off: a private temporary "
+                         "store for this run; refresh: recompute every entry this run needs and replace it.")
+    parser.addini("audit_cache_dir", default="", help="default for --audit-cache-dir (relative to the rootdir)")
     parser.addini("audit_paths", type="paths", default=[],
                   help="default spec paths for a bare '--audit' (relative to the ini file)")
     parser.addini("audit_device", default="", help="default for --audit-device")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(run_key, None)
+    if state is not None and state.has_session:
+        state.session.close()  # a private temporary store (--audit-cache off) goes away with the run
 
 
 def pytest_configure(config: pytest.Config) -> None:

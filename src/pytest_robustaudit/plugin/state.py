@@ -11,6 +11,7 @@ pytest run without ``--audit`` costs nothing measurable.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,11 @@ class RunState:
         #: ``--audit-shard K/N`` as (K, N), and the specs of this shard
         self.shard: tuple[int, int] | None = None
         self.shard_specs: set[Path] | None = None
+        #: when this run started (a pytest-xdist worker gets the controller's): ``--audit-cache
+        #: refresh`` recomputes entries created before it, so workers refresh once, not once each
+        workerinput = getattr(config, "workerinput", None)
+        self.started: float = float(workerinput["robustaudit_started"]) if workerinput and \
+            "robustaudit_started" in workerinput else time.time()
 
     @property
     def auditing(self) -> bool:
@@ -74,16 +80,17 @@ class RunState:
     def session(self) -> AuditSession:
         """The session's runner, created on first use (after conftest.py files had their say)."""
         if self._session is None:
+            from ..devices import worker_index
             from ..runner import AuditSession
+            from .progress import TerminalProgress
 
             config = self.config
             device = config.getoption("audit_device") or config.getini("audit_device") or None
-            from ..devices import worker_index
-
             workerid = getattr(config, "workerinput", {}).get("workerid")
             self._session = AuditSession(self.registries, device=device,
                                          saving_baselines=config.getoption("audit_save_baseline"),
-                                         worker=worker_index(workerid))
+                                         worker=worker_index(workerid),
+                                         store=store_options(config), progress=TerminalProgress(config))
         return self._session
 
     @property
@@ -137,6 +144,51 @@ def resolve_audit_paths(config: pytest.Config, requested: list[str], use_ini: st
         if not path.exists():
             raise pytest.UsageError(f"--audit {path}: no such file or folder")
     return [p.resolve() for p in paths]
+
+
+#: environment variable naming the store folder (below --audit-cache-dir and the ini key)
+CACHE_DIR_ENV = "ROBUSTAUDIT_CACHE_DIR"
+
+
+def user_cache_dir() -> Path:
+    """The store's home when pytest's cache is disabled (``-p no:cacheprovider``): the user's cache
+    folder (``$XDG_CACHE_HOME`` or ``~/.cache``; ``%LOCALAPPDATA%`` on Windows)."""
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        base = Path(os.environ["LOCALAPPDATA"])
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "pytest-robustaudit" / "store"
+
+
+def store_dir(config: pytest.Config) -> Path:
+    """The store folder: --audit-cache-dir, ini audit_cache_dir, $ROBUSTAUDIT_CACHE_DIR, pytest's cache
+    dir (``.pytest_cache/d/robustaudit-store``), or the user cache dir without pytest's cache."""
+    from ..store import STORE_CACHE_NAME
+
+    option = config.getoption("audit_cache_dir", None)
+    if option:
+        return Path(config.invocation_params.dir, os.path.expanduser(option))
+    ini = config.getini("audit_cache_dir")
+    if ini:
+        return Path(config.rootpath, os.path.expanduser(str(ini)))
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(os.path.expanduser(env)).absolute()
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        return Path(cache.mkdir(STORE_CACHE_NAME))
+    return user_cache_dir()
+
+
+def store_options(config: pytest.Config):
+    """The run's :class:`~pytest_robustaudit.activations.StoreOptions` from the options above."""
+    from ..activations import StoreOptions
+
+    mode = config.getoption("audit_cache", "on") or "on"
+    if mode == "off":
+        return StoreOptions(mode="off")
+    return StoreOptions(root=store_dir(config), mode=mode,
+                        refresh_before=run_state(config).started if mode == "refresh" else None)
 
 
 def spec_key(spec_path: Any) -> str:

@@ -30,3 +30,8 @@ def pytest_testnodedown(node, error) -> None:
     text = getattr(node, "workeroutput", {}).get(WORKER_KEY)
     if text:
         run_state(node.config).worker_records.append(text)
+
+
+def pytest_configure_node(node) -> None:
+    """pytest-xdist (controller): workers refresh store entries made before the controller started."""
+    node.workerinput["robustaudit_started"] = run_state(node.config).started

@@ -78,6 +78,7 @@ class ModelView:
     provenance: list[tuple[str, str]]
     skipped: list[tuple[str, str]]
     skipped_more: int
+    activations: str = ""      # where the activations came from ("" in records from before the store)
 
 
 @dataclass
@@ -194,6 +195,24 @@ def _layer_view(result: AuditResult, index: int, position: int, name: str, metri
         metrics=rows, outliers=outliers, notes=list(stats.notes))
 
 
+def activations_line(result: AuditResult) -> str:
+    """Where an audit's activations came from, one line ("" for records written before the store):
+    ``read from the activation store PATH; entries: representation 3f9c0a1b2c4d`` or
+    ``extracted (representation) in 24.8 s, kept in the activation store PATH; entries: ...``."""
+    info = result.activations
+    if not info:
+        return ""
+    keys = info.get("keys") or {}
+    entries = ", ".join(f"{layer} {key[:12]}" for layer, key in keys.items())
+    where = f"; entries: {entries}" if entries else ""
+    store = str(info.get("store", ""))
+    if info.get("from_store"):
+        return f"read from the activation store {store}{where}"
+    extracted = ", ".join(info.get("extracted") or [])
+    kept = "not kept (--audit-cache off)" if store.startswith("off") else f"kept in the activation store {store}"
+    return f"extracted ({extracted}) in {result.extraction_s:.1f} s, {kept}{where}"
+
+
 def _model_view(result: AuditResult, index: int, metric_names: list[str]) -> ModelView:
     status, counts = _model_status(result)
     skipped = f", {len(result.skipped)} unreadable skipped" if result.skipped else ""
@@ -209,7 +228,7 @@ def _model_view(result: AuditResult, index: int, metric_names: list[str]) -> Mod
         layers=[_layer_view(result, index, j, name, metric_names) for j, name in enumerate(result.layers)],
         provenance=provenance,
         skipped=[(os.fspath(s.path), s.reason) for s in result.skipped[:20]],
-        skipped_more=max(len(result.skipped) - 20, 0))
+        skipped_more=max(len(result.skipped) - 20, 0), activations=activations_line(result))
 
 
 def _comparisons(results: Sequence[AuditResult], metrics: dict[str, Metric]) -> list[ChartView]:

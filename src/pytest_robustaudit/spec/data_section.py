@@ -30,7 +30,15 @@ class DataSection(Validator):
         limit = self.integer(section["limit"], path + ("limit",), 1) if section.get("limit") is not None else None
         seed = self.integer(section.get("seed", 0), path + ("seed",), 0)
         batch = self.integer(section.get("batch_size", 32), path + ("batch_size",), 1)
-        workers = self.integer(section.get("workers", 0), path + ("workers",), 0)
+        raw_workers = section.get("workers", 0)
+        if raw_workers == "auto":
+            workers = "auto"
+        elif isinstance(raw_workers, str):
+            self.problem(path + ("workers",), f"expected an integer >= 0 or 'auto', got {raw_workers!r}",
+                         "write a number of decoding threads, or auto (one per spare core)")
+            workers = 0
+        else:
+            workers = self.integer(raw_workers, path + ("workers",), 0)
         if folder is None:
             return None
         spec = DataSpec(path=folder, labels=labels or "auto", limit=limit, seed=seed or 0, batch_size=batch or 32,

@@ -23,7 +23,9 @@ from .schema import AuditSpec, ReferenceSpec
 from .validator import _kind
 from .yamlsource import Doc, load_doc
 
-TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", "seed", "reference")
+TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", "seed", "reference", "store_dtype")
+#: how rows are kept in the activation store (store.entries.STORE_DTYPES; numpy-free here)
+STORE_DTYPE_NAMES = ("float32", "float16")
 REFERENCE_KEYS = ("model", "baseline", "entry")
 
 
@@ -61,6 +63,7 @@ class SpecValidator(ModelSection, DataSection, ChecksSection):
             self.problem(("device",), f"{device!r} is not a device", DEVICE_HELP)
         precision = self.choice(top.get("precision", "fp32"), ("precision",), PRECISIONS)
         seed = self.integer(top.get("seed", 0), ("seed",), 0)
+        store_dtype = self.choice(top.get("store_dtype", "float32"), ("store_dtype",), STORE_DTYPE_NAMES)
         model = self.model(top["model"], ("model",)) if "model" in top else None
         data = self.data(top["data"]) if "data" in top else None
         layers = self.layers(top.get("layers", list(DEFAULT_LAYERS)))
@@ -73,7 +76,8 @@ class SpecValidator(ModelSection, DataSection, ChecksSection):
         if self.problems or model is None or data is None:
             return None
         return AuditSpec(path=self.file, name=str(name), model=model, data=data, layers=layers, checks=checks,
-                         device=device, precision=precision or "fp32", seed=seed or 0, reference=reference)
+                         device=device, precision=precision or "fp32", seed=seed or 0, reference=reference,
+                         store_dtype=store_dtype or "float32")
 
     def reference(self, value: Any) -> ReferenceSpec | None:
         path = ("reference",)

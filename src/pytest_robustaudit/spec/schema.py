@@ -97,7 +97,8 @@ class DataSpec:
     ``labels``: ``auto`` (class sub-folders if every image sits in one, else a WordNet id prefix
     ``n01440764_*`` if every file name has one, else none), ``folder``, ``wnid`` or ``none``.
     ``limit``/``seed`` take a deterministic subset: files sorted by relative path, then
-    ``random.Random(seed).sample``.  ``workers`` is the number of image-decoding threads.
+    ``random.Random(seed).sample``.  ``workers`` is the number of image-decoding threads, or ``"auto"``
+    (one per spare core, at most 8; resolved when the audit runs).
     """
 
     path: Path
@@ -105,7 +106,7 @@ class DataSpec:
     limit: int | None = None
     seed: int = 0
     batch_size: int | str = 32
-    workers: int = 0
+    workers: int | str = 0
     where: Located | None = None
 
 
@@ -180,3 +181,4 @@ class AuditSpec:
     precision: str = "fp32"
     seed: int = 0
     reference: ReferenceSpec | None = None
+    store_dtype: str = "float32"     # how the activation store keeps rows (float16 halves disk use)

@@ -20,6 +20,9 @@ from .keys import STORE_FORMAT_VERSION
 from .entries import ENTRIES, INCOMPLETE, LOCKS, MANIFEST, STALE_INCOMPLETE_S, ActivationStore
 from .errors import StoreError
 
+#: the recipe memo (activations.py): model identities known without building the model
+MODELS = "models"
+
 #: The store's folder name under pytest's cache dir (``config.cache.mkdir(STORE_CACHE_NAME)``,
 #: i.e. ``.pytest_cache/d/robustaudit-store`` by default).
 STORE_CACHE_NAME = "robustaudit-store"
@@ -121,7 +124,7 @@ def clear(root: os.PathLike | str) -> tuple[int, int]:
     records = list_entries(root)
     for record in records:
         store.remove(record.key)
-    for name in (ENTRIES, INCOMPLETE, LOCKS):
+    for name in (ENTRIES, INCOMPLETE, LOCKS, MODELS):
         shutil.rmtree(root / name, ignore_errors=True)
     with contextlib.suppress(OSError):
         store.memo_path.unlink()

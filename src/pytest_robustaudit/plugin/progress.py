@@ -1,0 +1,114 @@
+"""One live progress line per audit while its model runs, through pytest's terminal reporter.
+
+Why through the terminal reporter: it owns the terminal (it knows whether it is a TTY, the
+verbosity, where the current line stands), and what it writes is never captured with the tests'
+output.  On a TTY the line is rewritten in place at most a few times a second; elsewhere (a CI log)
+a new line is written at most every ``LOG_INTERVAL_S`` seconds, plus one when the model starts and
+one when it ends, so a log never floods.  ``-q`` turns it off, and pytest-xdist workers (whose
+output nobody sees) write nothing.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ..activations import Progress
+
+#: seconds between progress lines in a non-TTY log (CI)
+LOG_INTERVAL_S = 10.0
+#: seconds between rewrites of the live line on a TTY
+TTY_INTERVAL_S = 0.25
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def progress_line(label: str, done: int, total: int, seconds: float, device: str, final: bool = False) -> str:
+    """``robustaudit: <label>: 320/1000 images, 41.2 img/s, ETA 0:16, cpu`` (pure, for tests)."""
+    rate = done / seconds if seconds > 0 and done else 0.0
+    speed = f"{rate:.1f} img/s" if rate else "starting"
+    if final:
+        tail = f"done in {seconds:.1f} s"
+    elif rate and total > done:
+        tail = f"ETA {_format_duration((total - done) / rate)}"
+    else:
+        tail = "ETA --"
+    return f"robustaudit: {label}: {done}/{total} images, {speed}, {tail}, {device}"
+
+
+class TerminalProgress(Progress):
+    """The plugin's :class:`~pytest_robustaudit.activations.Progress`: see the module docstring."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.label = ""
+        self.total = 0
+        self.device = ""
+        self.started = 0.0
+        self.last = 0.0
+        self.live = False
+
+    def _reporter(self):
+        if hasattr(self.config, "workerinput") or self.config.get_verbosity() < 0:
+            return None
+        return self.config.pluginmanager.get_plugin("terminalreporter")
+
+    @staticmethod
+    def _tty(reporter) -> bool:
+        return bool(getattr(reporter, "isatty", False))
+
+    def start(self, label: str, total: int, device: str) -> None:
+        self.label, self.total, self.device = label, total, device
+        self.started = self.last = time.monotonic()
+        reporter = self._reporter()
+        if reporter is None:
+            return
+        line = progress_line(label, 0, total, 0.0, device)
+        reporter.ensure_newline()
+        if self._tty(reporter):
+            reporter.write(line)
+            reporter.flush()
+            self.live = True
+        else:
+            reporter.write_line(line)
+
+    def update(self, done: int) -> None:
+        reporter = self._reporter()
+        if reporter is None:
+            return
+        now = time.monotonic()
+        interval = TTY_INTERVAL_S if self.live else LOG_INTERVAL_S
+        if now - self.last < interval:
+            return
+        self.last = now
+        line = progress_line(self.label, done, self.total, now - self.started, self.device)
+        if self.live:
+            reporter.rewrite(line, erase=True)
+            reporter.flush()
+        else:
+            reporter.write_line(line)
+
+    def finish(self, done: int, seconds: float) -> None:
+        reporter = self._reporter()
+        if reporter is None:
+            return
+        line = progress_line(self.label, done, self.total, seconds, self.device, final=True)
+        if self.live:
+            reporter.rewrite(line, erase=True)
+            reporter.write("\n")
+            reporter.flush()
+            self.live = False
+        else:
+            reporter.write_line(line)
+
+    def note(self, message: str) -> None:
+        reporter = self._reporter()
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(f"robustaudit: {message}")

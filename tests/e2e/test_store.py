@@ -1,0 +1,206 @@
+"""The activation store through pytest: options, progress lines, what the record and JUnit XML say,
+the cache command, a run killed mid-extraction, and two processes on one entry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+FACTORY = '''
+import os, signal, time
+import torch
+from torch import nn
+from torchvision import transforms
+
+CALLS = {"n": 0}
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        CALLS["n"] += 1
+        if os.environ.get("DIE_AT_BATCH") and CALLS["n"] >= int(os.environ["DIE_AT_BATCH"]):
+            os.kill(os.getpid(), signal.SIGKILL)   # kill -9 mid-extraction
+        time.sleep(float(os.environ.get("SLOW_BATCH_S", "0")))
+        return torch.relu(self.conv(x)).mean(dim=(2, 3))
+
+
+def build():
+    return Tiny(), transforms.Compose([transforms.Resize(16), transforms.CenterCrop(16), transforms.ToTensor()])
+'''
+
+
+@pytest.fixture
+def project(pytester):
+    from PIL import Image
+
+    pytester.makepyfile(store_factory=FACTORY)
+    folder = pytester.mkdir("images")
+    for i in range(8):
+        Image.new("RGB", (20, 20), (30 * i, 40, 200 - 20 * i)).save(folder / f"im{i}.png")
+    pytester.makefile(".yaml", spec=textwrap.dedent("""\
+        model: {source: factory, factory: store_factory.py:build}
+        data: {path: images, batch_size: 2}
+        device: cpu
+        checks:
+          kurtosis_mean: {min: 0}
+          outlier_count: {max: 100}
+        """))
+    return pytester
+
+
+def record(pytester, name="record.json"):
+    return json.loads((pytester.path / name).read_text())["audits"][0]
+
+
+def test_cold_then_warm_run_progress_record_report_and_junit(project):
+    store = project.path / "store"
+    cold = project.runpytest("--audit", "spec.yaml", "--audit-cache-dir", str(store), "--audit-json", "record.json",
+                             "--junitxml", "junit.xml", "--audit-report", "report.html")
+    cold.assert_outcomes(passed=2)
+    # not a TTY here: a start line and an end line, nothing in between for a run of under 10 s
+    lines = [line for line in cold.outlines if line.startswith("robustaudit: spec:")]
+    assert len(lines) == 2, cold.outlines
+    assert "0/8 images" in lines[0] and lines[0].endswith(", cpu")
+    assert "8/8 images" in lines[1] and "img/s" in lines[1] and "done in" in lines[1]
+    first = record(project)
+    assert first["activations"]["from_store"] is False and first["extraction_s"] > 0
+    key = first["activations"]["keys"]["representation"]
+    assert (store / "entries" / key / "manifest.json").is_file()
+    junit = (project.path / "junit.xml").read_text()
+    assert junit.count('name="extraction_s"') == 2, "every item of the audit carries the extraction time"
+    assert "extracted (representation) in" in (project.path / "report.html").read_text()
+
+    warm = project.runpytest("--audit", "spec.yaml", "--audit-cache-dir", str(store), "--audit-json", "record.json",
+                             "--audit-report", "report.html")
+    warm.assert_outcomes(passed=2)
+    assert not [line for line in warm.outlines if line.startswith("robustaudit: spec:")], "no model ran"
+    second = record(project)
+    assert second["activations"] == {**first["activations"], "from_store": True, "extracted": []}
+    assert second["extraction_s"] == 0
+    assert second["layers"][0]["stats"] == first["layers"][0]["stats"]
+    assert f"read from the activation store {store}" in (project.path / "report.html").read_text()
+
+
+def test_quiet_runs_show_no_progress_and_off_keeps_nothing(project):
+    result = project.runpytest("--audit", "spec.yaml", "-q", "--audit-cache", "off", "--audit-json", "record.json")
+    result.assert_outcomes(passed=2)
+    assert not [line for line in result.outlines if "images," in line], result.outlines
+    assert record(project)["activations"]["store"].startswith("off")
+    assert not (project.path / ".pytest_cache" / "d" / "robustaudit-store").exists()
+
+
+def test_default_store_lives_in_pytest_cache_dir(project, monkeypatch):
+    monkeypatch.delenv("ROBUSTAUDIT_CACHE_DIR")
+    project.runpytest("--audit", "spec.yaml").assert_outcomes(passed=2)
+    assert list((project.path / ".pytest_cache" / "d" / "robustaudit-store" / "entries").iterdir())
+
+
+def test_cache_list_prune_clear(project, capsys):
+    from pytest_robustaudit.__main__ import main
+
+    store = project.path / "store"
+    project.runpytest("--audit", "spec.yaml", "--audit-cache-dir", str(store)).assert_outcomes(passed=2)
+    assert main(["cache", "--dir", str(store), "list"]) == 0
+    out = capsys.readouterr().out
+    assert "factory:" in out and "images (8)" in out and "representation" in out
+    assert "1 entry" in out
+    assert main(["cache", "--dir", str(store), "prune", "--older-than", "1d"]) == 0
+    assert "removed 0 entries" in capsys.readouterr().out
+    assert main(["cache", "--dir", str(store), "clear"]) == 0
+    assert "removed 1 entry" in capsys.readouterr().out
+    assert not list((store / "entries").glob("*")) if (store / "entries").exists() else True
+
+
+def _pytest(project, *args, env=None):
+    return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=project.path,
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def test_kill_9_mid_extraction_leaves_no_entry_and_the_rerun_completes(project):
+    store = project.path / "store"
+    killed = _pytest(project, "--audit", "spec.yaml", "--audit-cache-dir", str(store), env={"DIE_AT_BATCH": "3"})
+    out, _ = killed.communicate(timeout=300)
+    assert killed.returncode == -9, out
+    assert not list((store / "entries").glob("*")) if (store / "entries").exists() else True
+    assert list((store / "incomplete").iterdir()), "the killed writer's folder is left, never read"
+    rerun = project.runpytest("--audit", "spec.yaml", "--audit-cache-dir", str(store), "--audit-json", "record.json")
+    rerun.assert_outcomes(passed=2)
+    assert record(project)["activations"]["from_store"] is False
+    assert len(list((store / "entries").iterdir())) == 1
+
+
+def test_two_processes_on_one_entry_extract_once(project):
+    store = project.path / "store"
+    runs = [_pytest(project, "--audit", "spec.yaml", "--audit-cache-dir", str(store), "--audit-json", f"r{i}.json",
+                    env={"SLOW_BATCH_S": "0.5"}) for i in range(2)]
+    outs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outs
+    extracted = [not record(project, f"r{i}.json")["activations"]["from_store"] for i in range(2)]
+    assert extracted.count(True) == 1, outs
+    waiter = outs[extracted.index(False)]
+    assert "another process is computing activation store entry" in waiter or "0/8 images" not in waiter
+
+
+def test_progress_lines_are_throttled_in_a_log_and_rewritten_on_a_tty(monkeypatch):
+    from pytest_robustaudit.plugin import progress as module
+
+    class Reporter:
+        def __init__(self, tty):
+            self.isatty, self.lines, self.rewrites = tty, [], []
+
+        def ensure_newline(self):
+            pass
+
+        def write_line(self, line):
+            self.lines.append(line)
+
+        def write(self, text):
+            self.lines.append(text)
+
+        def rewrite(self, line, erase=False):
+            self.rewrites.append(line)
+
+        def flush(self):
+            pass
+
+    class Config:
+        def __init__(self, reporter, verbosity=0):
+            self.reporter, self.verbosity = reporter, verbosity
+            self.pluginmanager = self
+
+        def get_plugin(self, name):
+            return self.reporter
+
+        def get_verbosity(self):
+            return self.verbosity
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock["t"])
+    for tty in (False, True):
+        reporter = Reporter(tty)
+        shown = module.TerminalProgress(Config(reporter))
+        shown.start("spec: model", 1000, "cpu")
+        for step in range(1, 101):  # 100 batches over 50 s
+            clock["t"] += 0.5
+            shown.update(step * 10)
+        shown.finish(1000, 50.0)
+        if tty:
+            assert len(reporter.lines) == 2 and len(reporter.rewrites) == 101  # start, "\n"; one per 0.5 s + end
+        else:
+            assert len(reporter.lines) == 2 + 5 and not reporter.rewrites  # start, every 10 s, end
+            assert reporter.lines[2] == "robustaudit: spec: model: 400/1000 images, 20.0 img/s, ETA 0:30, cpu"
+    quiet = Reporter(False)
+    silent = module.TerminalProgress(Config(quiet, verbosity=-1))
+    silent.start("spec", 10, "cpu")
+    silent.finish(10, 1.0)
+    assert quiet.lines == []
