@@ -154,9 +154,20 @@ def test_one_pass_with_two_sizes_equals_two_passes_and_rows_select_images():
     assert moon.m == bp.default_m(60) and full.m == 60
     # rows: only the listed store rows take part, in the listed order
     perm = np.random.default_rng(6).permutation(60)[:40]
-    sel = bp.resample_profiles(chunked(h, 25), 0, seed=9, resamples=50, rows=perm)
+    sel = bp.resample_profiles(chunked(h, 25), seed=9, resamples=50, rows=perm)
     ref = bp.resample_profiles([h[perm]], 40, seed=9, resamples=50)
     assert np.allclose(sel.resampled, ref.resampled) and np.allclose(sel.observed, h[perm].mean(axis=0))
+
+
+def test_weighted_statistics_with_unit_weights_are_numpy_s():
+    for n in (7, 8):
+        x = np.random.default_rng(n).standard_normal(n)
+        x[2] = np.nan
+        ones = np.ones((1, n))
+        assert bs._weighted_medians(x, ones)[0] == np.nanmedian(x)
+        assert bs._weighted_means(x[:, None], ones)[0, 0] == pytest.approx(np.nanmean(x))
+        twice = bs._weighted_medians(x, np.where(np.arange(n) == 0, 2.0, 1.0)[None, :])[0]
+        assert twice == np.nanmedian(np.concatenate([x, x[:1]]))
 
 
 def test_a_profile_statistic_that_does_not_vectorise_gives_the_same_interval():
@@ -262,3 +273,14 @@ def test_images_to_settle_scales_the_half_width():
     assert images_to_settle(iv, 9.0) == 400                    # half-width 2 must shrink to 1: 4x the images
     assert images_to_settle(iv, 12.0) == 225                   # upper half-width 3 -> 2
     assert images_to_settle(iv, 10.0) is None
+
+
+def test_the_example_in_docs_intervals_runs():
+    import re
+
+    from support import REPO
+
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "docs" / "intervals.md").read_text(), re.S)
+    assert blocks
+    for code in blocks:
+        exec(compile(code, "docs/intervals.md", "exec"), {})

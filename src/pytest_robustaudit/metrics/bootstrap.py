@@ -230,7 +230,7 @@ def _point(x: np.ndarray, statistic: str) -> float:
     if statistic == "median":
         col = x[:, 0][~np.isnan(x[:, 0])]
         return float(np.median(col)) if col.size else math.nan
-    return float(_combine(statistic, np.nanmean(x, axis=0) if np.isfinite(x).any() else np.full(x.shape[1], np.nan)))
+    return float(_combine(statistic, _weighted_means(x, np.ones((1, x.shape[0])))[0]))
 
 
 def _method(statistic: str) -> str:
