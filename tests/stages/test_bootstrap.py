@@ -157,6 +157,8 @@ def test_one_pass_with_two_sizes_equals_two_passes_and_rows_select_images():
     sel = bp.resample_profiles(chunked(h, 25), seed=9, resamples=50, rows=perm)
     ref = bp.resample_profiles([h[perm]], 40, seed=9, resamples=50)
     assert np.allclose(sel.resampled, ref.resampled) and np.allclose(sel.observed, h[perm].mean(axis=0))
+    with pytest.raises(ValueError, match="59 rows were streamed for weights drawn over 60"):
+        bp.resample_profiles([h[:59]], 60, seed=9, resamples=5)
 
 
 def test_weighted_statistics_with_unit_weights_are_numpy_s():

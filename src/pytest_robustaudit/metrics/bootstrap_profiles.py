@@ -151,6 +151,9 @@ class _Accumulator:
     def finish(self, n: int, m: int, resamples: int, seed: int) -> ProfileResamples:
         if self.abs_sum is None or self.obs_count == 0:
             raise ValueError("resample_profiles: no finite rows were streamed")
+        if self.col_of is None and self.offset != self.w.shape[1]:
+            raise ValueError(f"resample_profiles: {self.offset} rows were streamed for weights drawn over "
+                             f"{self.w.shape[1]}")
         with np.errstate(invalid="ignore", divide="ignore"):
             bc = self.boot_count[:, None]
             return ProfileResamples(
@@ -176,7 +179,8 @@ def resample_profiles(chunks: Iterable[np.ndarray], n: int | None = None, *, see
 
     ``chunks``: consecutive ``[rows, d]`` blocks of the layer (any float dtype); ``n``: the number of
     rows (needed up front to draw the weights); or ``rows``: the store-row indices taking part, in
-    the order that pairs them with another model (the others are skipped; ``n`` is then ``len(rows)``).  ``m``: resample size, default :func:`default_m` (extremes, counts); ``n``
+    the order that pairs them with another model (the others are skipped; ``n`` is then ``len(rows)``).
+    ``m``: resample size, default :func:`default_m` (extremes, counts); ``n``
     gives the ordinary bootstrap (smooth functionals, :data:`FAMILY`).  A sequence of sizes, e.g.
     ``(default_m(n), n)``, draws each with its own weights in **one pass** over the rows and returns a
     tuple.  Memory O(resamples·d) per size.
