@@ -57,8 +57,9 @@ def main() -> None:
                                                     signed=True))
     timed("profile_max_over_median (m-out-of-n)", lambda: bp.profile_interval(moon, bp.max_over_median))
     timed("profile_max_over_mean (m-out-of-n)", lambda: bp.profile_interval(moon, bp.max_over_mean))
-    timed("profile_kurtosis (BC)", lambda: bp.profile_interval(full, bp.kurtosis_rows))
-    timed("kurtosis_of_mean (BC, signed)", lambda: bp.profile_interval(full, bp.kurtosis_rows, uses="signed"))
+    timed("profile_kurtosis (basic, log scale)", lambda: bp.profile_interval(full, bp.kurtosis_rows))
+    timed("kurtosis_of_mean (basic, log scale, signed)",
+          lambda: bp.profile_interval(full, bp.kurtosis_rows, uses="signed"))
     timed("outlier_count factor 10 (exceedance)", lambda: bp.count_interval(moon, bp.outlier_margins(10.0)))
     timed("dead_units (exceedance)", lambda: bp.count_interval(moon, bp.dead_margins()))
     timed("accuracy (Clopper-Pearson)", lambda: bs.binomial_interval(correct, n))
