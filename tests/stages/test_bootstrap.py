@@ -285,3 +285,16 @@ def test_the_example_in_docs_intervals_runs():
     assert blocks
     for code in blocks:
         exec(compile(code, "docs/intervals.md", "exec"), {})
+
+
+def test_an_undecided_count_says_how_many_images_would_decide_it():
+    """outlier_count {max: 0} with one feature near the threshold: the value 0 sits on the bound."""
+    rng = np.random.default_rng(11)
+    mu = np.concatenate([np.full(39, 1.0), [11.0]])          # one feature just above 10 x median
+    h = rng.exponential(mu, size=(12, mu.size))
+    res = bp.resample_profiles([h], 12, seed=1, resamples=400)
+    iv = bp.count_interval(res, bp.outlier_margins(10.0), sided="upper")
+    assert iv.low < iv.high and iv.settle_n is not None and iv.settle_n > 12
+    v = verdict("outlier_count", iv, maximum=0, confidence=True)
+    assert v.outcome == "inconclusive" and v.images_needed == iv.settle_n
+    assert f"about {iv.settle_n} images would settle it (now 12)" in v.message

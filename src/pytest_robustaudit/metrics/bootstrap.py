@@ -73,6 +73,9 @@ class Interval:
     exact: bool = False
     informational: bool = False
     note: str = ""
+    #: images at which the method expects the interval to close on its value, where it knows better
+    #: than the sqrt(n) rule of :func:`~.verdicts.images_to_settle` (a count: its undecided features)
+    settle_n: int | None = None
 
     @property
     def has_interval(self) -> bool:

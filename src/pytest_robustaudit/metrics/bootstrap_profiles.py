@@ -337,8 +337,13 @@ def count_interval(res: ProfileResamples, margins: ProfileStatistic, *, level: f
     undecided = high - low
     note = (f"{undecided} feature(s) undecided at this level" if undecided else "every feature decided") + \
         f"; SE from m = {res.m} of {res.n} images per resample"
+    # an undecided feature's |z| grows like sqrt(n): it is decided once n * (c / |z|)^2 images are used
+    torn = np.abs(z[(z <= c_low) & (z > -c_high)])
+    settle = None
+    if torn.size and torn.min() > 0:
+        settle = max(res.n + 1, math.ceil(res.n * (max(c_low, c_high) / torn.min()) ** 2))
     return Interval(float(count), float(low), float(high), level, "per-feature exceedance", sided, res.resamples,
-                    res.n, note=note)
+                    res.n, note=note, settle_n=settle)
 
 
 # ---- built-in profile statistics, vectorised over leading axes --------------------------------------------------

@@ -44,9 +44,13 @@ def images_to_settle(interval: Interval, bound: float) -> int | None:
     The end facing the bound is at distance h from the value; h shrinks like 1/sqrt(n), so it
     clears the bound when n' = n · (h / |value - bound|)².  A rough guide for messages (it assumes
     the value stays where it is); None when the value sits on the bound or there is no interval.
+    An interval that carries its own estimate (``settle_n``: a count's undecided features, whose
+    z-scores grow like sqrt(n)) gives that instead.
     """
     if not interval.has_interval or interval.n < 1 or not math.isfinite(interval.value):
         return None
+    if interval.settle_n is not None:       # the method's own estimate (a count: when its features are decided)
+        return interval.settle_n
     gap = abs(interval.value - bound)
     if gap == 0:
         return None
