@@ -1,0 +1,340 @@
+"""Confidence intervals over images: the result type, seeds, resampling weights, per-image and accuracy families.
+
+Every metric is an estimate from a finite probe set; this module says how precise it is.  The
+statistical core is pure numpy (scipy only for the exact binomial), fed by the activation store:
+
+* per-image values (the kurtosis of each image in the neuron basis and after the rotation, per-image
+  correctness, NaN where undefined) -> :func:`per_image_interval`, :func:`paired_difference`;
+* the layer's rows streamed in chunks -> :mod:`.bootstrap_profiles` (profile functionals, counts);
+* correct/total counts -> :func:`binomial_interval`.
+
+Methods per family, and why (docs/intervals.md has the formulas and references):
+
+* **mean of per-image values** (``kurtosis_mean``, ``rotated_kurtosis_mean``) and **ratios of such
+  means** (``basis_ratio``): BCa.  They are smooth functions of means, where BCa is second-order
+  accurate and corrects for the strong right skew of per-image kurtosis that the percentile
+  interval ignores; the acceleration comes from the exact (closed-form) jackknife of the means.
+* **median of per-image values** (``*_kurtosis_median``): percentile.  The bootstrap of a sample
+  median is consistent (Ghosh et al. 1984), but the jackknife that BCa needs for its acceleration
+  is not (Efron 1982: the delete-one jackknife of the median is inconsistent), so BCa is not used.
+* **accuracies**: Clopper-Pearson, exact: its coverage is never below the level, which is what a
+  gate must promise (Wilson is closer to nominal on average but dips below it for some p).
+
+Seeding: :func:`derive_seed` hashes (audit, layer, metric, params) with BLAKE2b, so the same inputs
+give the same interval whatever else the run contains, on every platform and Python version.
+
+Sidedness: a ``"two-sided"`` interval at level c leaves (1-c)/2 in each tail.  A check with a single
+bound uses ``"lower"`` (a ``min``) or ``"upper"`` (a ``max``): then **each end is a one-sided level-c
+bound** (each tail 1-c; numerically the two-sided 2c-1 interval).  The end facing the bound decides
+a pass, the other one a conclusive failure (:mod:`.verdicts`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["DEFAULT_LEVEL", "DEFAULT_RESAMPLES", "SIDED", "Interval", "bca_ends", "binomial_interval", "derive_seed",
+           "no_interval", "paired_difference", "per_image_interval", "resample_weights", "tail_probabilities",
+           "unpaired_difference"]
+
+DEFAULT_LEVEL = 0.95
+DEFAULT_RESAMPLES = 1000
+SIDED = ("two-sided", "lower", "upper")
+PER_IMAGE_STATISTICS = ("mean", "median", "ratio_of_means")
+
+_NORMAL = NormalDist()
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A metric value with its confidence interval.
+
+    ``exact``: the value has no sampling error to speak of (a head's SVD spectrum, an accuracy given
+    in a spec); ``informational``: the metric is not gated on (concept metrics).  Either way ``low``
+    and ``high`` are NaN and ``method`` is ``"none"``; the report says which and why (``note``).
+    For ``sided`` ``"lower"``/``"upper"`` both ends are one-sided level bounds (module docstring).
+    """
+
+    value: float
+    low: float
+    high: float
+    level: float
+    method: str
+    sided: str = "two-sided"
+    resamples: int = 0
+    n: int = 0
+    exact: bool = False
+    informational: bool = False
+    note: str = ""
+    #: images at which the method expects the interval to close on its value, where it knows better
+    #: than the sqrt(n) rule of :func:`~.verdicts.images_to_settle` (a count: its undecided features)
+    settle_n: int | None = None
+
+    @property
+    def has_interval(self) -> bool:
+        return not (self.exact or self.informational) and math.isfinite(self.low) and math.isfinite(self.high)
+
+    def excludes(self, x: float) -> bool:
+        """Whether ``x`` lies outside [low, high] (e.g. 0 for a difference that is distinguishable from zero)."""
+        return self.has_interval and (x < self.low or x > self.high)
+
+    def describe(self, digits: int = 4) -> str:
+        """``"14.5 [13.9, 15.2] (95% BCa, 1000 resamples, 1000 images)"``: what messages and tables show."""
+        v = _fmt(self.value, digits)
+        if not self.has_interval:
+            why = "exact" if self.exact else "informational" if self.informational else "no interval"
+            return f"{v} ({why}{': ' + self.note if self.note else ''})"
+        side = "" if self.sided == "two-sided" else " one-sided"
+        boot = f", {self.resamples} resamples" if self.resamples else ""
+        return (f"{v} [{_fmt(self.low, digits)}, {_fmt(self.high, digits)}] "
+                f"({self.level:.0%}{side} {self.method}{boot}, {self.n} images)")
+
+
+def _fmt(x: float, digits: int) -> str:
+    if isinstance(x, (int, np.integer)) or (math.isfinite(x) and float(x).is_integer() and abs(x) < 1e15):
+        return str(int(x))
+    return f"{x:.{digits}g}"
+
+
+def no_interval(value: float, *, exact: bool = False, informational: bool = False, note: str = "",
+                n: int = 0) -> Interval:
+    """An :class:`Interval` for a metric that declares itself exact or informational (carries none)."""
+    if exact == informational:
+        raise ValueError("no_interval: say exactly one of exact=True or informational=True")
+    return Interval(float(value), math.nan, math.nan, math.nan, "none", n=n, exact=exact,
+                    informational=informational, note=note)
+
+
+def derive_seed(audit: str, layer: str, metric: str, params: dict[str, Any] | None = None) -> int:
+    """A 63-bit seed that depends on these inputs only (stable across runs, machines, Python versions)."""
+    text = json.dumps([audit, layer, metric, params or {}], sort_keys=True, default=str, separators=(",", ":"))
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
+
+
+def tail_probabilities(level: float, sided: str) -> tuple[float, float]:
+    """(lower tail, upper tail) probabilities left outside [low, high] for this level and sidedness."""
+    if not 0.5 < level < 1:
+        raise ValueError(f"level must be in (0.5, 1), got {level}")
+    if sided not in SIDED:
+        raise ValueError(f"sided must be one of {SIDED}, got {sided!r}")
+    alpha = 1.0 - level
+    return (alpha / 2, alpha / 2) if sided == "two-sided" else (alpha, alpha)
+
+
+def resample_weights(n: int, resamples: int, seed: int, m: int | None = None) -> np.ndarray:
+    """Multinomial resampling counts ``W [resamples, n]`` (each row sums to ``m``, default ``n``).
+
+    Row b says how many times each image enters resample b; a weighted sum ``W @ x`` is the
+    resample's sum, so no resampled data set is ever materialised.
+    """
+    if n < 1:
+        raise ValueError("resample_weights: no images to resample")
+    m = n if m is None else int(m)
+    rng = np.random.default_rng([int(seed), m])     # m is part of the stream: each resample size draws its own
+    picks = rng.integers(0, n, size=(resamples, m))
+    flat = picks + (np.arange(resamples, dtype=np.int64) * n)[:, None]
+    return np.bincount(flat.ravel(), minlength=resamples * n).reshape(resamples, n).astype(np.float64)
+
+
+# ---- per-image values -------------------------------------------------------------------------------------------
+
+def _columns(values: Any, statistic: str) -> np.ndarray:
+    """Per-image values as ``X [N, k]`` (k = 2 for a ratio of means), float64, NaN = undefined."""
+    if statistic not in PER_IMAGE_STATISTICS:
+        raise ValueError(f"statistic must be one of {PER_IMAGE_STATISTICS}, got {statistic!r}")
+    arrays = list(values) if statistic == "ratio_of_means" else [values]
+    if statistic == "ratio_of_means" and len(arrays) != 2:
+        raise ValueError("ratio_of_means takes (numerator values, denominator values)")
+    cols = [np.asarray(a, dtype=np.float64).reshape(-1) for a in arrays]
+    if len({c.size for c in cols}) != 1:
+        raise ValueError("per-image value arrays must have the same length (one value per image)")
+    return np.stack(cols, axis=1)
+
+
+def _weighted_means(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Means of each column of ``x [N, k]`` under weights ``w [B, N]``, ignoring NaN entries -> ``[B, k]``."""
+    defined = ~np.isnan(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (w @ np.where(defined, x, 0.0)) / (w @ defined.astype(np.float64))
+
+
+def _combine(statistic: str, means: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return means[..., 0] if statistic == "mean" else means[..., 0] / means[..., 1]
+
+
+def _weighted_medians(v: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Medians of ``v [N]`` (NaN ignored) under count weights ``w [B, N]`` (np.median's convention)."""
+    keep = ~np.isnan(v)
+    v, w = v[keep], w[:, keep]
+    if v.size == 0:
+        return np.full(w.shape[0], np.nan)
+    order = np.argsort(v, kind="stable")
+    v, cums = v[order], np.cumsum(w[:, order], axis=1)
+    total = cums[:, -1]
+    lo_rank, hi_rank = np.ceil(total / 2), np.floor(total / 2) + 1   # 1-based ranks of the two middle values
+    lo = np.argmax(cums >= lo_rank[:, None], axis=1)
+    hi = np.argmax(cums >= np.minimum(hi_rank, total)[:, None], axis=1)
+    out = (v[lo] + v[hi]) / 2
+    out[total == 0] = np.nan
+    return out
+
+
+def _percentile_ends(boot: np.ndarray, tails: tuple[float, float]) -> tuple[float, float]:
+    boot = boot[np.isfinite(boot)]
+    if boot.size == 0:
+        return math.nan, math.nan
+    lo, hi = np.quantile(boot, [tails[0], 1 - tails[1]])
+    return float(lo), float(hi)
+
+
+def bca_ends(boot: np.ndarray, value: float, jack: np.ndarray, tails: tuple[float, float]) -> tuple[float, float]:
+    """Efron's BCa ends from bootstrap replicates, the estimate and its jackknife replicates.
+
+    With no jackknife replicates (empty ``jack``) the acceleration is 0: the bias-corrected (BC)
+    percentile interval.
+    """
+    boot = boot[np.isfinite(boot)]
+    jack = jack[np.isfinite(jack)]
+    if boot.size == 0:
+        return math.nan, math.nan
+    below = (np.count_nonzero(boot < value) + 0.5 * np.count_nonzero(boot == value)) / boot.size
+    if below <= 0 or below >= 1:             # the estimate lies outside its own bootstrap distribution
+        return _percentile_ends(boot, tails)
+    z0 = _NORMAL.inv_cdf(below)
+    d = jack.mean() - jack if jack.size else np.zeros(1)
+    denom = 6.0 * float(np.sum(d * d)) ** 1.5
+    accel = float(np.sum(d ** 3)) / denom if denom > 0 else 0.0
+    ends = []
+    for p in (tails[0], 1 - tails[1]):
+        z = _NORMAL.inv_cdf(p)
+        shift = 1 - accel * (z0 + z)
+        adj = _NORMAL.cdf(z0 + (z0 + z) / shift) if shift > 0 else (1.0 if p > 0.5 else 0.0)
+        ends.append(float(np.quantile(boot, min(max(adj, 0.0), 1.0))))
+    return ends[0], ends[1]
+
+
+def _jackknife_means(x: np.ndarray) -> np.ndarray:
+    """Exact delete-one means of each column of ``x [N, k]`` (NaN ignored) -> ``[N, k]``."""
+    defined = ~np.isnan(x)
+    xz = np.where(defined, x, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (xz.sum(axis=0) - xz) / (defined.sum(axis=0) - defined)
+
+
+def _point(x: np.ndarray, statistic: str) -> float:
+    if statistic == "median":
+        col = x[:, 0][~np.isnan(x[:, 0])]
+        return float(np.median(col)) if col.size else math.nan
+    return float(_combine(statistic, _weighted_means(x, np.ones((1, x.shape[0])))[0]))
+
+
+def _method(statistic: str) -> str:
+    return "percentile bootstrap" if statistic == "median" else "BCa bootstrap"
+
+
+def per_image_interval(values: Any, statistic: str = "mean", *, seed: int, level: float = DEFAULT_LEVEL,
+                       resamples: int = DEFAULT_RESAMPLES, sided: str = "two-sided") -> Interval:
+    """Interval for a statistic of per-image values: ``"mean"`` / ``"ratio_of_means"`` (BCa), ``"median"`` (percentile).
+
+    ``values``: a 1-D array (NaN = undefined for that image, ignored as the metric ignores it), or
+    ``(numerator, denominator)`` arrays for ``"ratio_of_means"`` (``basis_ratio`` = mean neuron-basis
+    kurtosis / mean rotated kurtosis, each over the images where it is defined).
+    """
+    tails = tail_probabilities(level, sided)
+    x = _columns(values, statistic)
+    n = x.shape[0]
+    value = _point(x, statistic)
+    if n < 2 or not math.isfinite(value):
+        return Interval(value, math.nan, math.nan, level, _method(statistic), sided, 0, n,
+                        note="fewer than 2 usable images: no interval" if math.isfinite(value) else "undefined value")
+    w = resample_weights(n, resamples, seed)
+    if statistic == "median":
+        low, high = _percentile_ends(_weighted_medians(x[:, 0], w), tails)
+    else:
+        boot = _combine(statistic, _weighted_means(x, w))
+        jack = _combine(statistic, _jackknife_means(x))
+        low, high = bca_ends(boot, value, jack, tails)
+    return Interval(value, low, high, level, _method(statistic), sided, resamples, n)
+
+
+def paired_difference(a: Any, b: Any, a_index: Sequence[int], b_index: Sequence[int], statistic: str = "mean", *,
+                      seed: int, level: float = DEFAULT_LEVEL, resamples: int = DEFAULT_RESAMPLES,
+                      sided: str = "two-sided") -> Interval:
+    """Paired bootstrap of ``stat(a) - stat(b)`` over the images both models saw.
+
+    ``a_index[k]`` and ``b_index[k]`` are the rows of image k in ``a`` and ``b`` (matched by the
+    store's content hashes); both models' values are resampled with the same weights, so the
+    image-to-image variation common to both cancels.  ``a``/``b`` take the forms
+    :func:`per_image_interval` takes.  Use :meth:`Interval.excludes` ``(0)`` to ask whether the
+    difference is distinguishable from zero at the level.
+    """
+    tails = tail_probabilities(level, sided)
+    ai, bi = np.asarray(a_index, dtype=np.int64), np.asarray(b_index, dtype=np.int64)
+    if ai.shape != bi.shape or ai.ndim != 1:
+        raise ValueError("a_index and b_index must be 1-D and of the same length (one pair of rows per image)")
+    xa, xb = _columns(a, statistic)[ai], _columns(b, statistic)[bi]
+    n = ai.size
+    value = _point(xa, statistic) - _point(xb, statistic)
+    method = "paired " + _method(statistic)
+    if n < 2 or not math.isfinite(value):
+        return Interval(value, math.nan, math.nan, level, method, sided, 0, n, note="fewer than 2 matched images")
+    w = resample_weights(n, resamples, seed)
+    if statistic == "median":
+        boot = _weighted_medians(xa[:, 0], w) - _weighted_medians(xb[:, 0], w)
+        low, high = _percentile_ends(boot, tails)
+    else:
+        boot = _combine(statistic, _weighted_means(xa, w)) - _combine(statistic, _weighted_means(xb, w))
+        jack = _combine(statistic, _jackknife_means(xa)) - _combine(statistic, _jackknife_means(xb))
+        low, high = bca_ends(boot, value, jack, tails)
+    return Interval(value, low, high, level, method, sided, resamples, n, note=f"paired on {n} matched images")
+
+
+def unpaired_difference(a: Interval, b: Interval, *, level: float | None = None, sided: str = "two-sided") -> Interval:
+    """Fallback for ``a - b`` when the images cannot be matched (e.g. a baseline recorded without rows).
+
+    Each interval's standard error is read off its width (normal approximation: half-width / z), the
+    two are combined as independent, and the result says it is unpaired: it ignores the correlation
+    a paired comparison would cancel, so it is wider and only approximate.  An exact or
+    informational side contributes no error.
+    """
+    level = a.level if level is None or math.isnan(level) else level
+    if math.isnan(level):
+        level = DEFAULT_LEVEL
+    tails = tail_probabilities(level, sided)
+
+    def se(iv: Interval) -> float:
+        if not iv.has_interval:
+            return 0.0
+        z = _NORMAL.inv_cdf(1 - (1 - iv.level) / 2) if iv.sided == "two-sided" else _NORMAL.inv_cdf(iv.level)
+        return (iv.high - iv.low) / (2 * z)
+
+    value = a.value - b.value
+    spread = math.hypot(se(a), se(b))
+    low = value - _NORMAL.inv_cdf(1 - tails[0]) * spread
+    high = value + _NORMAL.inv_cdf(1 - tails[1]) * spread
+    return Interval(value, low, high, level, "unpaired normal approximation", sided, 0, min(a.n, b.n) if b.n else a.n,
+                    note="unpaired: images not matched (no per-image rows on one side); approximate and wider")
+
+
+# ---- accuracy ---------------------------------------------------------------------------------------------------
+
+def binomial_interval(correct: int, total: int, *, level: float = DEFAULT_LEVEL, sided: str = "two-sided") -> Interval:
+    """Clopper-Pearson (exact) interval for an accuracy ``correct / total``; never below the level."""
+    from scipy.special import betaincinv   # the beta quantile, without scipy.stats' import cost
+
+    tails = tail_probabilities(level, sided)
+    k, n = int(correct), int(total)
+    if n <= 0 or not 0 <= k <= n:
+        raise ValueError(f"binomial_interval: need 0 <= correct <= total and total > 0, got {k}/{n}")
+    low = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, tails[0]))
+    high = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - tails[1]))
+    return Interval(k / n, low, high, level, "Clopper-Pearson exact", sided, 0, n)
+
