@@ -498,3 +498,23 @@ def test_split_refuses_transforms_it_cannot_split():
         C.split_eval_transform(T.Compose([T.Resize(224), T.CenterCrop(224)]))
     with pytest.raises(C.CorruptionError, match=r"step 2 \(RandomErasing\) after ToTensor"):
         C.split_eval_transform(T.Compose([T.CenterCrop(224), T.ToTensor(), T.RandomErasing()]))
+
+
+# ---------------------------------------------------------------- the documented table stays true
+
+def _fmt(p) -> str:
+    if isinstance(p, np.ndarray):
+        return f"{len(p)} zooms {p[0]:.2f}..{p[-1]:.2f} step {p[1] - p[0]:.2f}"
+    if isinstance(p, tuple):
+        return "(" + ", ".join(_fmt(v) for v in p) + ")"
+    return f"{p:g}" if isinstance(p, float) else str(p)
+
+
+def test_docs_table_lists_every_corruption_with_its_parameters():
+    from support import REPO
+
+    text = (REPO / "docs" / "corruptions.md").read_text(encoding="utf-8")
+    for name, corruption in C.REGISTRY.items():
+        cells = [_fmt(p) for p in corruption.params] + [""] * (5 - len(corruption.params))
+        row = f"| `{name}` | {corruption.family} | " + " | ".join(cells) + " |"
+        assert row in text, row
