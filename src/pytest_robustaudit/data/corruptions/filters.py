@@ -194,7 +194,9 @@ def canny(image: np.ndarray, low: float, high: float) -> np.ndarray:
     """cv2.Canny(uint8, low, high) with its defaults (3x3 Sobel, L1 gradient magnitude, border
     replicate): non-maximum suppression in four direction sectors (tan 22.5 and 67.5 degrees), then
     hysteresis keeping 8-connected weak pixels that touch a strong one.  Returns a bool edge map.
-    Not bit-identical to OpenCV on every tie; the spatter layer it feeds is smoothed afterwards."""
+    The comparisons (strict towards the previous row/column, non-strict towards the next, the main
+    diagonal for same-sign gradients) follow OpenCV's canny.cpp; not compared bit for bit with
+    OpenCV, which is not installed here."""
     from scipy.ndimage import correlate, label
 
     img = np.asarray(image, dtype=np.float64)

@@ -25,8 +25,8 @@ def shot_noise(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
 def impulse_noise(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
     """Salt and pepper on a fraction ``c`` of the values (skimage.util.random_noise 's&p', half salt):
     each value flips with probability c, to 1 or 0 with probability 1/2.  Current scikit-image draws
-    per value like this; the 2018 version ImageNet-C ran drew ``ceil(c*size/2)`` coordinates with
-    replacement, the same expected amount."""
+    per value like this; older releases drew a fixed number of salt and pepper coordinates, the same
+    expected amount."""
     x = np.asarray(x) / 255.0
     flipped = rng.random(x.shape) <= c
     salted = rng.random(x.shape) <= 0.5
