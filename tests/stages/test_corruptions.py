@@ -83,6 +83,14 @@ def test_output_is_uint8_same_shape_and_deterministic_per_seed(name):
     assert np.array_equal(SMALL, natural_image(64, seed=3))  # the input is never modified
 
 
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_non_square_read_only_crops_keep_their_shape(name):
+    img = SMALL[:40, :56].copy()
+    img.setflags(write=False)  # np.asarray(pil_image) is read-only
+    out = C.corrupt(img, name, C.REGISTRY[name].severities[-1], seed=0)
+    assert out.shape == (40, 56, 3) and out.dtype == np.uint8
+
+
 def test_byte_identical_in_a_fresh_process():
     names = ["gaussian_noise", "glass_blur", "snow", "fog", "elastic_transform", "spatter"]
     digest = hashlib.sha256(b"".join(C.corrupt(SMALL, n, 3, seed=11, index=4).tobytes() for n in names)).hexdigest()
