@@ -289,7 +289,16 @@ def test_motion_kernel_is_imagemagicks_one_sided_line():
 
 
 def test_zoom_blur_averages_centre_zooms():
+    from scipy.ndimage import zoom
+
     assert np.allclose(filters.clipped_zoom(SMALL.astype(np.float64), 1.0), SMALL)
+    x = (SMALL / 255.0).astype(np.float32)
+    for factor in (1.07, 1.3):  # per channel equals the reference's zoom (f, f, 1) of the centre crop
+        ch = int(np.ceil(64 / factor))
+        top = (64 - ch) // 2
+        ref = zoom(x[top:top + ch, top:top + ch], (factor, factor, 1), order=1)
+        trim = (ref.shape[0] - 64) // 2
+        assert np.array_equal(filters.clipped_zoom(x, factor), ref[trim:trim + 64, trim:trim + 64])
     factors = C.REGISTRY["zoom_blur"].params[0]
     # np.arange(1, 1.11, 0.01) as published: float steps make it end at 1.11, 12 factors
     assert len(factors) == 12 and factors[0] == 1 and abs(factors[-1] - 1.11) < 1e-9
