@@ -381,6 +381,15 @@ def test_elastic_affine_helpers_match_opencvs_definitions():
     assert np.allclose(filters.warp_affine(img, np.array([[1.0, 0, 0], [0, 1, 0]])), img)
 
 
+def test_elastic_field_blur_equals_scipys_reflect_gaussian():
+    from scipy.ndimage import gaussian_filter
+
+    field = np.random.default_rng(0).uniform(-1, 1, size=(40, 56))
+    for sigma in (244 * 0.7, 244 * 0.08, 244 * 0.01):  # kernels far longer than the image, and short
+        expected = gaussian_filter(field, sigma, mode="reflect", truncate=3)
+        assert np.allclose(filters.gaussian_reflect(field, sigma, truncate=3), expected, rtol=0, atol=1e-14)
+
+
 def test_elastic_transform_moves_pixels_without_changing_colours_much():
     for severity in (1, 3, 5):
         out = C.corrupt(IMG, "elastic_transform", severity, seed=0)

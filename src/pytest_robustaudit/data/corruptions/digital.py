@@ -68,8 +68,8 @@ def elastic_transform(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.n
     src = np.array([centre + square, [centre[0] + square, centre[1] - square], centre - square])
     dst = src + rng.uniform(-c[2], c[2], size=src.shape).astype(np.float32)
     image = filters.warp_affine(image.astype(np.float64), filters.affine_from_points(src, dst))
-    dx = (filters.gaussian(rng.uniform(-1, 1, size=(h, w)), c[1], mode="reflect", truncate=3) * c[0])
-    dy = (filters.gaussian(rng.uniform(-1, 1, size=(h, w)), c[1], mode="reflect", truncate=3) * c[0])
+    dx = filters.gaussian_reflect(rng.uniform(-1, 1, size=(h, w)), c[1], truncate=3) * c[0]
+    dy = filters.gaussian_reflect(rng.uniform(-1, 1, size=(h, w)), c[1], truncate=3) * c[0]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     coords = (ys + dy.astype(np.float32), xs + dx.astype(np.float32))
     out = np.stack([map_coordinates(image[..., k], coords, order=1, mode="reflect")
