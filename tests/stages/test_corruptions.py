@@ -513,6 +513,23 @@ def test_split_eval_transform_equals_the_whole_on_clean_images():
         assert corrupted.shape == (3, 224, 224) and not torch.equal(corrupted, transform(photo))
 
 
+def test_corrupting_preprocess_is_a_drop_in_preprocess():
+    import torch
+
+    transform = _timm_transform()
+    geometric, tensor_part = C.split_eval_transform(transform)
+    pre = C.CorruptingPreprocess(transform, "gaussian_noise", 2, seed=3)
+    photos = [Image.fromarray(natural_image(240, seed=k)) for k in (1, 2)]
+    outs = [pre(p) for p in photos]
+    for photo, out in zip(photos, outs):
+        crop = np.asarray(geometric(photo).convert("RGB"))
+        expected = tensor_part(Image.fromarray(C.corrupt(crop, "gaussian_noise", 2, 3, index=C.content_index(crop))))
+        assert torch.equal(out, expected) and torch.equal(pre(photo), out)
+    assert C.content_index(np.asarray(geometric(photos[0]))) != C.content_index(np.asarray(geometric(photos[1])))
+    with pytest.raises(C.CorruptionError, match="Did you mean: fog"):
+        C.CorruptingPreprocess(transform, "fogg", 1)
+
+
 def test_split_refuses_transforms_it_cannot_split():
     from torchvision import transforms as T
 

@@ -13,10 +13,11 @@ Public API::
     CORRUPTIONS, EXTRA_CORRUPTIONS, OTHER_CORRUPTIONS, REGISTRY
     parse_corruptions(entry, where) -> [(name, severity), ...]
     split_eval_transform(preprocess) -> (geometric, tensor_part)
+    CorruptingPreprocess(preprocess, name, severity, seed)  # a drop-in preprocess: PIL -> corrupted tensor
 """
 
 from .spec import GROUPS, parse_corruptions
-from .split import split_eval_transform
+from .split import CorruptingPreprocess, content_index, split_eval_transform
 from .table import (
     CORRUPTIONS,
     EXTRA_CORRUPTIONS,
@@ -34,6 +35,7 @@ from .weather import FROST_ENV, FrostTexturesMissing, frost_dir
 
 __all__ = [
     "CORRUPTIONS",
+    "CorruptingPreprocess",
     "EXTRA_CORRUPTIONS",
     "FROST_ENV",
     "GROUPS",
@@ -44,6 +46,7 @@ __all__ = [
     "CorruptionError",
     "FrostTexturesMissing",
     "apply_corruption",
+    "content_index",
     "corrupt",
     "frost_dir",
     "get_corruption",

@@ -76,3 +76,46 @@ def split_eval_transform(transform: Any) -> tuple[Callable, Callable]:
                     "changes pixel values there would be corrupted too. Use a standard eval transform or drop "
                     "the corruption shifts")
     return _Chain(list(steps[:cut])), _Chain(list(steps[cut:]))
+
+
+def content_index(crop) -> int:
+    """A per-image index from the crop's bytes (the first 8 bytes of its SHA-256), for callers that
+    stream images without their position (``data.iter_batches`` calls ``preprocess(image)`` only).
+    Deterministic, and independent of the probe set's order and subsampling."""
+    import hashlib
+
+    import numpy as np
+
+    array = np.ascontiguousarray(crop)
+    digest = hashlib.sha256(repr(array.shape).encode() + array.tobytes()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # a non-negative int64 for SeedSequence
+
+
+class CorruptingPreprocess:
+    """A drop-in ``preprocess`` (PIL image -> normalised tensor) that corrupts the eval crop on the way.
+
+    ``CorruptingPreprocess(model.preprocess, "gaussian_noise", 3, seed)`` can go wherever the model's
+    own preprocess goes (e.g. ``data.iter_batches``): each image gets the noise of
+    ``corrupt(crop, name, severity, seed, index=content_index(crop))``.  Stateless, so thread workers
+    may share it.
+    """
+
+    def __init__(self, preprocess: Any, name: str, severity: int, seed: int = 0):
+        from .table import get_corruption
+
+        get_corruption(name)  # an unknown name fails here, before any image is read
+        self.geometric, self.tensor_part = split_eval_transform(preprocess)
+        self.name, self.severity, self.seed = name, int(severity), int(seed)
+
+    def __call__(self, image):
+        import numpy as np
+        from PIL import Image
+
+        from .table import corrupt
+
+        crop = np.asarray(self.geometric(image).convert("RGB"))
+        out = corrupt(crop, self.name, self.severity, self.seed, index=content_index(crop))
+        return self.tensor_part(Image.fromarray(out))
+
+    def __repr__(self) -> str:
+        return f"CorruptingPreprocess({self.name}, severity={self.severity}, seed={self.seed})"
