@@ -125,7 +125,7 @@ def spatter(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray:
         dist = filters.equalize_hist(dist)
         emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
         dist = np.clip(np.round(filters.filter2d(dist.astype(np.float64), emboss)), 0, 255)
-        dist = filters.box3(dist).astype(np.float32)
+        dist = np.round(filters.box3(dist)).astype(np.float32)  # cv2.blur of uint8 rounds to uint8
         m = liquid8.astype(np.float32) * dist
         peak = m.max()
         m = (m / peak if peak > 0 else m) * c[4]
