@@ -55,9 +55,15 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
     started = time.perf_counter()
     options = store if store is not None else StoreOptions(mode="off")
     try:
-        probe = data.discover(spec.data)
-        target = resolve_device(device or spec.device)
-        got = measure_layers(spec, registries, probe, target, options.open(), progress, options.refresh_before)
+        if spec.model.source == "activations":  # features from elsewhere: imported, no model, no images
+            from .imported import measure_arrays
+
+            got = measure_arrays(spec, options.open(), progress)
+            probe = None
+        else:
+            probe = data.discover(spec.data)
+            target = resolve_device(device or spec.device)
+            got = measure_layers(spec, registries, probe, target, options.open(), progress, options.refresh_before)
     finally:
         if store is None:
             options.close()
@@ -67,9 +73,10 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
         for metric_name in registries.metrics.names():
             result.metrics[metric_name] = registries.metrics.get(metric_name).evaluate(stats)
         layers[name] = result
-    provenance: dict[str, Any] = {**got.provenance, "label_mode": probe.label_mode,
-                                  "classes": len(probe.classes), "notes": got.notes}
-    if registries.hook is not None and registries.hook.pytest_robustaudit_provenance.get_hookimpls():
+    provenance: dict[str, Any] = {**got.provenance, "label_mode": probe.label_mode if probe else "none",
+                                  "classes": len(probe.classes) if probe else 0, "notes": got.notes}
+    if got.model is not None and registries.hook is not None and \
+            registries.hook.pytest_robustaudit_provenance.get_hookimpls():
         loaded = got.model()  # a plugin asks about the model itself: built now if the store made it unnecessary
         for extra in registries.hook.pytest_robustaudit_provenance(spec=spec, model=loaded):
             provenance.update(extra or {})

@@ -96,17 +96,15 @@ def test_known_massive_activations_are_found(size):
     """
     import torch
 
+    from pytest_robustaudit import layer_stats
     from pytest_robustaudit.metrics import BUILTIN_METRICS
-    from pytest_robustaudit.metrics.outlier_stats import LayerAccumulator
 
     metrics = {m.name: m for m in BUILTIN_METRICS}
     layers = torch.load(shared_data("massive-activations") / f"{size}_imagemean_bs10k_trainaug.pt",
                         map_location="cpu", weights_only=True)
 
-    def summary(index):
-        acc = LayerAccumulator(f"layer {index}")
-        acc.update(layers[index].double())
-        return acc.finish()
+    def summary(index):  # the public way to summarise features from elsewhere
+        return layer_stats(layers[index].double(), layer=f"layer {index}")
 
     last, middle = summary(max(layers)), summary(len(layers) // 2)
     assert metrics["kurtosis_mean"].evaluate(last).value > 100

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import ModelLoadError
+from .arrays_source import ActivationsSource
 from .base import LayerAdapter, LoadedModel, ModelSource
 from .factory_source import FactorySource
 from .open_clip_source import OpenClipSource
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from ..spec.schema import ModelSpec
 
 #: instances registered by ``builtin.pytest_robustaudit_register_model_sources``
-BUILTIN_SOURCES = (TimmSource(), OpenClipSource(), FactorySource())
+BUILTIN_SOURCES = (TimmSource(), OpenClipSource(), FactorySource(), ActivationsSource())
 
 
 def load_model(spec: "ModelSpec", sources: "Registry") -> LoadedModel:
@@ -37,6 +38,7 @@ def load_model(spec: "ModelSpec", sources: "Registry") -> LoadedModel:
 
 
 __all__ = [
+    "ActivationsSource",
     "BUILTIN_SOURCES",
     "FactorySource",
     "LayerAdapter",

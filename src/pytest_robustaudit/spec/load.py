@@ -19,7 +19,7 @@ from ..registries import Registries
 from .checks_section import DEFAULT_LAYERS, ChecksSection
 from .data_section import DataSection
 from .model_section import ModelSection
-from .schema import AuditSpec, ReferenceSpec
+from .schema import AuditSpec, DataSpec, ReferenceSpec
 from .validator import _kind
 from .yamlsource import Doc, load_doc
 
@@ -52,7 +52,10 @@ class SpecValidator(ModelSection, DataSection, ChecksSection):
         super().__init__(doc, registries, problems)
 
     def spec(self) -> AuditSpec | None:
-        top = self.mapping(self.doc.data, (), TOP_KEYS, required=("model", "data", "checks"))
+        raw = self.doc.data
+        features = isinstance(raw, dict) and isinstance(raw.get("model"), dict) and \
+            raw["model"].get("source") == "activations"   # features from elsewhere: no probe images needed
+        top = self.mapping(raw, (), TOP_KEYS, required=("model", "checks") if features else ("model", "data", "checks"))
         if top is None:
             return None
         name = top.get("name", self.file.stem)
@@ -66,7 +69,14 @@ class SpecValidator(ModelSection, DataSection, ChecksSection):
         store_dtype = self.choice(top.get("store_dtype", "float32"), ("store_dtype",), STORE_DTYPE_NAMES)
         model = self.model(top["model"], ("model",)) if "model" in top else None
         data = self.data(top["data"]) if "data" in top else None
-        layers = self.layers(top.get("layers", list(DEFAULT_LAYERS)))
+        layers = self.layers(top.get("layers", list(model.arrays) if model and model.arrays else list(DEFAULT_LAYERS)))
+        if model is not None and model.arrays:
+            if data is None and "data" not in top:
+                data = DataSpec(path=next(iter(model.arrays.values())), labels="none")
+            for layer in layers:
+                if layer not in model.arrays:
+                    self.problem(("layers",), f"layer '{layer}' has no array under model.arrays "
+                                              f"({', '.join(model.arrays)})", f"add '{layer}: FILE' under model.arrays")
         reference = self.reference(top["reference"]) if top.get("reference") is not None else None
         checks = self.checks(top["checks"], layers) if "checks" in top else ()
         relative = [c for c in checks if c.relative]

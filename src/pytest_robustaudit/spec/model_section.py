@@ -19,7 +19,7 @@ from .schema import CheckpointSpec, ModelSpec, PreprocessSpec
 from .validator import Validator, _kind
 from .yamlsource import dotted
 
-MODEL_KEYS = ("source", "name", "pretrained", "checkpoint", "factory", "options", "preprocess", "cache_dir")
+MODEL_KEYS = ("source", "name", "pretrained", "checkpoint", "factory", "options", "preprocess", "cache_dir", "arrays")
 CHECKPOINT_KEYS = ("path", "package", "match_keys", "trusted")
 PREPROCESS_KEYS = ("mean", "std", "interpolation")
 
@@ -59,10 +59,14 @@ class ModelSection(Validator):
         if section.get("cache_dir") is not None:
             text = self.typed(section["cache_dir"], path + ("cache_dir",), (str,), "a folder path")
             cache_dir = (self.base / Path(text).expanduser()).resolve() if text else None
+        arrays = self.arrays(section["arrays"], path + ("arrays",)) if section.get("arrays") is not None else {}
+        if arrays and source_name != "activations":
+            self.problem(path + ("arrays",), f"'arrays' belongs to source 'activations', not '{source_name}'",
+                         "remove it, or set source: activations to audit stored features")
         return ModelSpec(source=source_name, name=name if isinstance(name, str) else None,
                          pretrained=pretrained if isinstance(pretrained, (str, bool)) else None,
                          checkpoint=checkpoint, factory=factory, options=dict(options), preprocess=preprocess,
-                         cache_dir=cache_dir, where=self.where(path))
+                         cache_dir=cache_dir, where=self.where(path), arrays=arrays)
 
     def factory(self, value: Any, path: tuple) -> str | None:
         text = self.typed(value, path, (str,), "'package.module:callable' or 'file.py:callable'")
@@ -126,3 +130,25 @@ class ModelSection(Validator):
         if "interpolation" in section:
             interpolation = self.choice(section["interpolation"], path + ("interpolation",), INTERPOLATIONS)
         return PreprocessSpec(mean=triples.get("mean"), std=triples.get("std"), interpolation=interpolation)
+
+    def arrays(self, value: Any, path: tuple) -> dict[str, Path]:
+        """``source: activations``: layer name → an existing ``.npy``/``.safetensors`` file."""
+        from ..models.arrays_source import ARRAY_SUFFIXES
+        from ..models.layers import LAYER_NAME, LAYER_NAME_HELP
+
+        if not isinstance(value, dict) or not value:
+            self.problem(path, f"expected a mapping of layer name → array file, got {_kind(value)}",
+                         "e.g. arrays: {representation: features.npy}")
+            return {}
+        found: dict[str, Path] = {}
+        for layer, text in value.items():
+            if not isinstance(layer, str) or not LAYER_NAME.match(layer):
+                self.problem(path + (layer,), f"{layer!r} is not a layer name", LAYER_NAME_HELP)
+                continue
+            file = self.existing_path(text, path + (layer,), want_dir=False)
+            if file is not None and file.suffix not in ARRAY_SUFFIXES:
+                self.problem(path + (layer,), f"'{file.name}' is not an array file ({', '.join(ARRAY_SUFFIXES)})",
+                             "save the features with numpy.save or safetensors")
+            elif file is not None:
+                found[layer] = file
+        return found

@@ -74,11 +74,15 @@ class ModelSpec:
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
     cache_dir: Path | None = None
     where: Located | None = None
+    #: ``source: activations``: layer name → an ``[N, d]`` array file (absolute)
+    arrays: dict[str, Path] = field(default_factory=dict)
 
     def describe(self) -> str:
         """A short human label such as ``timm:efficientnet_lite0`` or ``open_clip:RN50/openai``."""
         if self.source == "factory" and self.factory:
             base = f"factory:{self.factory}"
+        elif self.source == "activations":
+            return f"activations:{self.name}" if self.name else "activations"
         else:
             base = f"{self.source}:{self.name}"
             if isinstance(self.pretrained, str):
