@@ -74,9 +74,11 @@ def test_rotation_control_drops_planted_kurtosis_to_about_3():
 
 
 def test_outlier_factor_is_a_threshold_on_the_profile():
+    """τ × s, s the mean of the live non-outliers: 150 is 40× the mean of (12, 1, 1, 1), 12 is 12× 1."""
     profile = np.array([1.0, 1.0, 1.0, 12.0, 150.0])
     assert list(outlier_indices(profile, 10.0)) == [4, 3]
-    assert list(outlier_indices(profile, 100.0)) == [4]
+    assert list(outlier_indices(profile, 30.0)) == [4]
+    assert list(outlier_indices(profile, 100.0)) == []
 
 
 def test_undefined_values_carry_a_reason():
@@ -85,6 +87,7 @@ def test_undefined_values_carry_a_reason():
     assert math.isnan(measured.value) and "d = 1" in measured.undefined_reason
     zeros = summarise(np.zeros((4, 16)))
     assert "constant" in value(zeros, "kurtosis_mean").undefined_reason
+    assert "dead" in value(zeros, "outlier_count").undefined_reason
     assert "median" in value(zeros, "profile_max_over_median").undefined_reason
 
 
