@@ -74,10 +74,12 @@ def test_rotation_control_drops_planted_kurtosis_to_about_3():
 
 
 def test_outlier_factor_is_a_threshold_on_the_profile():
-    """τ × s, s the mean of the live non-outliers: 150 is 40× the mean of (12, 1, 1, 1), 12 is 12× 1."""
-    profile = np.array([1.0, 1.0, 1.0, 12.0, 150.0])
-    assert list(outlier_indices(profile, 10.0)) == [4, 3]
-    assert list(outlier_indices(profile, 30.0)) == [4]
+    """τ × s, s the mean of the live non-outliers, found by iteration: at τ = 10, 300 is flagged against
+    the mean of all (4.43), then 45 against the mean of the rest (1.44); at τ = 50 only 300."""
+    profile = np.ones(100)
+    profile[[40, 7]] = [300.0, 45.0]
+    assert list(outlier_indices(profile, 10.0)) == [40, 7]
+    assert list(outlier_indices(profile, 50.0)) == [40]
     assert list(outlier_indices(profile, 100.0)) == []
 
 

@@ -65,29 +65,31 @@ def dead_mask(profile: np.ndarray, eps: float = _FLOAT32_EPS) -> np.ndarray:
 def reference_scale(profile: np.ndarray, factor: float, eps: float = _FLOAT32_EPS) -> tuple[float, np.ndarray]:
     """The outlier threshold's reference scale s and the outlier mask (definition version 2).
 
-    Among the live features (not :func:`dead_mask`), sorted by m descending, the outliers are the
-    top k for the largest k ≤ n_live/2 with m_(k) > τ · mean(m_(k+1), …, m_(n)), and s is that mean:
-    the mean |activation| of the live features that are not outliers.  The cut is self-consistent
-    (every outlier exceeds τ·s, no other live feature does).  Dead features are left out of s, so
-    they cannot collapse it the way they collapse a median (a random-init RN50's pre-projection
-    layer: 190 "outliers" over τ × median, 0 over τ × s); the outliers are left out, so one huge
-    feature cannot mask the others (as it would with τ × the plain mean); outliers are a minority by
-    definition (k ≤ n_live/2).  Returns (s, mask); s is NaN when every feature is dead.
+    s is the mean |activation| of the live features (not :func:`dead_mask`) that are not outliers
+    themselves: starting from S = ∅, repeat s = mean_{i live, i ∉ S} m_i, S = {i live : m_i > τ·s}
+    until S stops growing (each step can only lower s and grow S, so it ends within d steps, in
+    practice 1–3: the smallest self-consistent cut).  Why this scale:
+
+    * dead features are left out, and near-dead ones can only lower s by their share of the live
+      features (never collapse it as they collapse a median: a random-init RN50's pre-projection
+      layer had 190 "outliers" over τ × median, 0 over τ × s);
+    * found outliers are left out, so one huge feature does not mask smaller ones (as τ × the plain
+      mean would);
+    * outliers are a minority: k equal outliers are found while k < d_live/τ.
+
+    Returns (s, mask); s is NaN when every feature is dead.
     """
     profile = np.asarray(profile, dtype=np.float64)
-    live_idx = np.flatnonzero(~dead_mask(profile, eps))
+    live = ~dead_mask(profile, eps)
     outliers = np.zeros(profile.shape, dtype=bool)
-    n = live_idx.size
-    if n == 0:
+    if not live.any():
         return math.nan, outliers
-    order = live_idx[np.argsort(-profile[live_idx], kind="stable")]
-    values = profile[order]
-    tail_sum = np.cumsum(values[::-1])[::-1]               # tail_sum[k] = sum of values[k:]
-    ks = np.arange(1, n // 2 + 1)                           # candidate outlier counts
-    holds = values[ks - 1] > factor * tail_sum[ks] / (n - ks)
-    k = int(ks[holds].max()) if holds.any() else 0
-    outliers[order[:k]] = True
-    return float(tail_sum[k] / (n - k)), outliers
+    while True:
+        scale = float(profile[live & ~outliers].mean())
+        grown = live & (profile > factor * scale)
+        if np.array_equal(grown, outliers):
+            return scale, outliers
+        outliers = grown
 
 
 def outlier_indices(profile: np.ndarray, factor: float, eps: float = _FLOAT32_EPS) -> np.ndarray:
