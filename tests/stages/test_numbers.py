@@ -322,3 +322,21 @@ def test_half_precision_on_a_cpu_warns_once(monkeypatch):
         extract.warn_half_precision_on_cpu("cpu", "bf16")      # once
         extract.warn_half_precision_on_cpu("cuda:0", "fp16")   # GPUs are what half precision is for
         extract.warn_half_precision_on_cpu("cpu", "fp32")
+
+
+# --- docs that match the product --------------------------------------------------------------------------
+
+
+def test_ci_doc_installs_from_source_not_from_an_index():
+    """The package is not on an index: docs/ci.md must not tell CI to `pip install pytest-robustaudit`, and
+    the wheel it names is the one `pip wheel` builds for the current version."""
+    import re
+    import tomllib
+
+    from support import REPO
+
+    text = (REPO / "docs" / "ci.md").read_text(encoding="utf-8")
+    version = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert not re.search(r"pip install pytest-robustaudit\s*$", text, re.M)
+    assert "pip install ./pytest-robustaudit" in text and "git+https://" in text
+    assert f"pytest_robustaudit-{version}-py3-none-any.whl" in text

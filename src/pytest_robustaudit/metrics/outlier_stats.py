@@ -38,8 +38,6 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-#: kept for readers of older code: the structured rotation has no width limit (it is O(d log d))
-MAX_ROTATION_DIM: int | None = None
 #: rounds of (permutation, signs, DCT) in the rotation; two already make a spike's image Gaussian
 ROTATION_ROUNDS = 3
 #: a vector is constant when max − min ≤ CONSTANT_ULPS · ε · max|v| (ε: eps of the input dtype)
@@ -137,21 +135,33 @@ def _plan(dim: int, seed: int) -> _RotationPlan:
     return _RotationPlan(dim, tuple(perms), tuple(signs))
 
 
-def dct_ortho(x: "torch.Tensor") -> "torch.Tensor":
-    """Orthonormal DCT-II along the last dimension, any length, via one FFT (Makhoul 1980).
+@functools.lru_cache(maxsize=16)
+def _twiddle(n: int, device: str) -> tuple:
+    import torch
 
-    Equal to ``scipy.fft.dct(x, type=2, norm="ortho")``; runs on any device torch's FFT supports.
+    angle = -math.pi * torch.arange(n, dtype=torch.float64) / (2 * n)
+    scale = torch.full((n,), math.sqrt(2.0 / n), dtype=torch.float64)
+    scale[0] = math.sqrt(1.0 / n)
+    return (torch.cos(angle) * scale).to(device), (torch.sin(angle) * scale).to(device)
+
+
+def dct_ortho(x: "torch.Tensor") -> "torch.Tensor":
+    """Orthonormal DCT-II along the last dimension, any length, via one real FFT (Makhoul 1980).
+
+    Equal to ``scipy.fft.dct(x, type=2, norm="ortho")`` (float64, to ~1e-15); runs on any device
+    torch's FFT supports.  X_k = Re(e^{-iπk/2n} V_k), V the FFT of x reordered as (x_0, x_2, …, x_3,
+    x_1); the half of V that ``rfft`` omits is the mirror image (V_{n−k} = conj V_k).
     """
     import torch
 
     n = x.shape[-1]
     v = torch.cat([x[..., ::2], x[..., 1::2].flip(-1)], dim=-1)
-    spectrum = torch.fft.fft(v, dim=-1)
-    k = torch.arange(n, dtype=x.dtype, device=x.device)
-    twiddle = torch.polar(torch.ones_like(k), -math.pi * k / (2 * n))
-    out = (spectrum * twiddle).real * math.sqrt(2.0 / n)
-    out[..., 0] = out[..., 0] / math.sqrt(2.0)
-    return out
+    half = torch.fft.rfft(v, dim=-1)
+    tail = n - half.shape[-1]                        # entries k = n - tail .. n - 1, mirrored from 1 .. tail
+    re = torch.cat([half.real, half.real[..., 1:tail + 1].flip(-1)], dim=-1)
+    im = torch.cat([half.imag, -half.imag[..., 1:tail + 1].flip(-1)], dim=-1)
+    cos, sin = _twiddle(n, str(x.device))
+    return re * cos.to(x.dtype) - im * sin.to(x.dtype)
 
 
 def rotate(h: "torch.Tensor", seed: int) -> "torch.Tensor":
