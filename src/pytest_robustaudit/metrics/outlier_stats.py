@@ -116,7 +116,8 @@ def row_kurtosis(h: "torch.Tensor", eps: float | None = None) -> "torch.Tensor":
 
 @dataclass(frozen=True)
 class _RotationPlan:
-    """The random parts of the structured rotation of width ``dim``: per round a permutation and signs."""
+    """The random parts of the structured rotation of width ``dim``: per round a permutation and signs,
+    both already in the order the DCT reads its input."""
 
     dim: int
     perms: tuple
@@ -128,10 +129,14 @@ def _plan(dim: int, seed: int) -> _RotationPlan:
     import torch
 
     gen = torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + int(dim))
+    reorder = _dct_reorder(dim)
     perms, signs = [], []
     for _ in range(ROTATION_ROUNDS):
-        perms.append(torch.randperm(dim, generator=gen))
-        signs.append(torch.randint(0, 2, (dim,), generator=gen, dtype=torch.int64).to(torch.float64) * 2 - 1)
+        perm = torch.randperm(dim, generator=gen)
+        sign = torch.randint(0, 2, (dim,), generator=gen, dtype=torch.int64).to(torch.float64) * 2 - 1
+        # (S P x)_j = s_j x_perm(j), read in the DCT's order r: index perm[r], sign s[r]
+        perms.append(perm[reorder])
+        signs.append(sign[reorder])
     return _RotationPlan(dim, tuple(perms), tuple(signs))
 
 
@@ -145,6 +150,26 @@ def _twiddle(n: int, device: str) -> tuple:
     return (torch.cos(angle) * scale).to(device), (torch.sin(angle) * scale).to(device)
 
 
+def _dct_reorder(n: int) -> "torch.Tensor":
+    """The input order of Makhoul's DCT: (x_0, x_2, x_4, …, x_5, x_3, x_1)."""
+    import torch
+
+    idx = torch.arange(n)
+    return torch.cat([idx[::2], idx[1::2].flip(0)])
+
+
+def _dct_of_reordered(v: "torch.Tensor") -> "torch.Tensor":
+    import torch
+
+    n = v.shape[-1]
+    half = torch.fft.rfft(v, dim=-1)
+    tail = n - half.shape[-1]                        # entries k = n - tail .. n - 1, mirrored from 1 .. tail
+    re = torch.cat([half.real, half.real[..., 1:tail + 1].flip(-1)], dim=-1)
+    im = torch.cat([half.imag, -half.imag[..., 1:tail + 1].flip(-1)], dim=-1)
+    cos, sin = _twiddle(n, str(v.device))
+    return re * cos.to(v.dtype) - im * sin.to(v.dtype)
+
+
 def dct_ortho(x: "torch.Tensor") -> "torch.Tensor":
     """Orthonormal DCT-II along the last dimension, any length, via one real FFT (Makhoul 1980).
 
@@ -152,16 +177,7 @@ def dct_ortho(x: "torch.Tensor") -> "torch.Tensor":
     torch's FFT supports.  X_k = Re(e^{-iπk/2n} V_k), V the FFT of x reordered as (x_0, x_2, …, x_3,
     x_1); the half of V that ``rfft`` omits is the mirror image (V_{n−k} = conj V_k).
     """
-    import torch
-
-    n = x.shape[-1]
-    v = torch.cat([x[..., ::2], x[..., 1::2].flip(-1)], dim=-1)
-    half = torch.fft.rfft(v, dim=-1)
-    tail = n - half.shape[-1]                        # entries k = n - tail .. n - 1, mirrored from 1 .. tail
-    re = torch.cat([half.real, half.real[..., 1:tail + 1].flip(-1)], dim=-1)
-    im = torch.cat([half.imag, -half.imag[..., 1:tail + 1].flip(-1)], dim=-1)
-    cos, sin = _twiddle(n, str(x.device))
-    return re * cos.to(x.dtype) - im * sin.to(x.dtype)
+    return _dct_of_reordered(x[..., _dct_reorder(x.shape[-1]).to(x.device)])
 
 
 def rotate(h: "torch.Tensor", seed: int) -> "torch.Tensor":
@@ -171,12 +187,13 @@ def rotate(h: "torch.Tensor", seed: int) -> "torch.Tensor":
     signs, C the orthonormal DCT-II.  Each factor is orthogonal, so Q is (a true rotation up to a
     reflection: lengths and the mean-free structure are kept); O(d log d) per row, no d×d matrix.
     After two rounds every coordinate of Q v is a random-sign sum over all of v, so a vector with a
-    few huge coordinates comes out Gaussian-like (κ ≈ 3) while any vector keeps its norm.
+    few huge coordinates comes out Gaussian-like (κ ≈ 3) while any vector keeps its norm.  Each
+    round is one gather (permutation and the DCT's reordering fused), one multiply and one FFT.
     """
     plan = _plan(int(h.shape[1]), int(seed))
     out = h
-    for perm, signs in zip(plan.perms, plan.signs):
-        out = dct_ortho(out[:, perm.to(h.device)] * signs.to(device=h.device, dtype=h.dtype))
+    for index, signs in zip(plan.perms, plan.signs):
+        out = _dct_of_reordered(out[:, index.to(h.device)] * signs.to(device=h.device, dtype=h.dtype))
     return out
 
 

@@ -37,8 +37,8 @@ def _sample_stat(values: np.ndarray, how: Callable[[np.ndarray], float], stats: 
             return MetricValue(math.nan, details, "; ".join(skipped))
         why = ("the layer has a single feature (d = 1), and kurtosis across features needs at least 2"
                if stats.dim == 1 else
-               f"layer '{stats.layer}' is degenerate (collapsed): every image's feature vector is constant to "
-               f"within {_precision_words(stats)}")
+               f"every image's feature vector on layer '{stats.layer}' is constant to within "
+               f"{_precision_words(stats)}: the layer is degenerate (collapsed)")
         return MetricValue(math.nan, details, f"kurtosis is undefined: {why}")
     return MetricValue(float(how(defined)), details)
 
