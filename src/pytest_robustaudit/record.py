@@ -39,8 +39,10 @@ from .metrics.outlier_stats import LayerStats
 
 #: identifies a pytest-robustaudit record among other JSON files
 FORMAT = "pytest-robustaudit/record"
-#: bumped on any change that an older reader could misread; readers refuse newer versions
-SCHEMA_VERSION = 1
+#: bumped on any change that an older reader could misread; readers refuse newer versions and read
+#: older ones (version 1 had no metric definition versions, so its values read as definition 1, and
+#: no ``input_dtype``, so its layers read as float32 activations)
+SCHEMA_VERSION = 2
 #: significant digits kept for array elements by default (None = exact)
 ARRAY_DIGITS: int | None = 7
 
@@ -68,9 +70,10 @@ _STATS = (  # LayerStats (its ``layer`` is the layer's name)
     _Field("dim", "int"), _Field("n_images", "int"), _Field("n_nonfinite", "int"),
     _Field("rotation_seed", "int", 0), _Field("notes", "strings", []),
     _Field("kurtosis", "array"), _Field("rotated_kurtosis", "array"), _Field("profile", "array"),
-    _Field("feature_mean", "array"), _Field("feature_var", "array"),
+    _Field("feature_mean", "array"), _Field("feature_var", "array"), _Field("input_dtype", "str", "float32"),
 )
-_METRIC = (_Field("value", "float"), _Field("undefined_reason", "str", ""), _Field("details", "free", {}))
+_METRIC = (_Field("value", "float"), _Field("undefined_reason", "str", ""), _Field("details", "free", {}),
+           _Field("version", "int", 1))
 _CHECK = (
     _Field("metric", "str"), _Field("layer", "str"), _Field("value", "float"),
     _Field("min", "float?", None), _Field("max", "float?", None), _Field("passed", "bool"),

@@ -37,7 +37,15 @@ class Reference:
         layer = self.result.layers.get(check.layer)
         if layer is None:
             return MetricValue(float("nan"), undefined_reason=f"the {self.label} has no layer '{check.layer}'")
-        return registries.metrics.get(check.metric).evaluate(layer.stats, check.params)
+        metric = registries.metrics.get(check.metric)
+        recorded = layer.metrics.get(check.metric)
+        if recorded is not None and recorded.version != metric.version:
+            # never compare two definitions silently: the check fails with this reason (docs/metrics.md)
+            return MetricValue(float("nan"), undefined_reason=(
+                f"the {self.label} recorded {check.metric} under definition version {recorded.version}, this "
+                f"pytest-robustaudit computes version {metric.version} (docs/metrics.md#definition-versions); the "
+                f"two are not comparable: re-save the baseline with --audit-save-baseline"))
+        return metric.evaluate(layer.stats, check.params)
 
 
 def measure(spec: AuditSpec, registries: Registries, device: str | None = None, store: Any = None,

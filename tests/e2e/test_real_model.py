@@ -85,6 +85,29 @@ def test_real_outlier_metrics(lite0):
     assert result.check("kurtosis_mean", "representation").passed
 
 
+def test_four_features_scaled_30x_in_the_real_model_are_found_exactly(lite0):
+    """Scaling feature i of h by 30 scales m_i by exactly 30, so planting in the stored profile is
+    planting in the activations. The real representation has no outlier at τ = 10 (max/s = 7.8);
+    four ordinary features scaled ×30 must be the four outliers, no more, no fewer."""
+    import dataclasses
+
+    import numpy as np
+
+    from pytest_robustaudit.metrics import BUILTIN_METRICS
+
+    outlier_count = {m.name: m for m in BUILTIN_METRICS}["outlier_count"]
+    _, _, result = lite0
+    stats = result.layers["representation"].stats
+    assert outlier_count.evaluate(stats).value == 0
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        dims = rng.choice(stats.dim, 4, replace=False)
+        profile = stats.profile.copy()
+        profile[dims] *= 30
+        found = outlier_count.evaluate(dataclasses.replace(stats, profile=profile))
+        assert sorted(found.details["indices"]) == sorted(int(i) for i in dims)
+
+
 @pytest.mark.parametrize("size", ["small", "base", "large", "giant"])
 def test_known_massive_activations_are_found(size):
     """DINOv2-reg ViT-S/B/L/G mean token features (Sun et al. 2024) carry massive activations.

@@ -74,9 +74,13 @@ def test_rotation_control_drops_planted_kurtosis_to_about_3():
 
 
 def test_outlier_factor_is_a_threshold_on_the_profile():
-    profile = np.array([1.0, 1.0, 1.0, 12.0, 150.0])
-    assert list(outlier_indices(profile, 10.0)) == [4, 3]
-    assert list(outlier_indices(profile, 100.0)) == [4]
+    """τ × s, s the mean of the live non-outliers, found by iteration: at τ = 10, 300 is flagged against
+    the mean of all (4.43), then 45 against the mean of the rest (1.44); at τ = 50 only 300."""
+    profile = np.ones(100)
+    profile[[40, 7]] = [300.0, 45.0]
+    assert list(outlier_indices(profile, 10.0)) == [40, 7]
+    assert list(outlier_indices(profile, 50.0)) == [40]
+    assert list(outlier_indices(profile, 100.0)) == []
 
 
 def test_undefined_values_carry_a_reason():
@@ -85,6 +89,7 @@ def test_undefined_values_carry_a_reason():
     assert math.isnan(measured.value) and "d = 1" in measured.undefined_reason
     zeros = summarise(np.zeros((4, 16)))
     assert "constant" in value(zeros, "kurtosis_mean").undefined_reason
+    assert "dead" in value(zeros, "outlier_count").undefined_reason
     assert "median" in value(zeros, "profile_max_over_median").undefined_reason
 
 

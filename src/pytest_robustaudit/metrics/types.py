@@ -8,6 +8,7 @@ soon as it declares itself a headline.  Free of pytest and of torch.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -34,6 +35,9 @@ class MetricValue:
     value: float
     details: dict[str, Any] = field(default_factory=dict)
     undefined_reason: str = ""
+    #: the definition version of the metric that computed it (:attr:`Metric.version`); 1 in records
+    #: written before versions existed
+    version: int = 1
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,9 @@ class ChartReference:
 class Metric:
     """A named, documented statistic of one layer.
 
-    ``direction`` is what the paper associates with ImageNet-shift robustness: ``"higher"`` (more
-    outlier features), ``"lower"``, or ``"neutral"`` (a control or informational value).
+    ``direction`` is the side the paper associates with ImageNet-shift robustness: ``"higher"``
+    (e.g. more concentrated activations, more outlier features), ``"lower"``, or ``"neutral"`` (a
+    control or informational value).
 
     Self-description read by the outputs:
 
@@ -69,6 +74,9 @@ class Metric:
     * ``control``: the name of the metric that controls it (shown beside it in the table and drawn
       as the control marker in its comparison chart).
     * ``chart_reference``: a reference line for its comparison chart.
+    * ``version``: the definition version, bumped whenever the formula changes what the number
+      means (written into every record beside the value; a relative check never compares values
+      of two different versions).
     """
 
     name: str
@@ -83,15 +91,16 @@ class Metric:
     headline: str = ""
     control: str = ""
     chart_reference: ChartReference | None = None
+    version: int = 1
 
     def evaluate(self, stats: Any, params: dict[str, Any] | None = None) -> MetricValue:
         """Compute on ``stats``; a layer with no usable image gives NaN with the reason."""
         reason = unusable_reason(stats)
         if reason:
-            return MetricValue(math.nan, undefined_reason=reason)
+            return MetricValue(math.nan, undefined_reason=reason, version=self.version)
         merged = self.defaults()
         merged.update(params or {})
-        return self.compute(stats, **merged)
+        return dataclasses.replace(self.compute(stats, **merged), version=self.version)
 
     def defaults(self) -> dict[str, Any]:
         """The parameters at their default values (what the per-layer tables show)."""

@@ -168,6 +168,7 @@ def _check_view(c: CheckOutcome) -> CheckView:
 
 def _layer_view(result: AuditResult, index: int, position: int, name: str, metric_names: list[str]) -> LayerView:
     from ..metrics import outlier_indices
+    from ..metrics.outlier_stats import null_band
 
     layer = result.layers[name]
     stats = layer.stats
@@ -182,16 +183,17 @@ def _layer_view(result: AuditResult, index: int, position: int, name: str, metri
     rows = [(metric, _value_cell(layer.metrics[metric]), statuses.get(metric, ""))
             for metric in _metric_order(layer.metrics, metric_names)]
     outliers = ""
-    if stats.profile.size and np.isfinite(stats.profile).all() and float(np.median(stats.profile)) > 0:
-        idx = outlier_indices(stats.profile, factor)
+    if stats.profile.size and np.isfinite(stats.profile).all() and float(np.max(stats.profile)) > 0:
+        idx = outlier_indices(stats.profile, factor, stats.eps)
         shown = ", ".join(str(int(i)) for i in idx[:12])
-        outliers = (f"{idx.size} feature{'s' if idx.size != 1 else ''} above {factor:g} × median"
+        outliers = (f"{idx.size} feature{'s' if idx.size != 1 else ''} above {factor:g} × the mean of the live non-outliers"
                     + (f": {shown}" + (f" (+{idx.size - 12} more)" if idx.size > 12 else "") if idx.size else ""))
     return LayerView(
         name=name, anchor=_slug(result.name, index, "m") + _slug(name, position, "-l"),
         dim=stats.dim, n_images=stats.n_images, n_nonfinite=stats.n_nonfinite,
-        profile_svg=_safe(svg.profile_svg(stats.profile, factor, f"Activation profile, {title}")),
-        kurtosis_svg=_safe(svg.kurtosis_hist_svg(stats.kurtosis, stats.rotated_kurtosis, f"Per-image kurtosis, {title}")),
+        profile_svg=_safe(svg.profile_svg(stats.profile, factor, f"Activation profile, {title}", eps=stats.eps)),
+        kurtosis_svg=_safe(svg.kurtosis_hist_svg(stats.kurtosis, stats.rotated_kurtosis, f"Per-image kurtosis, {title}",
+                                                 band=null_band(stats.dim) if stats.dim > 1 else None)),
         metrics=rows, outliers=outliers, notes=list(stats.notes))
 
 
@@ -311,7 +313,7 @@ def _glossary(metrics: list[Metric], used: set[str]) -> list[dict[str, str]]:
             if metric.direction == "neutral" else
             ("not assessed", "A metric registered by a plugin; pytest-robustaudit makes no claim about its evidence."))
         entries.append({"name": metric.name, "description": metric.description, "formula": metric.formula,
-                        "direction": {"higher": "higher = more outlier features (the robust models' side)",
+                        "direction": {"higher": "higher is the robust models' side",
                                       "lower": "lower is the robust models' side"}.get(metric.direction,
                                                                                       "neutral (control / informational)"),
                         "strength": strength, "evidence": evidence, "used": metric.name in used})

@@ -15,7 +15,6 @@ from typing import Sequence
 
 import numpy as np
 
-from ..metrics import outlier_indices
 
 BLUE = "#2563eb"
 ORANGE = "#ea580c"
@@ -157,9 +156,13 @@ def profile_ranks(d: int, n_keep: int, points: int = PROFILE_POINTS) -> np.ndarr
     return np.unique(np.concatenate([np.arange(head), tail, [d - 1]]))
 
 
-def profile_svg(profile: np.ndarray, factor: float, title: str, width: int = 380, height: int = 230) -> str:
-    """Features sorted by mean |activation| (log-log), outliers (m > factor × median) in red, with the
-    median and the outlier threshold as dashed lines."""
+def profile_svg(profile: np.ndarray, factor: float, title: str, width: int = 380, height: int = 230,
+                eps: float = float(np.finfo(np.float32).eps)) -> str:
+    """Features sorted by mean |activation| (log-log), outliers (m > factor × s, s the mean of the
+    live non-outlier features: the metric's reference scale) in red, with s and the outlier
+    threshold as dashed lines."""
+    from ..metrics.outliers import reference_scale
+
     cls = "plot profile-plot"
     profile = np.asarray(profile, dtype=np.float64)
     finite = profile[np.isfinite(profile)]
@@ -167,9 +170,10 @@ def profile_svg(profile: np.ndarray, factor: float, title: str, width: int = 380
         return _placeholder(width, height, title, cls, "no activation profile (no usable image)")
     order = np.sort(finite)[::-1]
     d = order.size
-    median = float(np.median(order))
+    scale, mask = reference_scale(order, factor, eps)  # the metric's own definition
+    median = scale if scale == scale else 0.0          # NaN (every feature dead): no threshold
     threshold = factor * median
-    n_out = outlier_indices(order, factor).size if median > 0 else 0  # the metric's own definition
+    n_out = int(mask.sum())
     ranks = profile_ranks(d, min(n_out, MAX_MARKED_OUTLIERS))
     left, right, top, bottom = 48, width - 10, 22, height - 36
     lo, hi = _log_range(np.concatenate([order, [median, threshold] if median > 0 else []]))
@@ -181,23 +185,25 @@ def profile_svg(profile: np.ndarray, factor: float, title: str, width: int = 380
     pts = " ".join(f"{_n(xs(r + 1))},{_n(ys(order[r]))}" for r in ranks)
     out.append(f'<polyline points="{pts}" fill="none" stroke="{BLUE}" stroke-width="1.6"/>')
     if median > 0:
-        for value, colour, name in ((median, GREY, "median"), (threshold, RED, f"{factor:g}× median")):
+        for value, colour, name in ((median, GREY, "scale s"), (threshold, RED, f"{factor:g}× s")):
             y = ys(value)
             out.append(f'<line x1="{left}" x2="{right}" y1="{_n(y)}" y2="{_n(y)}" stroke="{colour}" '
                        f'stroke-dasharray="4 3"/>')
             out.append(f'<text x="{right - 2}" y="{_n(y - 3)}" text-anchor="end" fill="{colour}">{esc(name)}</text>')
     for r in range(min(n_out, MAX_MARKED_OUTLIERS)):
         out.append(f'<circle class="outlier" cx="{_n(xs(r + 1))}" cy="{_n(ys(order[r]))}" r="3" fill="{RED}"/>')
-    caption = f"{n_out} outlier feature{'s' if n_out != 1 else ''}" if median > 0 else "median is 0: no outlier threshold"
+    caption = (f"{n_out} outlier feature{'s' if n_out != 1 else ''}" if median > 0
+               else "every feature is dead: no outlier threshold")
     out.append(f'<text x="{left}" y="14" fill="{RED if n_out else GREY}">{esc(caption)}</text>')
     out.append("</svg>")
     return "".join(out)
 
 
 def kurtosis_hist_svg(kurtosis: np.ndarray, rotated: np.ndarray, title: str, bins: int = 28,
-                      width: int = 380, height: int = 230) -> str:
+                      width: int = 380, height: int = 230, band: tuple[float, float] | None = None) -> str:
     """Histogram of per-image kurtosis (log bins), neuron basis in blue and the rotated control in
-    orange, with the Gaussian value 3 and each series' mean marked."""
+    orange, with the Gaussian value 3 and each series' mean marked, and ``band`` (the rotation
+    control's null band 3 ± 2√(24/d), where the rotated values of any representation fall) shaded."""
     cls = "plot kurtosis-plot"
     k = np.asarray(kurtosis, dtype=np.float64)
     r = np.asarray(rotated, dtype=np.float64)
@@ -205,7 +211,7 @@ def kurtosis_hist_svg(kurtosis: np.ndarray, rotated: np.ndarray, title: str, bin
     r = r[np.isfinite(r) & (r > 0)]
     if k.size == 0 and r.size == 0:
         return _placeholder(width, height, title, cls, "per-image kurtosis undefined for every image")
-    lo, hi = _log_range(np.concatenate([k, r, [3.0]]), pad=1.15)
+    lo, hi = _log_range(np.concatenate([k, r, [3.0], [b for b in band or () if b > 0]]), pad=1.15)
     edges = np.geomspace(lo, hi, bins + 1)
     hk = np.histogram(k, edges)[0]
     hr = np.histogram(r, edges)[0]
@@ -221,6 +227,13 @@ def kurtosis_hist_svg(kurtosis: np.ndarray, rotated: np.ndarray, title: str, bin
                 x0, x1, y = xs(edges[i]), xs(edges[i + 1]), ys(c)
                 out.append(f'<rect x="{_n(x0)}" y="{_n(y)}" width="{_n(max(x1 - x0 - 0.6, 0.6))}" '
                            f'height="{_n(bottom - y)}" fill="{colour}" fill-opacity="{opacity}"/>')
+    if band is not None:
+        b0, b1 = xs(max(band[0], lo)), xs(min(band[1], hi))
+        out.append(f'<rect class="null-band" x="{_n(b0)}" y="{top}" width="{_n(max(b1 - b0, 0.6))}" '
+                   f'height="{bottom - top}" fill="{ORANGE}" fill-opacity="0.12"><title>'
+                   f'{esc(f"null band of the rotated kurtosis: {band[0]:.3g} to {band[1]:.3g}")}</title></rect>')
+        out.append(f'<text x="{_n(b1 + 3)}" y="{top + 22}" fill="{GREY}">'
+                   f'{esc(f"null band {band[0]:.3g}–{band[1]:.3g}")}</text>')
     _reference_line(out, xs(3.0), top, bottom, "3 = Gaussian", top + 10, 80, right)
     legend = [(BLUE, f"neuron basis, mean {k.mean():.4g}" if k.size else "neuron basis: undefined"),
               (ORANGE, f"rotated, mean {r.mean():.4g}" if r.size else "rotated: not available")]
