@@ -73,6 +73,22 @@ def display_path(path: Path | str) -> str:
         return str(path)
 
 
+def file_kind(path: Path | str) -> str:
+    """What ``path`` is, in words, for "a file is expected" messages (never opens it: a FIFO would block)."""
+    import stat
+
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError as exc:
+        return f"not readable ({exc.strerror or exc})"
+    for test, words in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                        (stat.S_ISBLK, "a block device"), (stat.S_ISREG, "a regular file")):
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
 class SpecError(AuditError):
     """One or more problems found while loading and validating a spec (all reported together)."""
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ..errors import AuditError, headline
+from ..errors import AuditError, display_path, headline
 from .state import SPEC_SUFFIXES, run_state
 
 if TYPE_CHECKING:
@@ -38,6 +38,60 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     return None
 
 
+def _under_audit_root(config: pytest.Config, path: Path) -> list[Path]:
+    roots = run_state(config).audit_paths or []
+    return [r for r in roots if path == r or r in path.parents]
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under the ``--audit`` paths, pytest does not walk probe-data folders or symbolic-link loops."""
+    state = run_state(config)
+    if not state.auditing or not _under_audit_root(config, collection_path) or not collection_path.is_dir():
+        return None
+    from .walk import is_walked_elsewhere
+
+    probe, holders = state.probe_folders()
+    return True if is_walked_elsewhere(collection_path, state.audit_paths, probe, holders) else None
+
+
+def pytest_collect_directory(path: Path, parent: pytest.Collector):
+    """Folders under the ``--audit`` paths: an unreadable one is its own collection error, and a spec
+    that is a dangling symbolic link or a loop is reported, not skipped without a word."""
+    if not _under_audit_root(parent.config, path):
+        return None
+    try:
+        if (path / "__init__.py").is_file():
+            return None   # a Python package: pytest's Package collects it
+    except OSError:
+        pass
+    return AuditDir.from_parent(parent, path=path)
+
+
+class AuditDir(pytest.Dir):
+    """pytest's folder collector, plus what it leaves out silently under an audit path."""
+
+    def collect(self):
+        import os
+
+        try:
+            entries = sorted(os.scandir(self.path), key=lambda entry: entry.name)
+        except OSError as error:
+            message = f"cannot list the folder under --audit: {error.strerror or error}"
+            run_state(self.config).invalid_specs.setdefault(os.fspath(self.path), f"{self.path}: {message}")
+            raise AuditError(message, where=display_path(self.path),
+                             fix="make it readable (chmod u+rx), or move it out of the audit path; the other specs "
+                                 "are collected") from None
+        yield from super().collect()
+        for entry in entries:   # pytest skips these silently: a spec that cannot even be opened
+            if entry.name.endswith(SPEC_SUFFIXES) and entry.is_symlink() and not os.path.exists(entry.path):
+                yield AuditFile.from_parent(self, path=Path(entry.path))
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, AuditError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
 class AuditFile(pytest.File):
     """One YAML spec: validated at collection, so a broken spec is a collection error, never skipped."""
 
@@ -53,9 +107,10 @@ class AuditFile(pytest.File):
                 yield AuditLayer.from_parent(self, name=layer, checks=checks)
 
     def repr_failure(self, excinfo, style=None):
+        # pytest calls a collector's repr_failure(excinfo); the base takes no style
         if isinstance(excinfo.value, AuditError):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style)
+        return super().repr_failure(excinfo)
 
 
 class AuditLayer(pytest.Collector):

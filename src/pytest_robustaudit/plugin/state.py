@@ -53,6 +53,7 @@ class RunState:
         #: spec path → node id of the item that showed an audit's error in full
         self.errors_shown: dict[Path, str] = {}
         self.outputs: Outputs | None = None
+        self._probe: tuple[set[str], set[str]] | None = None
 
     @property
     def auditing(self) -> bool:
@@ -78,6 +79,15 @@ class RunState:
             self._session = AuditSession(self.registries, device=device,
                                          saving_baselines=config.getoption("audit_save_baseline"))
         return self._session
+
+    def probe_folders(self) -> tuple[set[str], set[str]]:
+        """The probe-data folders named by the specs under the audit paths, and the folders holding
+        specs (``walk.probe_folders``), found once per run."""
+        if self._probe is None:
+            from .walk import probe_folders
+
+            self._probe = probe_folders(self.audit_paths or [])
+        return self._probe
 
     @property
     def has_session(self) -> bool:
@@ -128,8 +138,33 @@ def resolve_audit_paths(config: pytest.Config, requested: list[str], use_ini: st
             paths.append(Path(config.invocation_params.dir, entry))
     for path in paths:
         if not path.exists():
+            if path.is_symlink():
+                raise pytest.UsageError(f"--audit {path}: a symbolic link that leads nowhere (a loop, or its target "
+                                        f"is missing); give the real path")
             raise pytest.UsageError(f"--audit {path}: no such file or folder")
     return [p.resolve() for p in paths]
+
+
+def uncovered_roots(config: pytest.Config, roots: list[Path]) -> list[Path]:
+    """The audit roots that no positional argument already selects in or above (or below: a node id
+    or a file inside a root selects as pytest selects, so that root is not added whole)."""
+    args = []
+    for arg in config.args:
+        try:
+            args.append(Path(config.invocation_params.dir, arg.split("::")[0]).resolve())
+        except (OSError, RuntimeError, ValueError):
+            continue
+    return [r for r in roots if not any(a == r or a in r.parents or r in a.parents for a in args)]
+
+
+def check_device_option(value: str | None, where: str) -> None:
+    """A typo in ``--audit-device`` (or the ini key) is a usage error now, not N failed checks later."""
+    if not value:
+        return
+    from ..extract import DEVICE_HELP, DEVICE_PATTERN
+
+    if not DEVICE_PATTERN.match(value):
+        raise pytest.UsageError(f"{where} {value!r} is not a device; {DEVICE_HELP}")
 
 
 def spec_key(spec_path: Any) -> str:
