@@ -65,6 +65,29 @@ def headline(message: object) -> str:
     return lines[0]
 
 
+#: the most characters of an unexpected error's message kept in the record, the report and the summary
+MESSAGE_LIMIT = 600
+
+
+def describe_error(error: BaseException, tb: object = None) -> str:
+    """One error as the record and the report keep it: an AuditError's own text; for anything else
+    its type, message (cut to :data:`MESSAGE_LIMIT`) and the line that raised it.  Never a
+    traceback or library source: a record stays small whatever went wrong."""
+    import traceback
+
+    if isinstance(error, AuditError):
+        return str(error)
+    message = str(error).strip()
+    if len(message) > MESSAGE_LIMIT:
+        message = message[:MESSAGE_LIMIT - 3].rstrip() + "..."
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    frames = traceback.extract_tb(tb if tb is not None else error.__traceback__)  # type: ignore[arg-type]
+    if frames:
+        last = frames[-1]
+        text += f"\n  (raised at {last.filename}:{last.lineno} in {last.name})"
+    return text
+
+
 def display_path(path: Path | str) -> str:
     """``path`` relative to the working directory when it lies below it (as pytest prints node ids)."""
     try:

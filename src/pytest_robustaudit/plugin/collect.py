@@ -8,12 +8,15 @@ spec) → ``AuditLayer`` (one per layer) → ``AuditItem`` (one per check), so n
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import _pytest
+import pluggy
 import pytest
 
-from ..errors import AuditError, display_path, headline
+from ..errors import AuditError, describe_error, display_path, headline
 from .state import SPEC_SUFFIXES, run_state
 
 if TYPE_CHECKING:
@@ -71,8 +74,6 @@ class AuditDir(pytest.Dir):
     """pytest's folder collector, plus what it leaves out silently under an audit path."""
 
     def collect(self):
-        import os
-
         try:
             entries = sorted(os.scandir(self.path), key=lambda entry: entry.name)
         except OSError as error:
@@ -135,7 +136,9 @@ class AuditItem(pytest.Item):
         self.add_marker(pytest.mark.xdist_group(name=str(self.spec.path)))
 
     def runtest(self) -> None:
-        result = run_state(self.config).session.result(self.spec)
+        # pytest-rerunfailures counts executions: a rerun may retry an audit that failed with an error
+        rerun = getattr(self, "execution_count", 1) > 1
+        result = run_state(self.config).session.result(self.spec, rerun=rerun)
         outcome = result.check(self.check.metric, self.check.layer, self.check.params)
         if outcome.skip_reason:
             pytest.skip(outcome.skip_reason)
@@ -147,13 +150,22 @@ class AuditItem(pytest.Item):
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, CheckFailed):
             return f"{self.spec.name}: {excinfo.value}"
+        # the audit could not run: every item of the spec fails with the same error; say it in full once
+        first = run_state(self.config).errors_shown.setdefault(self.spec.path, self.nodeid)
+        if first != self.nodeid:
+            return (f"{self.spec.name}: {headline(describe_error(excinfo.value, excinfo.tb))}\n"
+                    f"  (the full message is under {first})")
         if isinstance(excinfo.value, AuditError):
-            # the audit could not run: every item of the spec fails with it; say it in full once
-            first = run_state(self.config).errors_shown.setdefault(self.spec.path, self.nodeid)
-            if first != self.nodeid:
-                return f"{self.spec.name}: {headline(excinfo.value)}\n  (the full message is under {first})"
             return f"{self.spec.name}: {excinfo.value}"
+        # anything else keeps pytest's report, trimmed to the frames that matter (see _traceback_filter)
+        if style is None and self.config.getoption("tbstyle", "auto") == "auto":
+            style = "short"
         return super().repr_failure(excinfo, style)
+
+    def _traceback_filter(self, excinfo):
+        """The frames that matter: from the last frame of this package (where the audit called out to
+        a factory, a model or a library) to where the error was raised; never pytest's or pluggy's."""
+        return trim_traceback(excinfo.traceback)
 
     def reportinfo(self):
         line = self.check.where.line if self.check.where and self.check.where.line else 1
@@ -162,3 +174,22 @@ class AuditItem(pytest.Item):
 
 class CheckFailed(AssertionError):
     """A check's value is outside its bounds (the message is the whole explanation)."""
+
+
+#: frames of these folders never matter to the reader of an audit's error
+_RUNNER_DIRS = tuple(os.path.join(str(Path(m.__file__).resolve().parent), "") for m in (pytest, pluggy, _pytest))
+_OURS = os.path.join(str(Path(__file__).resolve().parents[1]), "")
+#: at most this many frames are shown (the first and the innermost ones)
+MAX_FRAMES = 12
+
+
+def trim_traceback(traceback):
+    """pytest's traceback without the runner's frames, cut to start at our last frame (the call into
+    the user's or a library's code), and at most :data:`MAX_FRAMES` long (first 2 and last ones)."""
+    entries = [e for e in traceback if not str(e.path).startswith(_RUNNER_DIRS)]
+    ours = [i for i, e in enumerate(entries) if str(e.path).startswith(_OURS)]
+    if ours and ours[-1] < len(entries) - 1:
+        entries = entries[ours[-1]:]
+    if len(entries) > MAX_FRAMES:
+        entries = entries[:2] + entries[-(MAX_FRAMES - 2):]
+    return type(traceback)(entries) if entries else traceback

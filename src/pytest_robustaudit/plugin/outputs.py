@@ -160,7 +160,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         results, errors, baselines = _local(config)
         if results or errors:
             run = {"errors": _error_entries(errors), "baselines": baselines}
-            config.workeroutput[WORKER_KEY] = dumps(results, run, array_digits=None)  # exact, for the controller
+            from ..atomic import escape_surrogates
+
+            # exact, for the controller; non-UTF-8 file names escaped (execnet sends UTF-8)
+            config.workeroutput[WORKER_KEY] = escape_surrogates(dumps(results, run, array_digits=None))
         return
     results, errors, baselines = _gather(config)
     saving = config.getoption("audit_save_baseline", False)
@@ -184,15 +187,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if html_path is not None:
         from ..report import render_report, write_report
 
-        sections = _sections(config, results, outputs.problems)
-        page = render_report(results, _metrics(config), run_info, sections=sections)
-        _write(outputs, "report", html_path, lambda path: write_report(page, path))
+        def html(path: Path) -> None:
+            sections = _sections(config, results, outputs.problems)
+            write_report(render_report(results, _metrics(config), run_info, sections=sections), path)
+
+        _write(outputs, "report", html_path, html)
     if markdown_path is not None:
         from ..atomic import write_text_atomic
         from ..report.markdown import render_markdown
 
-        page = render_markdown(results, errors, html_path, _metrics(config))
-        _write(outputs, "Markdown summary", markdown_path, lambda path: write_text_atomic(path, page))
+        _write(outputs, "Markdown summary", markdown_path,
+               lambda path: write_text_atomic(path, render_markdown(results, errors, html_path, _metrics(config))))
 
 
 def _metrics(config: pytest.Config) -> Any:
@@ -206,12 +211,17 @@ def _metrics(config: pytest.Config) -> Any:
 
 
 def _write(outputs: Outputs, what: str, path: Path, write: Callable[[Path], object]) -> None:
-    """Write one output; a path that cannot be written is reported at the end, never raised."""
+    """Render and write one output; any failure (a path that cannot be written, a value a renderer
+    cannot take) is reported at the end, never raised, so it costs no other output."""
+    from ..errors import describe_error
+
     try:
         write(path)
         outputs.written.append((what, path))
     except OSError as error:
         outputs.problems.append(f"could not write the {what} to {path}: {error}")
+    except Exception as error:  # noqa: BLE001 - the other outputs must still be written
+        outputs.problems.append(f"could not write the {what} to {path}: {describe_error(error)}")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

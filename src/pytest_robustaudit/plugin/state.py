@@ -110,7 +110,7 @@ class RunState:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         path = self.spec_path_of(report.nodeid) if report.failed else None
         if path is not None:
-            self.failed_items.setdefault(path, report.longreprtext.strip() or f"{report.nodeid} failed")
+            self.failed_items.setdefault(path, _kept(report.longreprtext.strip()) or f"{report.nodeid} failed")
 
 
 run_key = pytest.StashKey[RunState]()
@@ -170,3 +170,15 @@ def check_device_option(value: str | None, where: str) -> None:
 def spec_key(spec_path: Any) -> str:
     """One spelling of a spec's path for matching results, errors and baselines across processes."""
     return os.fspath(Path(spec_path).resolve())
+
+
+#: the most of pytest's failure text the record and report keep for an audit with no result
+FAILURE_TEXT_LIMIT = 2000
+
+
+def _kept(text: str) -> str:
+    """The end of ``text`` (where the error is), at most :data:`FAILURE_TEXT_LIMIT` characters: a
+    traceback of 50-150 KB must not become the record."""
+    if len(text) <= FAILURE_TEXT_LIMIT:
+        return text
+    return "...\n" + text[-FAILURE_TEXT_LIMIT:].split("\n", 1)[-1]
