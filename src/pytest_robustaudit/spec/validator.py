@@ -7,6 +7,7 @@ every problem at once, each with file, line, key and a fix.
 
 from __future__ import annotations
 
+import errno
 import math
 from pathlib import Path
 from typing import Any
@@ -100,8 +101,12 @@ class Validator:
             resolved = ((base or self.base) / Path(text).expanduser()).resolve()
             exists = resolved.exists()
         except (OSError, ValueError, RuntimeError) as exc:   # a NUL byte, a name too long, a symlink loop
-            self.problem(path, f"'{_short(text)}' cannot be used as a path: {exc}",
-                         "fix the path; relative paths are relative to the spec file's folder")
+            if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+                self.problem(path, f"'{text}' is a symbolic link that leads nowhere (a loop)",
+                             "point the link at a real file or folder, or use the real path")
+            else:
+                self.problem(path, f"'{_short(text)}' cannot be used as a path: {exc}",
+                             "fix the path; relative paths are relative to the spec file's folder")
             return None
         if not exists and resolved.is_symlink():
             self.problem(path, f"'{text}' is a symbolic link that leads nowhere (a loop, or its target is missing)",
