@@ -87,6 +87,9 @@ def load_doc(file: Path, env: Mapping[str, str] | None = None, text: str | None 
         except OSError as exc:
             return Doc(file, None), [Problem(file, None, "", f"cannot read the file: {exc.strerror or exc}",
                                              "check that the file exists and is readable")]
+    deep = _flow_depth_problem(file, text)
+    if deep:   # PyYAML's scanner slows down with each open bracket (seconds at a few thousand)
+        return Doc(file, None), [deep]
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
@@ -111,6 +114,37 @@ def load_doc(file: Path, env: Mapping[str, str] | None = None, text: str | None 
         return Doc(file, None), [Problem(file, None, "", "the YAML nests too deeply to be converted",
                                          f"a spec nests at most {MAX_DEPTH} levels of mappings and lists")]
     return doc, problems
+
+
+def _flow_depth_problem(file: Path, text: str) -> Problem | None:
+    """A problem if flow brackets (``[``, ``{``) nest deeper than :data:`MAX_DEPTH`, found in one
+    pass before parsing (quotes and comments are skipped; a bracket inside a plain scalar counts,
+    which only matters for a scalar holding more than fifty of them)."""
+    depth, line, quote, i, n = 0, 1, "", 0, len(text)
+    while i < n:
+        char = text[i]
+        if char == "\n":
+            line += 1
+        if quote:
+            if char == "\\" and quote == '"':
+                i += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"" and (i == 0 or text[i - 1] in " \t\n[{,:"):
+            quote = char
+        elif char == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return Problem(file, line, "", f"the spec nests more than {MAX_DEPTH} levels of [ ] or {{ }}",
+                               "flatten it: audit specs nest a few levels (see docs/spec.md)")
+        elif char in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return None
 
 
 def _unfit_file(file: Path) -> Problem | None:
