@@ -91,8 +91,11 @@ def describe_error(error: BaseException, tb: object = None) -> str:
 def display_path(path: Path | str) -> str:
     """``path`` relative to the working directory when it lies below it (as pytest prints node ids)."""
     try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
+        given = Path(path)
+        # a symbolic link is shown by its own name (resolving it would name its target, or fail on a loop)
+        full = given.parent.resolve() / given.name if given.is_symlink() else given.resolve()
+        return str(full.relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError, RuntimeError):   # RuntimeError: a symlink loop (Python < 3.13)
         return str(path)
 
 

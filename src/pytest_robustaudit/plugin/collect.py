@@ -16,6 +16,7 @@ import _pytest
 import pluggy
 import pytest
 
+from ..atomic import escape_surrogates
 from ..errors import AuditError, describe_error, display_path, headline
 from .state import SPEC_SUFFIXES, run_state
 
@@ -27,11 +28,11 @@ def _is_audit_spec(config: pytest.Config, file_path: Path) -> bool:
     roots = run_state(config).audit_paths
     if file_path.suffix not in SPEC_SUFFIXES or roots is None:
         return False
-    resolved = file_path.resolve()
+    resolved = Path(os.path.realpath(file_path))
     for root in roots:
         if resolved == root or root in resolved.parents:
             return True
-    explicit = {Path(config.invocation_params.dir, arg.split("::")[0]).resolve() for arg in config.args}
+    explicit = {Path(os.path.realpath(Path(config.invocation_params.dir, arg.split("::")[0]))) for arg in config.args}
     return resolved in explicit
 
 
@@ -78,7 +79,7 @@ class AuditDir(pytest.Dir):
             entries = sorted(os.scandir(self.path), key=lambda entry: entry.name)
         except OSError as error:
             message = f"cannot list the folder under --audit: {error.strerror or error}"
-            run_state(self.config).invalid_specs.setdefault(os.fspath(self.path), f"{self.path}: {message}")
+            run_state(self.config).invalid_specs.setdefault(os.fspath(self.path), f"{display_path(self.path)}: {message}")
             raise AuditError(message, where=display_path(self.path),
                              fix="make it readable (chmod u+rx), or move it out of the audit path; the other specs "
                                  "are collected") from None
@@ -89,7 +90,7 @@ class AuditDir(pytest.Dir):
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, AuditError):
-            return str(excinfo.value)
+            return escape_surrogates(str(excinfo.value))
         return super().repr_failure(excinfo)
 
 
@@ -110,7 +111,7 @@ class AuditFile(pytest.File):
     def repr_failure(self, excinfo, style=None):
         # pytest calls a collector's repr_failure(excinfo); the base takes no style
         if isinstance(excinfo.value, AuditError):
-            return str(excinfo.value)
+            return escape_surrogates(str(excinfo.value))
         return super().repr_failure(excinfo)
 
 
@@ -148,15 +149,16 @@ class AuditItem(pytest.Item):
             raise CheckFailed(outcome.message)
 
     def repr_failure(self, excinfo, style=None):
+        # texts are escaped as pytest escapes node ids: a non-UTF-8 file name must not crash the terminal
         if isinstance(excinfo.value, CheckFailed):
-            return f"{self.spec.name}: {excinfo.value}"
+            return escape_surrogates(f"{self.spec.name}: {excinfo.value}")
         # the audit could not run: every item of the spec fails with the same error; say it in full once
         first = run_state(self.config).errors_shown.setdefault(self.spec.path, self.nodeid)
         if first != self.nodeid:
-            return (f"{self.spec.name}: {headline(describe_error(excinfo.value, excinfo.tb))}\n"
-                    f"  (the full message is under {first})")
+            return escape_surrogates(f"{self.spec.name}: {headline(describe_error(excinfo.value, excinfo.tb))}\n"
+                                     f"  (the full message is under {first})")
         if isinstance(excinfo.value, AuditError):
-            return f"{self.spec.name}: {excinfo.value}"
+            return escape_surrogates(f"{self.spec.name}: {excinfo.value}")
         # anything else keeps pytest's report, trimmed to the frames that matter (see _traceback_filter)
         if style is None and self.config.getoption("tbstyle", "auto") == "auto":
             style = "short"

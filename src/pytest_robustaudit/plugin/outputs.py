@@ -228,15 +228,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     outputs = run_state(config).outputs
     if outputs is None:
         return
+    from ..atomic import escape_surrogates as escaped   # a non-UTF-8 file name is shown as pytest shows node ids
     from ..report.table import terminal_table
 
     if outputs.results or outputs.errors:
         terminalreporter.write_sep("=", "robustaudit summary")
         for line in terminal_table(outputs.results, outputs.errors, _metrics(config)):
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(escaped(line))
     for note in outputs.notes:
-        terminalreporter.write_line(note)
+        terminalreporter.write_line(escaped(note))
     for what, path in outputs.written:
-        terminalreporter.write_line(f"robustaudit: {what}: {path}")
+        terminalreporter.write_line(escaped(f"robustaudit: {what}: {path}"))
     for problem in outputs.problems:
-        terminalreporter.write_line(f"robustaudit: {problem}", yellow=True)
+        terminalreporter.write_line(escaped(f"robustaudit: {problem}"), yellow=True)

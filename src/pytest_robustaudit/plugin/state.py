@@ -169,7 +169,7 @@ def check_device_option(value: str | None, where: str) -> None:
 
 def spec_key(spec_path: Any) -> str:
     """One spelling of a spec's path for matching results, errors and baselines across processes."""
-    return os.fspath(Path(spec_path).resolve())
+    return os.path.realpath(spec_path)   # never raises: a spec path may be a symlink loop
 
 
 #: the most of pytest's failure text the record and report keep for an audit with no result
