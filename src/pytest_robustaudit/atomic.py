@@ -1,7 +1,12 @@
-"""Files written whole or not at all.
+r"""Files written whole or not at all.
 
 Reports, records and baselines are read by browsers, CI steps and later runs; a run killed while
 writing one must leave the previous file (or none), never half a file that is later trusted.
+
+Texts are written as UTF-8, and a file name that is not valid UTF-8 (Python keeps its bytes as
+lone surrogates, ``'\udcff'``) is written escaped as ``\udcff``: in a JSON string that is the
+standard escape, so reading the record back gives the very same name (and ``os.fsencode`` its
+bytes); in HTML and Markdown it is readable text.  Such a name never costs a run its outputs.
 """
 
 from __future__ import annotations
@@ -17,10 +22,17 @@ def write_text_atomic(path: os.PathLike | str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
+        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as handle:
             handle.write(text)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def escape_surrogates(text: str) -> str:
+    r"""``text`` with each lone surrogate (a non-UTF-8 byte of a file name) written as ``\udcXX``, as
+    :func:`write_text_atomic` writes it: for texts that travel elsewhere (a pytest-xdist worker's
+    record), which must be valid UTF-8.  In JSON strings this escape reads back as the same name."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -65,12 +65,54 @@ def headline(message: object) -> str:
     return lines[0]
 
 
+#: the most characters of an unexpected error's message kept in the record, the report and the summary
+MESSAGE_LIMIT = 600
+
+
+def describe_error(error: BaseException, tb: object = None) -> str:
+    """One error as the record and the report keep it: an AuditError's own text; for anything else
+    its type, message (cut to :data:`MESSAGE_LIMIT`) and the line that raised it.  Never a
+    traceback or library source: a record stays small whatever went wrong."""
+    import traceback
+
+    if isinstance(error, AuditError):
+        return str(error)
+    message = str(error).strip()
+    if len(message) > MESSAGE_LIMIT:
+        message = message[:MESSAGE_LIMIT - 3].rstrip() + "..."
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    frames = traceback.extract_tb(tb if tb is not None else error.__traceback__)  # type: ignore[arg-type]
+    if frames:
+        last = frames[-1]
+        text += f"\n  (raised at {last.filename}:{last.lineno} in {last.name})"
+    return text
+
+
 def display_path(path: Path | str) -> str:
     """``path`` relative to the working directory when it lies below it (as pytest prints node ids)."""
     try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
+        given = Path(path)
+        # a symbolic link is shown by its own name (resolving it would name its target, or fail on a loop)
+        full = given.parent.resolve() / given.name if given.is_symlink() else given.resolve()
+        return str(full.relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError, RuntimeError):   # RuntimeError: a symlink loop (Python < 3.13)
         return str(path)
+
+
+def file_kind(path: Path | str) -> str:
+    """What ``path`` is, in words, for "a file is expected" messages (never opens it: a FIFO would block)."""
+    import stat
+
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError as exc:
+        return f"not readable ({exc.strerror or exc})"
+    for test, words in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                        (stat.S_ISBLK, "a block device"), (stat.S_ISREG, "a regular file")):
+        if test(mode):
+            return words
+    return "not a regular file"
 
 
 class SpecError(AuditError):

@@ -42,15 +42,34 @@ class Extraction:
 
 
 def resolve_device(requested: str) -> str:
-    """``auto`` → ``cuda`` when available, else ``mps`` when available, else ``cpu``."""
+    """``auto`` → ``cuda`` when available, else ``mps`` when available, else ``cpu``.
+
+    A device this machine does not have (``mps`` on Linux, ``cuda:7`` on a one-GPU box, a name
+    that is no device at all) is an :class:`AuditError` naming the key, before any model moves,
+    never a torch traceback from deep inside the forward pass.
+    """
     import torch
 
     if requested != "auto":
-        if requested.startswith("cuda") and not torch.cuda.is_available():
-            from .errors import AuditError
+        from .errors import AuditError
 
-            raise AuditError(f"device '{requested}' was requested but CUDA is not available on this machine; "
-                             f"use device: auto (or --audit-device cpu)")
+        key = "the spec's 'device:' key, or --audit-device"
+        if not isinstance(requested, str) or not DEVICE_PATTERN.match(requested):
+            raise AuditError(f"device {requested!r} ({key}) is not a device", fix=DEVICE_HELP)
+        if requested.startswith("cuda"):
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if count == 0:
+                raise AuditError(f"device '{requested}' ({key}) was requested but CUDA is not available on this "
+                                 f"machine", fix="use device: auto (or --audit-device cpu)")
+            index = int(requested.split(":")[1]) if ":" in requested else 0
+            if index >= count:
+                raise AuditError(f"device '{requested}' ({key}) does not exist: this machine has {count} CUDA "
+                                 f"device(s), cuda:0 to cuda:{count - 1}", fix="use cuda, cuda:0 ... or device: auto")
+        if requested == "mps":
+            mps = getattr(torch.backends, "mps", None)
+            if mps is None or not mps.is_available():
+                raise AuditError(f"device 'mps' ({key}) was requested but Apple's Metal (MPS) is not available on "
+                                 f"this machine", fix="use device: auto (or --audit-device cpu)")
         return requested
     if torch.cuda.is_available():
         return "cuda"
@@ -128,7 +147,7 @@ class _Runner:
                 if batch.ndim == 4:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 outputs = self.model.layers.forward(batch, self.layers)
-            except Exception as error:  # noqa: BLE001 - OOM is retried, the rest explained
+            except (Exception, SystemExit) as error:  # noqa: BLE001 - OOM is retried, the rest explained
                 if not is_out_of_memory(error) or chunk == 1:
                     raise _forward_failed(self.model, part, error) from error
                 self._release()
@@ -136,9 +155,22 @@ class _Runner:
                 self.chunk = chunk
                 self.on_oom(chunk)
                 continue
-            self.consume({name: outputs[name] for name in self.layers})
+            self._consume({name: outputs[name] for name in self.layers})
             self.largest = max(self.largest, part.shape[0])
             start += part.shape[0]
+
+    def _consume(self, outputs: dict[str, "torch.Tensor"]) -> None:
+        """Hand one batch's layers to the consumer; a shape it cannot take is the model's fault, said
+        with the layer's name (a factory whose output width changes from batch to batch, say)."""
+        from .errors import AuditError
+
+        try:
+            self.consume(outputs)
+        except (ValueError, RuntimeError, TypeError) as error:
+            said = str(error) if "layer '" in str(error) else f"layer output: {error}"
+            raise AuditError(f"{self.model.description}: {said}",
+                             fix="the model must give every image the same [batch, features] output, whatever the "
+                                 "batch; check the model's forward (or the factory) for batch-dependent shapes") from None
 
     def _release(self) -> None:
         import torch
@@ -147,7 +179,7 @@ class _Runner:
             torch.cuda.empty_cache()
 
 
-def _forward_failed(model: "LoadedModel", images: "torch.Tensor", error: Exception) -> Exception:
+def _forward_failed(model: "LoadedModel", images: "torch.Tensor", error: BaseException) -> Exception:
     """An AuditError saying which model failed on what input, with the innermost frame that raised."""
     import traceback
 

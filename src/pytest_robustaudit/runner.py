@@ -133,6 +133,47 @@ def run_audit(spec: AuditSpec, registries: Registries, device: str | None = None
     return result
 
 
+@dataclass
+class Failure:
+    """An audit that raised: the error and its original traceback, raised again for every check.
+
+    Any exception is remembered, not only an :class:`AuditError`: a timeout raised by
+    pytest-timeout, a warning turned into an error by ``-W error``, a bug in a factory.  Running
+    the audit again for each of its N checks would rebuild the model N times and, after an import
+    interrupted half-way, show unrelated errors that hide the cause.  ``KeyboardInterrupt`` is never
+    caught: Ctrl-C stops the run.
+    """
+
+    error: BaseException
+    traceback: Any
+
+    def raise_again(self) -> None:
+        raise self.error.with_traceback(self.traceback)
+
+
+def _attempt(run: Any) -> AuditResult | Failure:
+    try:
+        return run()
+    except KeyboardInterrupt:
+        raise
+    except SystemExit as exit_:   # sys.exit() in a factory or a model's forward: an audit error, not the end of pytest
+        error = AuditError(f"the model's code called sys.exit({exit_.code!r}) while the audit ran",
+                           fix="a factory or a model's forward must return or raise, never exit the process")
+        error.__cause__ = exit_
+        return Failure(error, _without_locals(exit_.__traceback__))
+    except BaseException as error:  # noqa: BLE001 - remembered for every check (see Failure)
+        return Failure(error, _without_locals(error.__traceback__))
+
+
+def _without_locals(tb: Any) -> Any:
+    """``tb`` with its finished frames' local variables dropped: a remembered error must not keep a
+    model, its activations or a batch alive for the rest of the session (its text and lines stay)."""
+    import traceback
+
+    traceback.clear_frames(tb)
+    return tb
+
+
 class AuditSession:
     """Runs each spec once per session and hands the same result (or error) to all its items."""
 
@@ -148,22 +189,29 @@ class AuditSession:
         #: where activations are kept (:class:`~.activations.StoreOptions`); one store for every audit
         self.store = store if store is not None else StoreOptions(mode="off")
         self.progress = progress
-        self._done: dict[Path, AuditResult | AuditError] = {}
+        self._done: dict[Path, AuditResult | Failure] = {}
         self._specs: dict[Path, AuditSpec] = {}
-        self._references: dict[Any, AuditResult | AuditError] = {}
+        self._references: dict[Any, AuditResult | Failure] = {}
+        self._retried: set[Path] = set()
 
-    def result(self, spec: AuditSpec) -> AuditResult:
+    def result(self, spec: AuditSpec, rerun: bool = False) -> AuditResult:
+        """The audit's result, run on first use; raises the audit's error (the same one for every check).
+
+        ``rerun``: the check runs again because a rerun was asked for (pytest-rerunfailures).  An
+        audit that failed with an error is then run once more (a transient download, say), once per
+        session however many checks rerun; a result, even with failed verdicts, is never re-extracted.
+        """
         key = spec.path.resolve()
+        if rerun and isinstance(self._done.get(key), Failure) and key not in self._retried:
+            self._retried.add(key)
+            del self._done[key]
         if key not in self._done:
             self._specs[key] = spec
-            try:
-                self._done[key] = run_audit(spec, self.registries, self.device_for(spec), self.reference_for(spec),
-                                            self.store, self.progress)
-            except AuditError as error:
-                self._done[key] = error
+            self._done[key] = _attempt(lambda: run_audit(spec, self.registries, self.device_for(spec),
+                                                         self.reference_for(spec), self.store, self.progress))
         outcome = self._done[key]
-        if isinstance(outcome, AuditError):
-            raise outcome
+        if isinstance(outcome, Failure):
+            outcome.raise_again()
         return outcome
 
     def device_for(self, spec: AuditSpec) -> str:
@@ -186,14 +234,13 @@ class AuditSession:
             if key not in self._references:
                 twin = dataclasses.replace(spec, name=f"{spec.name} (reference)", model=ref.model, checks=(),
                                            reference=None)
-                try:
-                    self._references[key] = run_audit(twin, self.registries, self.device_for(twin), store=self.store,
-                                                      progress=self.progress)
-                except AuditError as error:
-                    self._references[key] = error
+                self._references[key] = _attempt(lambda: run_audit(twin, self.registries, self.device_for(twin),
+                                                                   store=self.store, progress=self.progress))
             found = self._references[key]
-            if isinstance(found, AuditError):
-                raise AuditError(f"the reference model {ref.model.describe()} could not be audited: {found}")
+            if isinstance(found, Failure):
+                if not isinstance(found.error, AuditError):
+                    found.raise_again()
+                raise AuditError(f"the reference model {ref.model.describe()} could not be audited: {found.error}")
             return Reference(f"reference model {ref.model.describe()}", found)
         return self._baseline(spec)
 
@@ -225,8 +272,11 @@ class AuditSession:
         return [r for r in self._done.values() if isinstance(r, AuditResult)]
 
     def errors(self) -> dict[Path, str]:
-        """Specs whose run failed, with the message every one of their items showed."""
-        return {path: str(e) for path, e in self._done.items() if isinstance(e, AuditError)}
+        """Specs whose run failed, with their message: an AuditError's text, or for any other error its
+        type, message and location (never a traceback: the record and the report stay small)."""
+        from .errors import describe_error
+
+        return {path: describe_error(f.error, f.traceback) for path, f in self._done.items() if isinstance(f, Failure)}
 
     def spec(self, path: Path) -> AuditSpec:
         return self._specs[path.resolve()]

@@ -6,3 +6,8 @@
 import timm  # noqa: F401
 import torch  # noqa: F401
 import torchvision  # noqa: F401
+
+# The same for the plugin's public classes: `from pytest_robustaudit import Metric` in a pytester
+# conftest caches the class on the package, so the module defining it must outlive every run (else a
+# later run's registry checks against a re-imported, different Metric class).
+import pytest_robustaudit.metrics.types  # noqa: F401,E402

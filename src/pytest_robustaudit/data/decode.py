@@ -9,13 +9,14 @@ minutes on a model.  Torch and Pillow are imported inside the functions that nee
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from ..errors import DataError, RobustAuditWarning
+from ..errors import DataError, RobustAuditWarning, file_kind
 from .discover import _SHOW, ProbeSet
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -143,11 +144,31 @@ def _decode_one(path: Path, preprocess: Callable[[Any], Any]) -> Any:
     file as skipped: they are properties of the file.  An error raised by ``preprocess`` on a
     correctly decoded image is a bug in the transform and propagates with its traceback.
     """
+    special = _not_regular(path)
+    if special:
+        return SkippedImage(path=path, reason=special)
     try:
         image = load_rgb(path)
     except Exception as error:  # noqa: BLE001 - Pillow raises many types for damaged files
         return SkippedImage(path=path, reason=_reason(error, path))
     return preprocess(image)
+
+
+def _not_regular(path: Path) -> str:
+    """Why ``path`` must not be opened ("" for a regular file).
+
+    Only regular files are opened: opening a FIFO named ``x.jpg`` blocks until someone writes to
+    it (for ever, in CI), and a device or socket is never an image.  ``stat`` does not block.
+    """
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        return f"cannot be read: {error.strerror or error}"
+    if stat.S_ISREG(mode):
+        return ""
+    return f"not a regular file ({file_kind(path)}), so it is not opened"
 
 
 def _check_tensor(out: Any, path: Path, first_shape: tuple[int, ...] | None) -> tuple[int, ...]:

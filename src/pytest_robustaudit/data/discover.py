@@ -83,13 +83,17 @@ def _walk(root: Path) -> tuple[list[str], list[str]]:
     Hidden names (a leading dot: ``.DS_Store``, ``.ipynb_checkpoints/``, ``._foo.jpg`` resource
     forks written by macOS) are skipped because they are never probe images, and AppleDouble
     ``._*.jpg`` files in particular would otherwise show up as "corrupt images".  Symlinked
-    folders are followed, each real folder once, so a dataset assembled from links works and a
-    link loop cannot hang discovery.
+    folders are followed, each real folder once (a visited set of real paths), so a dataset
+    assembled from links works and a link loop cannot hang discovery.  A folder that cannot be
+    listed (no permission) is a :class:`DataError` naming it, never silently empty: the audit's
+    numbers would otherwise depend on who runs it.  Special files (a FIFO, a socket) are listed
+    here like any file; decoding skips them with their reason (it opens only regular files).
     """
     images: list[str] = []
     others: list[str] = []
     seen: set[str] = set()
-    for current, dirs, files in os.walk(root, followlinks=True):
+    unreadable: list[OSError] = []
+    for current, dirs, files in os.walk(root, followlinks=True, onerror=unreadable.append):
         real = os.path.realpath(current)
         if real in seen:
             dirs[:] = []
@@ -102,6 +106,13 @@ def _walk(root: Path) -> tuple[list[str], list[str]]:
                 continue
             rel = (rel_dir / name).as_posix()
             (images if _is_image_name(name) else others).append(rel)
+    if unreadable:
+        first = unreadable[0]
+        folder = first.filename or root
+        more = f" (and {len(unreadable) - 1} more folder(s))" if len(unreadable) > 1 else ""
+        raise DataError(f"cannot list the folder {folder}: {first.strerror or first}{more}",
+                        fix="make it readable by the user running the audit (e.g. chmod -R u+rX), or point "
+                            "data.path elsewhere")
     images.sort()
     others.sort()
     return images, others
@@ -185,7 +196,10 @@ def discover(spec: DataSpec) -> ProbeSet:
         raise DataError(f"data.path must be a folder of images, but {root} is a file", where=spec.where,
                         fix=f"point data.path at the folder that contains it ({root.parent})")
 
-    rels, others = _walk(root)
+    try:
+        rels, others = _walk(root)
+    except DataError as error:
+        raise DataError(error.message, where=spec.where, fix=error.fix) from None
     if not rels:
         found = (
             f"; found {len(others)} other file(s) with extensions not searched: "

@@ -23,7 +23,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, file_kind
 
 if TYPE_CHECKING:
     import torch
@@ -208,8 +208,8 @@ def read_state_dict(ckpt: "CheckpointSpec") -> dict[str, "torch.Tensor"]:
     if not path.exists():
         raise _fail(path, "file not found", "check `model.checkpoint` in the spec (relative paths are "
                     "resolved against the spec file's folder)")
-    if not path.is_file():
-        raise _fail(path, "is not a file", "point `model.checkpoint` at a weights file")
+    if not path.is_file():   # a folder, a FIFO (opening it would block), a socket, a device: say which
+        raise _fail(path, f"is {file_kind(path)}, not a weights file", "point `model.checkpoint` at a weights file")
     kind = _sniff(path)
     if kind == "empty":
         raise _fail(path, "the file is empty (0 bytes)", "copy or download the weights again")

@@ -83,7 +83,7 @@ def _import_file(path: Path, factory: str) -> ModuleType:
     sys.modules[module_name] = module  # dataclasses and pickling look modules up here
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:   # a module that calls sys.exit() on import must not end pytest
         sys.modules.pop(module_name, None)
         raise ModelLoadError(
             f"factory {factory!r}: importing {path} raised {type(exc).__name__}: {exc}"
@@ -168,6 +168,9 @@ class FactorySource:
         try:
             with seeded():
                 result = function(**spec.options)
+        except SystemExit as exc:   # must not end pytest: the other specs still run
+            raise ModelLoadError(f"factory {factory!r} (key model.factory) called sys.exit({exc.code!r}){_where(exc.__traceback__, user_file)}",
+                                 fix="the factory must return (model, preprocess) or raise an exception") from None
         except Exception as exc:
             where = _where(exc.__traceback__, user_file)
             hint = ""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from .state import RunState, resolve_audit_paths, run_key
+from .state import RunState, check_device_option, resolve_audit_paths, run_key, uncovered_roots
 
 USE_INI = "<ini audit_paths>"
 
@@ -87,6 +87,8 @@ def pytest_configure(config: pytest.Config) -> None:
         manager.register(xdist, "robustaudit-xdist")
     config.addinivalue_line("markers", "xdist_group(name): audit items of one spec share a worker (pytest-xdist)")
     config.addinivalue_line("markers", "audit_spec(path): the audit spec whose results the audit_run fixture gives")
+    check_device_option(config.getoption("audit_device"), "--audit-device")
+    check_device_option(config.getini("audit_device"), "the ini key audit_device:")
     requested = config.getoption("audit_paths")
     if not requested:
         return
@@ -99,3 +101,5 @@ def pytest_configure(config: pytest.Config) -> None:
         state.shard_specs = members(files, config.rootpath, *state.shard)
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(p) for p in state.audit_paths]  # `pytest --audit audits/` runs the audits only
+    else:  # `pytest --audit audits/ tests/`: the specs too, unless an argument already selects in them
+        config.args = [*config.args, *(str(p) for p in uncovered_roots(config, state.audit_paths))]

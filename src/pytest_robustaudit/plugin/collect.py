@@ -8,12 +8,16 @@ spec) → ``AuditLayer`` (one per layer) → ``AuditItem`` (one per check), so n
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import _pytest
+import pluggy
 import pytest
 
-from ..errors import AuditError, headline
+from ..atomic import escape_surrogates
+from ..errors import AuditError, describe_error, display_path, headline
 from .state import SPEC_SUFFIXES, run_state
 
 if TYPE_CHECKING:
@@ -25,13 +29,13 @@ def _is_audit_spec(config: pytest.Config, file_path: Path) -> bool:
     roots = state.audit_paths
     if file_path.suffix not in SPEC_SUFFIXES or roots is None:
         return False
-    resolved = file_path.resolve()
+    resolved = Path(os.path.realpath(file_path))
     if state.shard_specs is not None and resolved not in state.shard_specs:
         return False  # another shard's spec (--audit-shard)
     for root in roots:
         if resolved == root or root in resolved.parents:
             return True
-    explicit = {Path(config.invocation_params.dir, arg.split("::")[0]).resolve() for arg in config.args}
+    explicit = {Path(os.path.realpath(Path(config.invocation_params.dir, arg.split("::")[0]))) for arg in config.args}
     return resolved in explicit
 
 
@@ -39,6 +43,58 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     if _is_audit_spec(parent.config, file_path):
         return AuditFile.from_parent(parent, path=file_path)
     return None
+
+
+def _under_audit_root(config: pytest.Config, path: Path) -> list[Path]:
+    roots = run_state(config).audit_paths or []
+    return [r for r in roots if path == r or r in path.parents]
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under the ``--audit`` paths, pytest does not walk probe-data folders or symbolic-link loops."""
+    state = run_state(config)
+    if not state.auditing or not _under_audit_root(config, collection_path) or not collection_path.is_dir():
+        return None
+    from .walk import is_walked_elsewhere
+
+    probe, holders = state.probe_folders()
+    return True if is_walked_elsewhere(collection_path, state.audit_paths, probe, holders) else None
+
+
+def pytest_collect_directory(path: Path, parent: pytest.Collector):
+    """Folders under the ``--audit`` paths: an unreadable one is its own collection error, and a spec
+    that is a dangling symbolic link or a loop is reported, not skipped without a word."""
+    if not _under_audit_root(parent.config, path):
+        return None
+    try:
+        if (path / "__init__.py").is_file():
+            return None   # a Python package: pytest's Package collects it
+    except OSError:
+        pass
+    return AuditDir.from_parent(parent, path=path)
+
+
+class AuditDir(pytest.Dir):
+    """pytest's folder collector, plus what it leaves out silently under an audit path."""
+
+    def collect(self):
+        try:
+            entries = sorted(os.scandir(self.path), key=lambda entry: entry.name)
+        except OSError as error:
+            message = f"cannot list the folder under --audit: {error.strerror or error}"
+            run_state(self.config).invalid_specs.setdefault(os.fspath(self.path), f"{display_path(self.path)}: {message}")
+            raise AuditError(message, where=display_path(self.path),
+                             fix="make it readable (chmod u+rx), or move it out of the audit path; the other specs "
+                                 "are collected") from None
+        yield from super().collect()
+        for entry in entries:   # pytest skips these silently: a spec that cannot even be opened
+            if entry.name.endswith(SPEC_SUFFIXES) and entry.is_symlink() and not os.path.exists(entry.path):
+                yield AuditFile.from_parent(self, path=Path(entry.path))
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, AuditError):
+            return escape_surrogates(str(excinfo.value))
+        return super().repr_failure(excinfo)
 
 
 class AuditFile(pytest.File):
@@ -56,9 +112,10 @@ class AuditFile(pytest.File):
                 yield AuditLayer.from_parent(self, name=layer, checks=checks)
 
     def repr_failure(self, excinfo, style=None):
+        # pytest calls a collector's repr_failure(excinfo); the base takes no style
         if isinstance(excinfo.value, AuditError):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style)
+            return escape_surrogates(str(excinfo.value))
+        return super().repr_failure(excinfo)
 
 
 class AuditLayer(pytest.Collector):
@@ -83,7 +140,9 @@ class AuditItem(pytest.Item):
         self.add_marker(pytest.mark.xdist_group(name=str(self.spec.path)))
 
     def runtest(self) -> None:
-        result = run_state(self.config).session.result(self.spec)
+        # pytest-rerunfailures counts executions: a rerun may retry an audit that failed with an error
+        rerun = getattr(self, "execution_count", 1) > 1
+        result = run_state(self.config).session.result(self.spec, rerun=rerun)
         outcome = result.check(self.check.metric, self.check.layer, self.check.params)
         if outcome.skip_reason:
             pytest.skip(outcome.skip_reason)
@@ -95,15 +154,25 @@ class AuditItem(pytest.Item):
             raise CheckFailed(outcome.message)
 
     def repr_failure(self, excinfo, style=None):
+        # texts are escaped as pytest escapes node ids: a non-UTF-8 file name must not crash the terminal
         if isinstance(excinfo.value, CheckFailed):
-            return f"{self.spec.name}: {excinfo.value}"
+            return escape_surrogates(f"{self.spec.name}: {excinfo.value}")
+        # the audit could not run: every item of the spec fails with the same error; say it in full once
+        first = run_state(self.config).errors_shown.setdefault(self.spec.path, self.nodeid)
+        if first != self.nodeid:
+            return escape_surrogates(f"{self.spec.name}: {headline(describe_error(excinfo.value, excinfo.tb))}\n"
+                                     f"  (the full message is under {first})")
         if isinstance(excinfo.value, AuditError):
-            # the audit could not run: every item of the spec fails with it; say it in full once
-            first = run_state(self.config).errors_shown.setdefault(self.spec.path, self.nodeid)
-            if first != self.nodeid:
-                return f"{self.spec.name}: {headline(excinfo.value)}\n  (the full message is under {first})"
-            return f"{self.spec.name}: {excinfo.value}"
+            return escape_surrogates(f"{self.spec.name}: {excinfo.value}")
+        # anything else keeps pytest's report, trimmed to the frames that matter (see _traceback_filter)
+        if style is None and self.config.getoption("tbstyle", "auto") == "auto":
+            style = "short"
         return super().repr_failure(excinfo, style)
+
+    def _traceback_filter(self, excinfo):
+        """The frames that matter: from the last frame of this package (where the audit called out to
+        a factory, a model or a library) to where the error was raised; never pytest's or pluggy's."""
+        return trim_traceback(excinfo.traceback)
 
     def reportinfo(self):
         line = self.check.where.line if self.check.where and self.check.where.line else 1
@@ -112,3 +181,22 @@ class AuditItem(pytest.Item):
 
 class CheckFailed(AssertionError):
     """A check's value is outside its bounds (the message is the whole explanation)."""
+
+
+#: frames of these folders never matter to the reader of an audit's error
+_RUNNER_DIRS = tuple(os.path.join(str(Path(m.__file__).resolve().parent), "") for m in (pytest, pluggy, _pytest))
+_OURS = os.path.join(str(Path(__file__).resolve().parents[1]), "")
+#: at most this many frames are shown (the first and the innermost ones)
+MAX_FRAMES = 12
+
+
+def trim_traceback(traceback):
+    """pytest's traceback without the runner's frames, cut to start at our last frame (the call into
+    the user's or a library's code), and at most :data:`MAX_FRAMES` long (first 2 and last ones)."""
+    entries = [e for e in traceback if not str(e.path).startswith(_RUNNER_DIRS)]
+    ours = [i for i, e in enumerate(entries) if str(e.path).startswith(_OURS)]
+    if ours and ours[-1] < len(entries) - 1:
+        entries = entries[ours[-1]:]
+    if len(entries) > MAX_FRAMES:
+        entries = entries[:2] + entries[-(MAX_FRAMES - 2):]
+    return type(traceback)(entries) if entries else traceback

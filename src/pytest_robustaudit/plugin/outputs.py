@@ -161,7 +161,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         results, errors, baselines = _local(config)
         if results or errors:
             run = {"errors": _error_entries(errors), "baselines": baselines}
-            config.workeroutput[WORKER_KEY] = dumps(results, run, array_digits=None)  # exact, for the controller
+            from ..atomic import escape_surrogates
+
+            # exact, for the controller; non-UTF-8 file names escaped (execnet sends UTF-8)
+            config.workeroutput[WORKER_KEY] = escape_surrogates(dumps(results, run, array_digits=None))
         return
     results, errors, baselines = _gather(config)
     saving = config.getoption("audit_save_baseline", False)
@@ -185,15 +188,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if html_path is not None:
         from ..report import render_report, write_report
 
-        sections = _sections(config, results, outputs.problems)
-        page = render_report(results, _metrics(config), run_info, sections=sections)
-        _write(outputs, "report", html_path, lambda path: write_report(page, path))
+        def html(path: Path) -> None:
+            sections = _sections(config, results, outputs.problems)
+            write_report(render_report(results, _metrics(config), run_info, sections=sections), path)
+
+        _write(outputs, "report", html_path, html)
     if markdown_path is not None:
         from ..atomic import write_text_atomic
         from ..report.markdown import render_markdown
 
-        page = render_markdown(results, errors, html_path, _metrics(config))
-        _write(outputs, "Markdown summary", markdown_path, lambda path: write_text_atomic(path, page))
+        _write(outputs, "Markdown summary", markdown_path,
+               lambda path: write_text_atomic(path, render_markdown(results, errors, html_path, _metrics(config))))
 
 
 def _metrics(config: pytest.Config) -> Any:
@@ -207,27 +212,33 @@ def _metrics(config: pytest.Config) -> Any:
 
 
 def _write(outputs: Outputs, what: str, path: Path, write: Callable[[Path], object]) -> None:
-    """Write one output; a path that cannot be written is reported at the end, never raised."""
+    """Render and write one output; any failure (a path that cannot be written, a value a renderer
+    cannot take) is reported at the end, never raised, so it costs no other output."""
+    from ..errors import describe_error
+
     try:
         write(path)
         outputs.written.append((what, path))
     except OSError as error:
         outputs.problems.append(f"could not write the {what} to {path}: {error}")
+    except Exception as error:  # noqa: BLE001 - the other outputs must still be written
+        outputs.problems.append(f"could not write the {what} to {path}: {describe_error(error)}")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     outputs = run_state(config).outputs
     if outputs is None:
         return
+    from ..atomic import escape_surrogates as escaped   # a non-UTF-8 file name is shown as pytest shows node ids
     from ..report.table import terminal_table
 
     if outputs.results or outputs.errors:
         terminalreporter.write_sep("=", "robustaudit summary")
         for line in terminal_table(outputs.results, outputs.errors, _metrics(config)):
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(escaped(line))
     for note in outputs.notes:
-        terminalreporter.write_line(note)
+        terminalreporter.write_line(escaped(note))
     for what, path in outputs.written:
-        terminalreporter.write_line(f"robustaudit: {what}: {path}")
+        terminalreporter.write_line(escaped(f"robustaudit: {what}: {path}"))
     for problem in outputs.problems:
-        terminalreporter.write_line(f"robustaudit: {problem}", yellow=True)
+        terminalreporter.write_line(escaped(f"robustaudit: {problem}"), yellow=True)

@@ -62,6 +62,7 @@ class RunState:
         workerinput = getattr(config, "workerinput", None)
         self.started: float = float(workerinput["robustaudit_started"]) if workerinput and \
             "robustaudit_started" in workerinput else time.time()
+        self._probe: tuple[set[str], set[str]] | None = None
 
     @property
     def auditing(self) -> bool:
@@ -93,6 +94,15 @@ class RunState:
                                          store=store_options(config), progress=TerminalProgress(config))
         return self._session
 
+    def probe_folders(self) -> tuple[set[str], set[str]]:
+        """The probe-data folders named by the specs under the audit paths, and the folders holding
+        specs (``walk.probe_folders``), found once per run."""
+        if self._probe is None:
+            from .walk import probe_folders
+
+            self._probe = probe_folders(self.audit_paths or [])
+        return self._probe
+
     @property
     def has_session(self) -> bool:
         return self._session is not None
@@ -114,7 +124,7 @@ class RunState:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         path = self.spec_path_of(report.nodeid) if report.failed else None
         if path is not None:
-            self.failed_items.setdefault(path, report.longreprtext.strip() or f"{report.nodeid} failed")
+            self.failed_items.setdefault(path, _kept(report.longreprtext.strip()) or f"{report.nodeid} failed")
 
 
 run_key = pytest.StashKey[RunState]()
@@ -142,6 +152,9 @@ def resolve_audit_paths(config: pytest.Config, requested: list[str], use_ini: st
             paths.append(Path(config.invocation_params.dir, entry))
     for path in paths:
         if not path.exists():
+            if path.is_symlink():
+                raise pytest.UsageError(f"--audit {path}: a symbolic link that leads nowhere (a loop, or its target "
+                                        f"is missing); give the real path")
             raise pytest.UsageError(f"--audit {path}: no such file or folder")
     return [p.resolve() for p in paths]
 
@@ -191,6 +204,40 @@ def store_options(config: pytest.Config):
                         refresh_before=run_state(config).started if mode == "refresh" else None)
 
 
+def uncovered_roots(config: pytest.Config, roots: list[Path]) -> list[Path]:
+    """The audit roots that no positional argument already selects in or above (or below: a node id
+    or a file inside a root selects as pytest selects, so that root is not added whole)."""
+    args = []
+    for arg in config.args:
+        try:
+            args.append(Path(config.invocation_params.dir, arg.split("::")[0]).resolve())
+        except (OSError, RuntimeError, ValueError):
+            continue
+    return [r for r in roots if not any(a == r or a in r.parents or r in a.parents for a in args)]
+
+
+def check_device_option(value: str | None, where: str) -> None:
+    """A typo in ``--audit-device`` (or the ini key) is a usage error now, not N failed checks later."""
+    if not value:
+        return
+    from ..extract import DEVICE_HELP, DEVICE_PATTERN
+
+    if not DEVICE_PATTERN.match(value):
+        raise pytest.UsageError(f"{where} {value!r} is not a device; {DEVICE_HELP}")
+
+
 def spec_key(spec_path: Any) -> str:
     """One spelling of a spec's path for matching results, errors and baselines across processes."""
-    return os.fspath(Path(spec_path).resolve())
+    return os.path.realpath(spec_path)   # never raises: a spec path may be a symlink loop
+
+
+#: the most of pytest's failure text the record and report keep for an audit with no result
+FAILURE_TEXT_LIMIT = 2000
+
+
+def _kept(text: str) -> str:
+    """The end of ``text`` (where the error is), at most :data:`FAILURE_TEXT_LIMIT` characters: a
+    traceback of 50-150 KB must not become the record."""
+    if len(text) <= FAILURE_TEXT_LIMIT:
+        return text
+    return "...\n" + text[-FAILURE_TEXT_LIMIT:].split("\n", 1)[-1]

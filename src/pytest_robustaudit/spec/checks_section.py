@@ -88,9 +88,7 @@ class ChecksSection(Validator):
         for key in ("min", "max", *RELATIVE_KEYS):
             if section.get(key) is not None:
                 number = self.typed(section[key], path + (key,), (int, float), "a number")
-                if number is not None and number != number:
-                    self.problem(path + (key,), "the bound is NaN", "use a number")
-                elif number is not None:
+                if number is not None:   # typed() refused NaN and infinities
                     bounds[key] = float(number)
         if not any(k in section for k in ("min", "max", *RELATIVE_KEYS)):
             self.problem(path, "the check has no bound, so it could never fail",

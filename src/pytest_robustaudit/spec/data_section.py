@@ -12,7 +12,7 @@ from typing import Any
 from ..data.discover import LABEL_MODES
 from ..errors import DataError
 from .schema import DataSpec
-from .validator import Validator
+from .validator import SEED_LIMIT, Validator
 
 DATA_KEYS = ("path", "labels", "limit", "seed", "batch_size", "workers")
 
@@ -28,8 +28,8 @@ class DataSection(Validator):
         folder = self.existing_path(section["path"], path + ("path",), want_dir=True)
         labels = self.choice(section.get("labels", "auto"), path + ("labels",), LABEL_MODES)
         limit = self.integer(section["limit"], path + ("limit",), 1) if section.get("limit") is not None else None
-        seed = self.integer(section.get("seed", 0), path + ("seed",), 0)
-        batch = self.integer(section.get("batch_size", 32), path + ("batch_size",), 1)
+        seed = self.integer(section.get("seed", 0), path + ("seed",), 0, SEED_LIMIT)
+        batch = self.integer(section.get("batch_size", 32), path + ("batch_size",), 1, 65536)
         raw_workers = section.get("workers", 0)
         if raw_workers == "auto":
             workers = "auto"
@@ -38,7 +38,7 @@ class DataSection(Validator):
                          "write a number of decoding threads, or auto (one per spare core)")
             workers = 0
         else:
-            workers = self.integer(raw_workers, path + ("workers",), 0)
+            workers = self.integer(raw_workers, path + ("workers",), 0, 256)
         if folder is None:
             return None
         spec = DataSpec(path=folder, labels=labels or "auto", limit=limit, seed=seed or 0, batch_size=batch or 32,

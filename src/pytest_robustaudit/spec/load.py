@@ -20,7 +20,7 @@ from .checks_section import DEFAULT_LAYERS, ChecksSection
 from .data_section import DataSection
 from .model_section import ModelSection
 from .schema import AuditSpec, DataSpec, ReferenceSpec
-from .validator import _kind
+from .validator import SEED_LIMIT, _kind
 from .yamlsource import Doc, load_doc
 
 TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", "seed", "reference", "store_dtype")
@@ -65,7 +65,7 @@ class SpecValidator(ModelSection, DataSection, ChecksSection):
         if not isinstance(device, str) or not DEVICE_PATTERN.match(device):
             self.problem(("device",), f"{device!r} is not a device", DEVICE_HELP)
         precision = self.choice(top.get("precision", "fp32"), ("precision",), PRECISIONS)
-        seed = self.integer(top.get("seed", 0), ("seed",), 0)
+        seed = self.integer(top.get("seed", 0), ("seed",), 0, SEED_LIMIT)
         store_dtype = self.choice(top.get("store_dtype", "float32"), ("store_dtype",), STORE_DTYPE_NAMES)
         model = self.model(top["model"], ("model",)) if "model" in top else None
         data = self.data(top["data"]) if "data" in top else None

@@ -7,6 +7,7 @@ The vocabularies are the model stage's own: registered sources, the factory synt
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ class ModelSection(Validator):
         if target.endswith(".py"):
             file = self.existing_path(target, path, want_dir=False)
             return f"{file}:{attr}" if file else None
-        if importlib.util.find_spec(target.split(".")[0]) is None:
+        if _find_spec(target.split(".")[0]) is None:
             self.problem(path, f"module '{target}' cannot be imported (not installed and not on sys.path)",
                          "install the package, or use a file path: 'path/to/file.py:function'")
             return None
@@ -97,7 +98,7 @@ class ModelSection(Validator):
         base = None
         if section.get("package") is not None:
             package = self.typed(section["package"], path + ("package",), (str,), "an installed package name")
-            found = importlib.util.find_spec(package) if package else None
+            found = _find_spec(package) if package else None
             if package and (found is None or not found.submodule_search_locations):
                 self.problem(path + ("package",), f"package '{package}' is not installed",
                              f"pip install it (e.g. pip install {package.replace('_', '-')}), or give a plain path")
@@ -119,8 +120,9 @@ class ModelSection(Validator):
             if key in section:
                 seq = section[key]
                 if (not isinstance(seq, list) or len(seq) != 3
-                        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seq)):
-                    self.problem(path + (key,), f"expected 3 numbers (one per RGB channel), got {seq!r}",
+                        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                   for v in seq)):
+                    self.problem(path + (key,), f"expected 3 finite numbers (one per RGB channel), got {seq!r}",
                                  f"e.g. {key}: [0.5, 0.5, 0.5]")
                 elif key == "std" and any(v <= 0 for v in seq):
                     self.problem(path + (key,), "every std must be positive", "use the checkpoint's normalisation std")
@@ -152,3 +154,11 @@ class ModelSection(Validator):
             elif file is not None:
                 found[layer] = file
         return found
+
+
+def _find_spec(name: str):
+    """``importlib.util.find_spec``, None for a name that cannot be a module ("", ".x", "a..b")."""
+    try:
+        return importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
