@@ -1,9 +1,13 @@
-"""Run a loaded model over probe batches and stream each layer's activations into accumulators.
+"""Run a loaded model over probe batches and hand each layer's activations to a sink.
+
+:func:`run_model` feeds a callback (audits: the activation store's writers, ``activations.py``);
+:func:`extract` feeds streaming accumulators directly (no store; tests and benchmarks).
 
 This stage owns the device and the numerics: it resolves ``auto`` to CUDA when there is one,
 runs under ``torch.inference_mode``, applies autocast only for ``fp16``/``bf16`` (and turns TF32
 off for ``fp32``, so an "fp32" number is an fp32 number on every GPU), and survives CUDA
-out-of-memory by splitting the batch in halves and remembering the size that fits.  Because every
+out-of-memory by splitting the batch in halves and remembering the size that fits; on CUDA, batches
+are copied from pinned host memory so the copy overlaps the previous batch's compute.  Because every
 statistic is per image or a float64 sum, the numbers do not depend on the batch size.
 """
 
