@@ -175,7 +175,10 @@ def test_values_shown_match_the_json_record(page):
                     assert same(as_float(td.attrs["data-value"]), expected)
                     assert td.text() == format_number(expected)
                     compared += 1
-    assert compared == 10 * (3 + 1)  # 10 metrics × (3 models on representation + 1 on blocks.3)
+    from pytest_robustaudit.metrics import BUILTIN_METRICS
+
+    # every built-in metric × (3 models on representation + 1 on blocks.3)
+    assert compared == len(BUILTIN_METRICS) * (3 + 1)
     for section in root.find_all("section", cls="model"):
         audit = by_name[section.attrs["data-name"]]
         for div in section.find_all("div", cls="layer"):
