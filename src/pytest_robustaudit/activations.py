@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -186,6 +187,35 @@ def canary_hash(tensor: Any) -> str:
     return digest.hexdigest()
 
 
+def code_identity(model: Any, hasher: Any) -> dict[str, Any]:
+    """What the weights fingerprint does not say about the model: its code.
+
+    Two models with equal weights (or none: a parameter-free factory) but another architecture,
+    other options or another factory give other rows.  The key therefore also names the source, the
+    architecture, the options, the pretrained tag and, for a factory, the content hash of the file
+    that defines it (a ``package.module:callable`` is hashed through the module's file, when it has
+    one).  Code the factory imports from elsewhere is not followed: bump the factory file (or use
+    ``--audit-cache refresh``) when only that changes.
+    """
+    factory = None
+    if model.factory:
+        target = str(model.factory).rpartition(":")[0]
+        file = Path(target) if target.endswith(".py") else None
+        if file is None:
+            import importlib.util
+
+            with contextlib.suppress(ImportError, ValueError, AttributeError):
+                found = importlib.util.find_spec(target)
+                file = Path(found.origin) if found is not None and found.origin else None
+        digest = None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                digest = hasher.sha256(file)
+        factory = {"target": str(model.factory), "file_sha256": digest}
+    return {"source": model.source, "name": model.name, "pretrained": model.pretrained,
+            "options": json.loads(json.dumps(model.options, sort_keys=True, default=str)), "factory": factory}
+
+
 class _Model:
     """The spec's model, built only when something needs it, and what identifies it in keys."""
 
@@ -287,6 +317,8 @@ class _Model:
             if preprocess is None:
                 return None
             try:
+                if not stat.S_ISREG(os.stat(image.path).st_mode):  # a FIFO would block: never opened
+                    raise OSError("not a regular file")
                 rgb = load_rgb(image.path)
             except Exception:  # noqa: BLE001 - an unreadable file is skipped here as in decoding
                 self._canaries[digest] = None
@@ -312,7 +344,7 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
     progress = progress or Progress()
     problems_before = len(store.problems)
     store_dtype = getattr(spec, "store_dtype", "float32")
-    image_hashes = hash_files([image.path for image in probe.images], store.hasher)
+    image_hashes = hash_files([image.path for image in probe.images], store.hasher, skip_unreadable=True)
     model = _Model(spec, registries, store)
     weights, preprocess, canary = model.identity(probe, image_hashes)
     numerics = _numerics(device, spec.precision)
@@ -322,7 +354,8 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
     for layer in spec.layers:
         parts = extraction_parts(weights=weights, preprocess=preprocess, canary=canary, images=image_hashes,
                                  layers=[layer], precision=numerics, store_dtype=store_dtype,
-                                 extraction_format=EXTRACTION_FORMAT, versions=versions)
+                                 extraction_format=EXTRACTION_FORMAT, versions=versions,
+                                 extra={"code": code_identity(spec.model, store.hasher)})
         parts_of[layer] = parts
         keys[layer] = content_key(parts)
 

@@ -169,7 +169,7 @@ def test_model_faults_are_audit_errors_naming_spec_and_key_and_good_specs_keep_r
     result = pytester.runpytest("--audit", "audits")
     result.assert_outcomes(passed=2, failed=6)
     out = result.stdout.str()
-    assert "width: factory:" in out and "layer 'representation': feature width changed from 12 to 6" in out
+    assert "width: factory:" in out and "layer 'representation': batch has 6 features, earlier batches 12" in out
     assert "exits: factory '" in out and "(key model.factory) called sys.exit(2)" in out
     assert "gpu7: device 'cuda:7' (the spec's 'device:' key, or --audit-device)" in out
     assert "Traceback" not in out and out.count("(the full message is under") == 3

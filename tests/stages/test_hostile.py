@@ -239,7 +239,7 @@ class _Counting:
         self.outcomes = list(outcomes)
         self.calls = 0
 
-    def __call__(self, spec, registries, device=None, reference=None):
+    def __call__(self, spec, registries, device=None, reference=None, store=None, progress=None):
         self.calls += 1
         outcome = self.outcomes[min(self.calls, len(self.outcomes)) - 1]
         if isinstance(outcome, BaseException):
@@ -252,7 +252,7 @@ def _session(monkeypatch, fake):
 
     monkeypatch.setattr(runner, "run_audit", fake)
     session = runner.AuditSession(standalone())
-    spec = type("Spec", (), {"path": Path("/x/spec.yaml"), "reference": None})()
+    spec = type("Spec", (), {"path": Path("/x/spec.yaml"), "reference": None, "device": "cpu"})()
     return session, spec
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat as stat_module
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -150,9 +151,32 @@ class FileHasher:
         self.save()
 
 
-def hash_files(paths: Iterable[os.PathLike | str], hasher: FileHasher) -> list[str]:
-    """Content hashes of ``paths`` in their order (the probe images' identities), memo saved after."""
-    digests = [hasher.sha256(path) for path in paths]
+def hash_files(paths: Iterable[os.PathLike | str], hasher: FileHasher, skip_unreadable: bool = False) -> list[str]:
+    """Content hashes of ``paths`` in their order (the probe images' identities), memo saved after.
+
+    With ``skip_unreadable`` (probe images: decoding skips such files with their reason), a file that
+    is not a regular file (a FIFO would block for ever, a device never ends) or cannot be read gets an
+    identity from its name and the reason instead of an error, and is never opened.
+    """
+    digests = []
+    for path in paths:
+        if skip_unreadable:
+            try:
+                regular = stat_module.S_ISREG(os.stat(path).st_mode)
+                reason = "" if regular else "not a regular file"
+            except OSError as error:
+                reason = f"unreadable: {error.strerror or error}"
+            if reason:
+                name = os.fsencode(os.path.abspath(path))
+                digests.append(hashlib.sha256(b"\0".join([b"skipped", reason.encode(), name])).hexdigest())
+                continue
+            try:
+                digests.append(hasher.sha256(path))
+            except DataError as error:
+                digests.append(hashlib.sha256(b"\0".join([b"skipped", str(error).encode("utf-8", "replace")]))
+                               .hexdigest())
+            continue
+        digests.append(hasher.sha256(path))
     hasher.save()
     return digests
 
