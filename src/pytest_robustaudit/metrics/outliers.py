@@ -120,18 +120,20 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
            evidence=Evidence("indicator", "Crabbé et al. (TMLR 2024) found high activation kurtosis (outlier features) "
                                           "only in the robust zero-shot CLIP encoders they studied. An indicator across "
                                           "model families, not a guarantee for one checkpoint."),
-           headline="kurtosis", control="rotated_kurtosis_mean", chart_reference=ChartReference(3.0, "3 = Gaussian")),
+           headline="kurtosis", control="rotated_kurtosis_mean", chart_reference=ChartReference(3.0, "3 = Gaussian"),
+           chart_scale="log"),
     Metric("kurtosis_median", _kurtosis_median, "Median over images of the per-image kurtosis.",
            "median_x κ(h(x))", direction="higher",
-           evidence=Evidence("indicator", "As kurtosis_mean; less sensitive to a few extreme images.")),
+           evidence=Evidence("indicator", "As kurtosis_mean; less sensitive to a few extreme images."), chart_scale="log"),
     Metric("rotated_kurtosis_mean", _rotated_mean,
            "Basis control: mean per-image kurtosis after a fixed random rotation (≈3 unless the outliers are spread over all directions).",
            "mean_x κ(Q h(x)), Q Haar-random orthogonal", direction="neutral",
            evidence=Evidence("control", "Not a robustness signal: ≈ 3 for a privileged basis. It tells outlier "
                                         "coordinates (drop after rotation) from heavy tails in every direction."),
-           headline="rotated"),
+           headline="rotated", chart_scale="log"),
     Metric("rotated_kurtosis_median", _rotated_median, "Basis control: median per-image kurtosis after the rotation.",
-           "median_x κ(Q h(x))", direction="neutral", evidence=Evidence("control", "As rotated_kurtosis_mean.")),
+           "median_x κ(Q h(x))", direction="neutral", evidence=Evidence("control", "As rotated_kurtosis_mean."),
+           chart_scale="log"),
     Metric("basis_kurtosis_ratio", _basis_ratio,
            "How privileged the neuron basis is: neuron-basis kurtosis over rotated kurtosis (≫1: privileged basis).",
            "kurtosis_mean / rotated_kurtosis_mean", direction="higher",
@@ -151,7 +153,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
            "|{i : m_i > τ · median(m)}|", unit="features", direction="higher", params={"factor": _FACTOR},
            evidence=Evidence("indicator", "The outlier features themselves, counted at a threshold τ × median (our "
                                           f"formula); {_SAME}."),
-           headline="outliers"),
+           headline="outliers", integer=True),
     Metric("outlier_fraction", _outlier_fraction, "Fraction of features that are outliers.",
            "|{i : m_i > τ · median(m)}| / d", direction="higher", params={"factor": _FACTOR},
            evidence=Evidence("indicator", "outlier_count / d; same evidence.")),

@@ -69,6 +69,9 @@ class Metric:
     * ``control``: the name of the metric that controls it (shown beside it in the table and drawn
       as the control marker in its comparison chart).
     * ``chart_reference``: a reference line for its comparison chart.
+    * ``chart_scale``: ``"log"`` or ``"linear"`` fixes its comparison axis, so two reports of the
+      same metric can be compared by eye (``""``: log when the values span more than a decade).
+    * ``integer``: its values are counts (the charts tick at whole numbers only).
     """
 
     name: str
@@ -83,6 +86,8 @@ class Metric:
     headline: str = ""
     control: str = ""
     chart_reference: ChartReference | None = None
+    chart_scale: str = ""
+    integer: bool = False
 
     def evaluate(self, stats: Any, params: dict[str, Any] | None = None) -> MetricValue:
         """Compute on ``stats``; a layer with no usable image gives NaN with the reason."""
