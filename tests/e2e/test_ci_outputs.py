@@ -22,11 +22,19 @@ def test_markdown_summary_for_the_job_page(pytester, tiny_checkpoints):
     result.stdout.fnmatch_lines(["robustaudit: Markdown summary: *summary.md"])
     text = (pytester.path / "summary.md").read_text()
     assert text.startswith("## Robustness audit: ❌ 1 of 4 checks failed")
-    assert "| plain \\| &lt;b&gt;model&lt;/b&gt; | `timm:vit_tiny_patch16_224 [plain.safetensors]` | 11 |" in text
-    assert "- **planted** · `representation::outlier_count`: outlier_count on layer 'representation' " \
-           "(factor=10) = 3, above the maximum 0" in text
-    assert "required: &lt;= 0 (lower passes)" in text   # rendered as "<=" on the job page
-    assert "Full report: `" in text
+    assert "| plain \\| &lt;b>model&lt;/b> | `representation` | `timm:vit_tiny_patch16_224 [plain.safetensors]` | 11 |" \
+        in text  # a tag cannot open; the rest reads as written
+    # the outliers column shows the value checked, its mark and its parameters
+    assert "| 3 ✗ (factor=10) | ❌ 1/2 |" in text
+    assert "- **planted** · `representation::outlier_count (factor=10)`: outlier_count on layer 'representation' " \
+           "(factor=10) = 3 > max 0\n  - required: at most 0 (lower values pass)\n" in text  # its own bullet
+    assert "&lt;=" not in text and "&gt;" not in text
+    assert "Full report: `robustaudit-report.html` (the job's artefact)" in text  # relative, not this machine's path
+    result = pytester.runpytest("--audit", "planted.yaml", "--audit-markdown", "s2.md",
+                                "--audit-report-link", "https://ci.example/run/7/artifacts/report")
+    assert "[Full report](https://ci.example/run/7/artifacts/report)" in (pytester.path / "s2.md").read_text()
+    pytester.runpytest("--audit", "planted.yaml", "--audit-markdown", "s3.md", "--audit-report-link", "none")
+    assert "Full report" not in (pytester.path / "s3.md").read_text()
 
 
 def test_plugin_report_section(pytester, tiny_checkpoints):
