@@ -69,3 +69,56 @@ def test_interrupted_run_is_marked_in_report_and_record(pytester, tiny_checkpoin
 
     assert json.loads((pytester.path / "record.json").read_text())["run"]["interrupted"] is True
     assert 'id="interrupted"' in (pytester.path / "report.html").read_text()
+
+
+# --------------------------------------------------------------------------------------------
+# pytest's selection: what did not run is in no output
+# --------------------------------------------------------------------------------------------
+
+THREE = """\
+kurtosis_mean: {min: 1}
+outlier_count: {max: 0}
+rotated_kurtosis_mean: {min: 1, max: 10, why: the basis control sits near 3}
+"""
+
+
+def _outputs(pytester, *args):
+    result = pytester.runpytest("-p", "no:randomly", *args, "--audit-report", "r.html", "--audit-json", "r.json",
+                                "--audit-markdown", "s.md")
+    import json
+
+    record = json.loads((pytester.path / "r.json").read_text())
+    return result, record, (pytester.path / "r.html").read_text(), (pytester.path / "s.md").read_text()
+
+
+def test_deselected_and_unreached_checks_are_in_no_output(pytester, tiny_checkpoints):
+    pytester.makefile(".yaml", planted=spec_text(tiny_checkpoints["planted"], THREE))
+    result, record, html, md = _outputs(pytester, "--audit", "planted.yaml", "-k", "rotated")
+    result.assert_outcomes(passed=1, deselected=2)
+    assert result.ret == 0
+    (audit,) = record["audits"]
+    assert [c["metric"] for c in audit["checks"]] == ["rotated_kurtosis_mean"]
+    assert audit["checks"][0]["why"] == "the basis control sits near 3"
+    assert record["run"]["checks_deselected"] == 2 and record["run"]["checks_not_run"] == 0
+    assert "outlier_count (factor=10) @" not in html and "FAIL" not in html.split("<main>")[1].split("</header>")[0]
+    assert "2 checks deselected: left out of this report" in html
+    assert "why: the basis control sits near 3" in html
+    assert "✅ all checks passed" in md and "2 checks deselected" in md and "✗" not in md and "###" not in md
+    result.stdout.fnmatch_lines(["robustaudit: 2 checks deselected: left out of every output"])
+    # -x: the failing check stops the run; the check after it never ran and gets no verdict
+    result, record, html, md = _outputs(pytester, "--audit", "planted.yaml", "-x")
+    result.assert_outcomes(passed=1, failed=1)
+    assert [c["metric"] for c in record["audits"][0]["checks"]] == ["kurtosis_mean", "outlier_count"]
+    assert record["run"]["checks_not_run"] == 1 and "1 check not run" in html and "1 check not run" in md
+
+
+def test_collect_only_and_validate_write_nothing(pytester, tiny_checkpoints):
+    import subprocess
+    import sys
+
+    pytester.makefile(".yaml", invalid=spec_text(tiny_checkpoints["plain"], "kurtoss_mean: {min: 1}\n"))
+    pytester.runpytest("--audit", "invalid.yaml", "--collect-only")
+    done = subprocess.run([sys.executable, "-m", "pytest_robustaudit", "validate", "invalid.yaml"],
+                          cwd=pytester.path, capture_output=True, text=True)
+    assert done.returncode == 1 and "Did you mean: kurtosis_mean?" in done.stdout + done.stderr
+    assert sorted(p.name for p in pytester.path.iterdir() if not p.name.startswith(".")) == ["invalid.yaml"]
