@@ -56,7 +56,7 @@ def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = 
     lines = [f"## Robustness audit: {verdict}", ""]
     if any(not_shown):
         lines += [f"_{left_out(*not_shown)}: left out of this summary._", ""]
-    lines += ["| audit | layer | model | images | device | " + "".join(f"{m.headline} | " for m in shown) + "checks |",
+    lines += ["| audit | layer | model | images | device | " + "".join(f"{m.name} | " for m in shown) + "checks |",
               "|---|---|---|---:|---|" + "---:|" * len(shown) + "---|"]
     for result in results:
         for i, (layer_name, layer) in enumerate(result.layers.items()):
