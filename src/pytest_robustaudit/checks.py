@@ -53,13 +53,51 @@ def effective_bounds(check: CheckSpec, reference: float | None) -> tuple[Bound |
 
 
 def describe_bounds(low: Bound | None, high: Bound | None) -> str:
+    """The allowed range in words, for the ``required:`` line: ``between 5 and 60``, ``at least 5``,
+    ``at most 0`` (words, not ``<=``: read the same in a terminal, a CI page and a Markdown file)."""
     if low is not None and high is not None:
         return f"between {format_number(low.value)} and {format_number(high.value)}"
     if low is not None:
-        return f">= {format_number(low.value)}"
+        return f"at least {format_number(low.value)}"
     if high is not None:
-        return f"<= {format_number(high.value)}"
+        return f"at most {format_number(high.value)}"
     return "no bound"
+
+
+def bound_text(low: float | None, high: float | None) -> str:
+    """The bounds as a table shows them: ``min 5, max 60``, ``min 5``, ``max 0``."""
+    parts = ([f"min {format_number(low)}"] if low is not None else []) + \
+            ([f"max {format_number(high)}"] if high is not None else [])
+    return ", ".join(parts) or "no bound"
+
+
+def _excess(value: float, bound: float) -> str:
+    """How far past its bound a value is: ``, +37%`` (``, ×21`` beyond ten times; nothing for a 0 bound)."""
+    if bound == 0 or not math.isfinite(value) or not math.isfinite(bound):
+        return ""
+    ratio = (value - bound) / abs(bound)
+    if abs(ratio) >= 10:
+        return f", ×{value / bound:.3g}"
+    return f", {ratio:+.0%}"
+
+
+def verdict_text(value: float | None, low: float | None, high: float | None) -> str:
+    """The value against its bounds in one plain phrase, the one every output shows beside a verdict:
+    ``20.59 > max 15, +37%``, ``3.1 < min 5, -38%``, ``0 ≤ max 0``, ``20.59, between min 5 and max 60``."""
+    shown = format_number(value)
+    if value is None or math.isnan(value):
+        return shown
+    if low is not None and value < low:
+        return f"{shown} < min {format_number(low)}{_excess(value, low)}"
+    if high is not None and value > high:
+        return f"{shown} > max {format_number(high)}{_excess(value, high)}"
+    if low is not None and high is not None:
+        return f"{shown}, between min {format_number(low)} and max {format_number(high)}"
+    if low is not None:
+        return f"{shown} ≥ min {format_number(low)}"
+    if high is not None:
+        return f"{shown} ≤ max {format_number(high)}"
+    return shown
 
 
 def params_label(params: dict[str, Any]) -> str:
@@ -91,22 +129,25 @@ def evaluate(check: CheckSpec, measured: MetricValue, context: str,
             ref_value = reference.value
     low, high = effective_bounds(check, ref_value)
     required = describe_bounds(low, high)
+    lo_value, hi_value = (low.value if low else None), (high.value if high else None)
     if problem:
         message = f"{label} could not be measured: {problem}\n  required: {required}"
         passed = False
     elif low is not None and value < low.value:
         source = f" ({low.why})" if low.why else ""
-        message = (f"{label} = {format_number(value)}, below the minimum {format_number(low.value)}{source}"
-                   f"\n  required: {required} (higher passes)")
+        message = (f"{label} = {verdict_text(value, lo_value, hi_value)}{source}"
+                   f"\n  required: {required} (higher values pass)")
         passed = False
     elif high is not None and value > high.value:
         source = f" ({high.why})" if high.why else ""
-        message = (f"{label} = {format_number(value)}, above the maximum {format_number(high.value)}{source}"
-                   f"\n  required: {required} (lower passes)")
+        message = (f"{label} = {verdict_text(value, lo_value, hi_value)}{source}"
+                   f"\n  required: {required} (lower values pass)")
         passed = False
     else:
-        message = f"{label} = {format_number(value)}, within {required}"
+        message = f"{label} = {verdict_text(value, lo_value, hi_value)}"
         passed = True
+    if check.why:
+        message += f"\n  why: {check.why}"
     if ref_value is not None:
         change = value - ref_value
         ratio = f", ×{value / ref_value:.3g}" if ref_value else ""
@@ -117,6 +158,6 @@ def evaluate(check: CheckSpec, measured: MetricValue, context: str,
         more = len(measured.details["indices"]) - len(shown)
         message += f"\n  outlier features: {', '.join(map(str, shown))}{f' (+{more} more)' if more > 0 else ''}"
     message += f"\n  {context}"
-    return CheckOutcome(check.metric, check.layer, value, low.value if low else None, high.value if high else None,
+    return CheckOutcome(check.metric, check.layer, value, lo_value, hi_value,
                         passed, message, dict(check.params), dict(measured.details),
-                        reference=ref_value)
+                        reference=ref_value, why=check.why)

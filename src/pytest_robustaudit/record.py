@@ -79,6 +79,7 @@ _CHECK = (
     _Field("min", "float?", None), _Field("max", "float?", None), _Field("passed", "bool"),
     _Field("skip_reason", "str", ""), _Field("reference", "float?", None),
     _Field("params", "free", {}), _Field("details", "free", {}), _Field("message", "str", ""),
+    _Field("why", "str", ""),  # added after schema 1 shipped: optional, so older records still read
 )
 _SKIPPED = (_Field("path", "path"), _Field("reason", "str"))
 _RESULT = (  # AuditResult, besides its skipped images, layers and checks

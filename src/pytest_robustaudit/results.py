@@ -41,6 +41,7 @@ class CheckOutcome:
     details: dict[str, Any] = field(default_factory=dict)
     reference: float | None = None   # the reference's value, for relative bounds
     skip_reason: str = ""            # set when the check could not run yet (e.g. no baseline saved)
+    why: str = ""                    # the spec's reason for the bound (its check key ``why:``)
 
     @property
     def status(self) -> str:

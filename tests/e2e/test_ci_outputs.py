@@ -22,11 +22,19 @@ def test_markdown_summary_for_the_job_page(pytester, tiny_checkpoints):
     result.stdout.fnmatch_lines(["robustaudit: Markdown summary: *summary.md"])
     text = (pytester.path / "summary.md").read_text()
     assert text.startswith("## Robustness audit: ❌ 1 of 4 checks failed")
-    assert "| plain \\| &lt;b&gt;model&lt;/b&gt; | `timm:vit_tiny_patch16_224 [plain.safetensors]` | 11 |" in text
-    assert "- **planted** · `representation::outlier_count`: outlier_count on layer 'representation' " \
-           "(factor=10) = 3, above the maximum 0" in text
-    assert "required: &lt;= 0 (lower passes)" in text   # rendered as "<=" on the job page
-    assert "Full report: `" in text
+    assert "| plain \\| &lt;b>model&lt;/b> | `representation` | `timm:vit_tiny_patch16_224 [plain.safetensors]` | 11 |" \
+        in text  # a tag cannot open; the rest reads as written
+    # the outliers column shows the value checked, its mark and its parameters
+    assert "| 3 ✗ (factor=10) | ❌ 1/2 |" in text
+    assert "- **planted** · `representation::outlier_count (factor=10)`: outlier_count on layer 'representation' " \
+           "(factor=10) = 3 > max 0\n  - required: at most 0 (lower values pass)\n" in text  # its own bullet
+    assert "&lt;=" not in text and "&gt;" not in text
+    assert "Full report: `robustaudit-report.html` (the job's artefact)" in text  # relative, not this machine's path
+    result = pytester.runpytest("--audit", "planted.yaml", "--audit-markdown", "s2.md",
+                                "--audit-report-link", "https://ci.example/run/7/artifacts/report")
+    assert "[Full report](https://ci.example/run/7/artifacts/report)" in (pytester.path / "s2.md").read_text()
+    pytester.runpytest("--audit", "planted.yaml", "--audit-markdown", "s3.md", "--audit-report-link", "none")
+    assert "Full report" not in (pytester.path / "s3.md").read_text()
 
 
 def test_plugin_report_section(pytester, tiny_checkpoints):
@@ -61,3 +69,56 @@ def test_interrupted_run_is_marked_in_report_and_record(pytester, tiny_checkpoin
 
     assert json.loads((pytester.path / "record.json").read_text())["run"]["interrupted"] is True
     assert 'id="interrupted"' in (pytester.path / "report.html").read_text()
+
+
+# --------------------------------------------------------------------------------------------
+# pytest's selection: what did not run is in no output
+# --------------------------------------------------------------------------------------------
+
+THREE = """\
+kurtosis_mean: {min: 1}
+outlier_count: {max: 0}
+rotated_kurtosis_mean: {min: 1, max: 10, why: the basis control sits near 3}
+"""
+
+
+def _outputs(pytester, *args):
+    result = pytester.runpytest("-p", "no:randomly", *args, "--audit-report", "r.html", "--audit-json", "r.json",
+                                "--audit-markdown", "s.md")
+    import json
+
+    record = json.loads((pytester.path / "r.json").read_text())
+    return result, record, (pytester.path / "r.html").read_text(), (pytester.path / "s.md").read_text()
+
+
+def test_deselected_and_unreached_checks_are_in_no_output(pytester, tiny_checkpoints):
+    pytester.makefile(".yaml", planted=spec_text(tiny_checkpoints["planted"], THREE))
+    result, record, html, md = _outputs(pytester, "--audit", "planted.yaml", "-k", "rotated")
+    result.assert_outcomes(passed=1, deselected=2)
+    assert result.ret == 0
+    (audit,) = record["audits"]
+    assert [c["metric"] for c in audit["checks"]] == ["rotated_kurtosis_mean"]
+    assert audit["checks"][0]["why"] == "the basis control sits near 3"
+    assert record["run"]["checks_deselected"] == 2 and record["run"]["checks_not_run"] == 0
+    assert "outlier_count (factor=10) @" not in html and "FAIL" not in html.split("<main>")[1].split("</header>")[0]
+    assert "2 checks deselected: left out of this report" in html
+    assert "why: the basis control sits near 3" in html
+    assert "✅ all checks passed" in md and "2 checks deselected" in md and "✗" not in md and "###" not in md
+    result.stdout.fnmatch_lines(["robustaudit: 2 checks deselected: left out of every output"])
+    # -x: the failing check stops the run; the check after it never ran and gets no verdict
+    result, record, html, md = _outputs(pytester, "--audit", "planted.yaml", "-x")
+    result.assert_outcomes(passed=1, failed=1)
+    assert [c["metric"] for c in record["audits"][0]["checks"]] == ["kurtosis_mean", "outlier_count"]
+    assert record["run"]["checks_not_run"] == 1 and "1 check not run" in html and "1 check not run" in md
+
+
+def test_collect_only_and_validate_write_nothing(pytester, tiny_checkpoints):
+    import subprocess
+    import sys
+
+    pytester.makefile(".yaml", invalid=spec_text(tiny_checkpoints["plain"], "kurtoss_mean: {min: 1}\n"))
+    pytester.runpytest("--audit", "invalid.yaml", "--collect-only")
+    done = subprocess.run([sys.executable, "-m", "pytest_robustaudit", "validate", "invalid.yaml"],
+                          cwd=pytester.path, capture_output=True, text=True)
+    assert done.returncode == 1 and "Did you mean: kurtosis_mean?" in done.stdout + done.stderr
+    assert sorted(p.name for p in pytester.path.iterdir() if not p.name.startswith(".")) == ["invalid.yaml"]

@@ -2,7 +2,7 @@
 
 The page is parsed (stdlib ``html.parser``) and checked against the JSON record: tables, one plot
 per model × layer, numbers equal to the record's; hostile strings appear only escaped; a real
-headless Chromium renders it to a non-blank screenshot."""
+headless Chromium renders it to a non-blank screenshot (layout at two widths: test_report_browser.py)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,14 @@ def parse(html: str) -> Node:
     return builder.root
 
 
+def no_foreign_script(html: str) -> bool:
+    """The page's only script is its own sort/filter script, after the content (a hostile string
+    shown on the page is escaped, so it can never add a second one)."""
+    low = html.lower()
+    return low.count("<script") == 1 and low.index("<script") > low.index("</main>") and "src=" not in \
+        low[low.index("<script"):low.index("</script>")]
+
+
 def as_float(raw: str) -> float:
     return float(raw)  # "NaN", "Infinity" and repr() all parse
 
@@ -115,14 +123,17 @@ def test_summary_table_has_one_row_per_model_with_each_check(page):
     html, root, record = page
     (table,) = root.find_all("table", id="summary")
     rows = table.find_all("tr", cls="model-row")
-    assert [r.attrs["data-name"] for r in rows] == [a["name"] for a in record["audits"]]
+    failing_first = sorted(record["audits"], key=lambda a: a["passed"])  # stable: run order within each verdict
+    assert [r.attrs["data-name"] for r in rows] == [a["name"] for a in failing_first]
     headers = [th.text().strip() for th in table.find_all("th")]
-    assert headers[:6] == ["Model", "Source", "Weights fingerprint", "Images", "Device", "Time"]
-    for row, audit in zip(rows, record["audits"]):
+    assert headers == ["Model", "Verdict", "Checks: value checked vs bound", "Time", "Images", "Device", "Source",
+                       "Weights fingerprint"]
+    for row, audit in zip(rows, failing_first):
         cells = row.find_all("td")
-        assert audit["model"] in cells[0].text() and cells[1].text() == audit["source"]
-        assert cells[2].attrs["title"] == audit["fingerprint"]
-        assert cells[3].text().startswith(f"{audit['n_images']} of {audit['n_found']}")
+        assert audit["model"] in cells[0].text() and cells[6].text() == audit["source"]
+        assert cells[7].attrs["title"] == audit["fingerprint"]
+        assert cells[4].text().startswith(f"{audit['n_images']} of {audit['n_found']}")
+        assert cells[3].text() == f"{audit['seconds']:.1f} s" and float(cells[3].attrs["data-sort"]) == audit["seconds"]
         checks = row.find_all("li", cls="check")
         assert len(checks) == len(audit["checks"])
         for li, check in zip(checks, audit["checks"]):
@@ -132,8 +143,46 @@ def test_summary_table_has_one_row_per_model_with_each_check(page):
             assert as_float(measured.attrs["data-value"]) == check["value"]
             assert measured.text() == format_number(check["value"])
             assert check["metric"] in li.text() and f"@{check['layer']}" in li.text()
+            params = ", ".join(f"{k}={v:g}" for k, v in check["params"].items())
+            assert (f"({params})" in li.text()) == bool(params)  # the parameters it was checked at, always
+            bound = check["min"] if check["value"] < (check["min"] if check["min"] is not None else -math.inf) \
+                else check["max"]
+            if not check["passed"]:
+                side = "<" if check["min"] is not None and check["value"] < check["min"] else ">"
+                assert f"{format_number(check['value'])} {side} {'min' if side == '<' else 'max'} {format_number(bound)}" \
+                    in li.text()
         verdict = row.find_all("span", cls="badge")[0].text()
         assert verdict == ("PASS" if audit["passed"] else "FAIL")
+
+
+def test_failures_come_first_with_the_value_checked(page):
+    html, root, record = page
+    sections = [n.attrs["id"] for n in root.find_all("section", cls="report-section")]
+    assert sections[:3] == ["errors", "failures", "summary-section"]
+    (failures,) = root.find_all("section", id="failures")
+    failed = [(a["name"], c) for a in record["audits"] for c in a["checks"] if not c["passed"]]
+    items = failures.find_all("li", cls="check")
+    assert len(items) == len(failed) > 0
+    for li, (name, check) in zip(items, failed):
+        assert li.parent.parent.attrs["data-name"] == name
+        assert as_float(li.find_all("b", cls="measured")[0].attrs["data-value"]) == check["value"]
+
+
+def test_layer_tables_tick_only_the_values_checked(page):
+    """A metric checked at other parameters than its default shows the checked value on its own
+    labelled row; the default-parameter value carries no mark then."""
+    html, root, record = page
+    (wide,) = [s for s in root.find_all("section", cls="model") if s.attrs["data-name"] == "wide"]
+    audit = next(a for a in record["audits"] if a["name"] == "wide")
+    table = wide.find_all("table", cls="layer-metrics")[0]
+    rows = {tr.find_all("td")[0].text().split(" ✓")[0].split(" ✗")[0]: tr for tr in table.find_all("tr")[1:]}
+    default_row = rows["outlier_count (factor=10)"]
+    assert not default_row.find_all("span", cls="mark"), "the factor-10 value was not checked: no mark"
+    checked = rows["outlier_count (factor=100)"]
+    (check,) = [c for c in audit["checks"] if c["metric"] == "outlier_count"]
+    assert checked.find_all("span", cls="mark")[0].text() == ("✓" if check["passed"] else "✗")
+    assert as_float(checked.find_all("td")[1].attrs["data-value"]) == check["value"]
+    assert rows["kurtosis_mean"].find_all("span", cls="mark")
 
 
 def test_one_profile_and_one_kurtosis_plot_per_model_and_layer(page):
@@ -183,7 +232,7 @@ def test_values_shown_match_the_json_record(page):
         audit = by_name[section.attrs["data-name"]]
         for div in section.find_all("div", cls="layer"):
             metrics = next(l for l in audit["layers"] if l["name"] == div.attrs["data-layer"])["metrics"]
-            cells = div.find_all("td", cls="num")
+            cells = [td for td in div.find_all("td", cls="num") if "data-metric" in td.attrs]
             assert {td.attrs["data-metric"] for td in cells} == set(metrics)
             for td in cells:
                 assert same(as_float(td.attrs["data-value"]), metrics[td.attrs["data-metric"]]["value"])
@@ -215,10 +264,13 @@ def test_errors_glossary_and_run_info(page):
     assert "purpose" in root.find_all("section", id="run")[0].text()
 
 
-def test_self_contained_no_script_no_external_resource(page):
+def test_self_contained_no_external_resource_one_inline_script(page):
     html, root, record = page
     low = html.lower()
-    assert "<script" not in low and "<link" not in low and "@import" not in low and "url(" not in low
+    assert no_foreign_script(html)
+    script = low[low.index("<script"):low.index("</script>")]
+    assert not any(word in script for word in ("fetch", "xmlhttprequest", "import", "http", "localstorage", "eval("))
+    assert "<link" not in low and "@import" not in low and "url(" not in low
     for node in root.iter():
         for attr in ("src", "href"):
             value = node.attrs.get(attr, "")
@@ -236,7 +288,7 @@ def test_hostile_strings_are_escaped_everywhere():
     bad.skipped.append(bad.skipped[0].__class__(Path(HOSTILE), HOSTILE))
     html = render_report([bad], REGISTRIES.metrics, {"args": [HOSTILE], "errors": [{"spec_path": HOSTILE, "message": HOSTILE}]},
                          sections=[ReportSection(HOSTILE, HOSTILE, (HOSTILE,), ((HOSTILE, 1.5),))])
-    assert "<script" not in html.lower()
+    assert no_foreign_script(html)
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
     assert html.count(escaped) >= 15
     root = parse(html)
@@ -251,7 +303,7 @@ def test_plugin_sections_are_rendered_as_escaped_tables():
                          sections=[ReportSection("Effective robustness", "from the testbed", ("model", "ER"),
                                                  (("clip-a", 24.123456), ("<b>x</b>", None)))])
     root = parse(html)
-    (section,) = root.find_all("section", cls="plugin-section")
+    (section,) = root.find_all("div", cls="plugin-section")
     cells = [td.text() for td in section.find_all("td")]
     assert cells == ["clip-a", "24.12", "<b>x</b>", "None"]
     assert "&lt;b&gt;x&lt;/b&gt;" in html
@@ -410,11 +462,11 @@ def test_e2e_report_json_and_terminal_summary(pytester, tiny_checkpoints, tmp_pa
         "model * layer * kurtosis * rotated * outliers * pass/fail * verdict",
         "plain * representation * 2/0 * PASS",
         "* blocks.5 * 2/0 * PASS",
-        "<script>alert(1)</script> * representation * 3 * 1/1 * FAIL",
-        "broken.yaml * ERROR: checkpoint *bad.safetensors*",
+        "<script>alert(1)</script> * representation * 3 ✗ (factor=10) * 1/1 * FAIL",
+        "broken.yaml * ERROR: checkpoint /*",  # clipped to 90 characters: the file name may be cut in a deep tmp path
     ])
     html = report.read_text()
-    assert "<script" not in html.lower() and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert no_foreign_script(html) and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     root = check_report_against_record(report, record, ["plain", HOSTILE])
     assert "bad.safetensors" in root.find_all("section", id="errors")[0].text()
     run_info, _ = read_record(record)

@@ -199,10 +199,11 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
            evidence=Evidence("indicator", "Crabbé et al. (TMLR 2024) found high activation kurtosis (a few outlier "
                                           "features) only in the robust zero-shot CLIP encoders they studied. An indicator "
                                           "across model families, not a guarantee for one checkpoint."),
-           headline="kurtosis", control="rotated_kurtosis_mean", chart_reference=ChartReference(3.0, "3 = Gaussian")),
+           headline="kurtosis", control="rotated_kurtosis_mean", chart_reference=ChartReference(3.0, "3 = Gaussian"),
+           chart_scale="log"),
     Metric("kurtosis_median", _kurtosis_median, "Median over images of the per-image kurtosis (concentration, as kurtosis_mean).",
            "median_x κ(h(x))", direction="higher",
-           evidence=Evidence("indicator", "As kurtosis_mean; less sensitive to a few extreme images.")),
+           evidence=Evidence("indicator", "As kurtosis_mean; less sensitive to a few extreme images."), chart_scale="log"),
     Metric("rotated_kurtosis_mean", _rotated_mean,
            f"Basis control: mean per-image kurtosis after a fixed random rotation; its null band is {_BAND}.",
            "mean_x κ(Q h(x)), Q = Π_r C S_r P_r (3 rounds: permutation, random signs, orthonormal DCT)",
@@ -210,10 +211,11 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
            evidence=Evidence("control", "Not a robustness signal: inside the null band 3 ± 2√(24/d) whatever the "
                                         "representation, when the tails live in the neuron basis. Outside it, the heavy "
                                         "tails are in every direction, not in specific coordinates."),
-           headline="rotated", version=2),
+           headline="rotated", version=2, chart_scale="log"),
     Metric("rotated_kurtosis_median", _rotated_median,
            f"Basis control: median per-image kurtosis after the rotation (null band {_BAND}).",
-           "median_x κ(Q h(x))", direction="neutral", evidence=Evidence("control", "As rotated_kurtosis_mean."), version=2),
+           "median_x κ(Q h(x))", direction="neutral", evidence=Evidence("control", "As rotated_kurtosis_mean."), version=2,
+           chart_scale="log"),
     Metric("basis_kurtosis_ratio", _basis_ratio,
            "How privileged the neuron basis is: neuron-basis kurtosis over rotated kurtosis. Compare with the "
            "model family's own reference: ReLU CNNs sit near 2 even at random init (random resnet18 1.9, "
@@ -247,7 +249,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
            params={"factor": _FACTOR},
            evidence=Evidence("indicator", "The outlier features themselves, counted at a threshold τ × s (our "
                                           f"formula); {_SAME}."),
-           headline="outliers", version=2),
+           headline="outliers", version=2, integer=True),
     Metric("outlier_fraction", _outlier_fraction, "Fraction of features that are outliers.",
            "|{i : m_i > τ · s}| / d", direction="higher", params={"factor": _FACTOR},
            evidence=Evidence("indicator", "outlier_count / d; same evidence."), version=2),

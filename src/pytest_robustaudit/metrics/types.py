@@ -77,6 +77,9 @@ class Metric:
     * ``version``: the definition version, bumped whenever the formula changes what the number
       means (written into every record beside the value; a relative check never compares values
       of two different versions).
+    * ``chart_scale``: ``"log"`` or ``"linear"`` fixes its comparison axis, so two reports of the
+      same metric can be compared by eye (``""``: log when the values span more than a decade).
+    * ``integer``: its values are counts (the charts tick at whole numbers only).
     """
 
     name: str
@@ -92,6 +95,8 @@ class Metric:
     control: str = ""
     chart_reference: ChartReference | None = None
     version: int = 1
+    chart_scale: str = ""
+    integer: bool = False
 
     def evaluate(self, stats: Any, params: dict[str, Any] | None = None) -> MetricValue:
         """Compute on ``stats``; a layer with no usable image gives NaN with the reason."""

@@ -46,6 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="do not write the HTML report.")
     group.addoption("--audit-markdown", dest="audit_markdown", default=None, metavar="PATH",
                     help="write a Markdown summary (table of audits, each failure) to PATH, e.g. $GITHUB_STEP_SUMMARY.")
+    group.addoption("--audit-report-link", dest="audit_report_link", default=None, metavar="TEXT",
+                    help="how the Markdown summary names the HTML report: a URL, a CI artefact name, or 'none' "
+                         "(default: the report's path relative to the current folder).")
     group.addoption("--audit-json", dest="audit_json", default=None, metavar="PATH",
                     help="write the audits' results as a versioned JSON record to PATH (schema: docs/report.md).")
     group.addoption("--audit-shard", dest="audit_shard", default=None, metavar="K/N",
@@ -61,6 +64,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("audit_paths", type="paths", default=[],
                   help="default spec paths for a bare '--audit' (relative to the ini file)")
     parser.addini("audit_device", default="", help="default for --audit-device")
+    parser.addini("audit_report_link", default="", help="default for --audit-report-link")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

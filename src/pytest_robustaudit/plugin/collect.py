@@ -18,7 +18,7 @@ import pytest
 
 from ..atomic import escape_surrogates
 from ..errors import AuditError, describe_error, display_path, headline
-from .state import SPEC_SUFFIXES, run_state
+from .state import SPEC_SUFFIXES, check_key, run_state
 
 if TYPE_CHECKING:
     from ..spec.schema import AuditSpec, CheckSpec
@@ -140,9 +140,11 @@ class AuditItem(pytest.Item):
         self.add_marker(pytest.mark.xdist_group(name=str(self.spec.path)))
 
     def runtest(self) -> None:
+        state = run_state(self.config)
+        state.ran.add(check_key(self.spec.path, self.check))  # the outputs show only checks that ran
         # pytest-rerunfailures counts executions: a rerun may retry an audit that failed with an error
         rerun = getattr(self, "execution_count", 1) > 1
-        result = run_state(self.config).session.result(self.spec, rerun=rerun)
+        result = state.session.result(self.spec, rerun=rerun)
         outcome = result.check(self.check.metric, self.check.layer, self.check.params)
         if outcome.skip_reason:
             pytest.skip(outcome.skip_reason)

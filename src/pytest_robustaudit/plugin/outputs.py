@@ -13,6 +13,9 @@ only decide what to write where:
   paths into ``workeroutput`` at the end of its session; the controller collects them in
   ``pytest_testnodedown`` (``xdist.py``) and is the only process that writes files, so the report
   holds every worker's results and every baseline is said in the controller's terminal.
+* pytest's selection is respected: a check deselected (``-k``, ``-m``, ``--lf``, node ids) or never
+  reached (``-x``, an interrupt) is absent from every output, which says how many there were;
+  ``--collect-only`` (and so ``python -m pytest_robustaudit validate``) writes no output.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
-from .state import Outputs, run_state, spec_key
+from .state import Outputs, check_key, run_state, spec_key
 
 if TYPE_CHECKING:
     from ..results import AuditResult, ReportSection
@@ -55,19 +58,47 @@ def json_path(config: pytest.Config) -> Path | None:
     return _path_option(config, "audit_json", None)
 
 
+def _ran_only(result: AuditResult, checks: Any, state: Any) -> AuditResult:
+    """``result`` with only the checks whose pytest item ran (``checks``: the spec's CheckSpecs, in
+    the order the runner judged them).  A spec none of whose checks pytest collected (audited by the
+    ``audit`` fixture) keeps its verdicts: they are what the user's own test asserted on."""
+    import dataclasses
+
+    keys = [check_key(result.spec_path, c) for c in checks]
+    if len(keys) != len(result.checks) or not any(k in state.selected or k in state.deselected for k in keys):
+        return result
+    return dataclasses.replace(result, checks=[o for k, o in zip(keys, result.checks) if k in state.ran])
+
+
 def _local(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], dict[str, str]]:
-    """This process's results, errors (spec path → message) and baseline files (spec path → file)."""
+    """This process's results (only the checks that ran), errors (spec path → message) and baseline
+    files (spec path → file)."""
     state = run_state(config)
     if not state.has_session:
         return [], {}, {}
     audits = state.session
-    results = audits.results()
+    results = [_ran_only(r, audits.spec(r.spec_path).checks, state) for r in audits.results()]
     baselines = {}
     for result in results:
         reference = audits.spec(result.spec_path).reference
         if reference is not None and reference.baseline is not None:
             baselines[spec_key(result.spec_path)] = os.fspath(reference.baseline)
     return results, {os.fspath(p): m for p, m in audits.errors().items()}, baselines
+
+
+def _merge(first: AuditResult, other: AuditResult) -> None:
+    """Add to ``first`` the checks of ``other`` (the same spec audited on another pytest-xdist worker,
+    which ran other items of it) that ``first`` lacks."""
+    seen = {(c.metric, c.layer, repr(sorted(c.params.items()))) for c in first.checks}
+    for check in other.checks:
+        if (check.metric, check.layer, repr(sorted(check.params.items()))) not in seen:
+            first.checks.append(check)
+
+
+def not_shown(config: pytest.Config) -> tuple[int, int]:
+    """How many checks the outputs leave out: (deselected by pytest, selected but never run)."""
+    state = run_state(config)
+    return len(state.deselected - state.ran), len(state.selected - state.ran - state.deselected)
 
 
 def _gather(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], dict[str, str]]:
@@ -83,9 +114,17 @@ def _gather(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], d
         for entry in run.get("errors", []):
             errors.setdefault(entry["spec_path"], entry["message"])
         baselines.update(run.get("baselines", {}))
+        selection = run.get("selection", {})
+        state.selected.update(selection.get("selected", []))
+        state.deselected.update(selection.get("deselected", []))
+        state.ran.update(selection.get("ran", []))
     unique: dict[str, AuditResult] = {}
     for result in results:
-        unique.setdefault(spec_key(result.spec_path), result)
+        key = spec_key(result.spec_path)
+        if key in unique:
+            _merge(unique[key], result)
+        else:
+            unique[key] = result
     errors = {p: m for p, m in errors.items() if spec_key(p) not in unique}
     explained = {spec_key(p) for p in errors}
     for path, failure in state.failed_items.items():
@@ -125,6 +164,7 @@ def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int) ->
     from ..record import default_run_info
 
     info = default_run_info()
+    deselected, not_run = not_shown(config)
     info.update({
         "pytest": pytest.__version__,
         "args": [str(a) for a in config.invocation_params.args],
@@ -134,6 +174,8 @@ def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int) ->
         "workers": len(run_state(config).worker_records),
         **({"shard": "{}/{}".format(*run_state(config).shard)} if run_state(config).shard else {}),
         "errors": _error_entries(errors),
+        "checks_deselected": deselected,   # left out of every output: deselected by -k, -m, --lf, node ids
+        "checks_not_run": not_run,         # selected but never reached (-x, an interrupt)
     })
     return info
 
@@ -159,13 +201,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from ..record import dumps
 
         results, errors, baselines = _local(config)
-        if results or errors:
-            run = {"errors": _error_entries(errors), "baselines": baselines}
+        state = run_state(config)
+        if results or errors or state.selected or state.deselected:
+            run = {"errors": _error_entries(errors), "baselines": baselines,
+                   "selection": {"selected": sorted(state.selected), "deselected": sorted(state.deselected),
+                                 "ran": sorted(state.ran)}}
             from ..atomic import escape_surrogates
 
             # exact, for the controller; non-UTF-8 file names escaped (execnet sends UTF-8)
             config.workeroutput[WORKER_KEY] = escape_surrogates(dumps(results, run, array_digits=None))
         return
+    if config.getoption("collectonly", False):
+        return  # --collect-only and `validate` only look: no report, record or summary
     results, errors, baselines = _gather(config)
     saving = config.getoption("audit_save_baseline", False)
     if not results and not errors and not saving:
@@ -197,8 +244,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from ..atomic import write_text_atomic
         from ..report.markdown import render_markdown
 
-        _write(outputs, "Markdown summary", markdown_path,
-               lambda path: write_text_atomic(path, render_markdown(results, errors, html_path, _metrics(config))))
+        page = render_markdown(results, errors, report_link(config, html_path), _metrics(config),
+                               not_shown=not_shown(config))
+        _write(outputs, "Markdown summary", markdown_path, lambda path: write_text_atomic(path, page))
+
+
+def report_link(config: pytest.Config, html_path: Path | None) -> str:
+    """What the Markdown summary says about the HTML report: ``--audit-report-link`` (a URL, an
+    artefact name, or ``none``), else the report's path relative to the invocation folder (an
+    absolute local path means nothing on a CI job page)."""
+    value = config.getoption("audit_report_link", None) or config.getini("audit_report_link") or ""
+    if str(value).strip().lower() == "none" or (not value and html_path is None):
+        return ""
+    if value:
+        return str(value)
+    try:
+        return os.path.relpath(html_path, config.invocation_params.dir)
+    except ValueError:  # another drive (Windows)
+        return html_path.name
 
 
 def _metrics(config: pytest.Config) -> Any:
@@ -236,6 +299,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_sep("=", "robustaudit summary")
         for line in terminal_table(outputs.results, outputs.errors, _metrics(config)):
             terminalreporter.write_line(escaped(line))
+        deselected, not_run = not_shown(config)
+        if deselected or not_run:
+            from ..report.values import left_out
+
+            terminalreporter.write_line(f"robustaudit: {left_out(deselected, not_run)}: left out of every output")
     for note in outputs.notes:
         terminalreporter.write_line(escaped(note))
     for what, path in outputs.written:

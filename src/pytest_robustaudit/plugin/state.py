@@ -63,6 +63,12 @@ class RunState:
         self.started: float = float(workerinput["robustaudit_started"]) if workerinput and \
             "robustaudit_started" in workerinput else time.time()
         self._probe: tuple[set[str], set[str]] | None = None
+        #: pytest's selection, as check keys (:func:`check_key`): the checks collected and kept,
+        #: those deselected (-k, -m, --lf, node ids), and those whose item actually ran.  Outputs
+        #: show only the checks that ran (a check never reached after -x is absent, not a verdict).
+        self.selected: set[str] = set()
+        self.deselected: set[str] = set()
+        self.ran: set[str] = set()
 
     @property
     def auditing(self) -> bool:
@@ -120,6 +126,12 @@ class RunState:
         path = self.spec_path_of(report.nodeid) if report.failed else None
         if path is not None:
             self.invalid_specs.setdefault(path, report.longreprtext)
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected.update(k for k in map(item_check_key, items) if k)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.selected.update(k for k in map(item_check_key, session.items) if k)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         path = self.spec_path_of(report.nodeid) if report.failed else None
@@ -229,6 +241,20 @@ def check_device_option(value: str | None, where: str) -> None:
 def spec_key(spec_path: Any) -> str:
     """One spelling of a spec's path for matching results, errors and baselines across processes."""
     return os.path.realpath(spec_path)   # never raises: a spec path may be a symlink loop
+
+
+def check_key(spec_path: Any, check: Any) -> str:
+    """One spelling of a check (a :class:`~..spec.schema.CheckSpec`) of a spec, the same in every
+    process: the spec's resolved path, the layer and the item's name (``outlier_count[factor=100]``)."""
+    return f"{spec_key(spec_path)}::{check.layer}::{check.name}"
+
+
+def item_check_key(item: Any) -> str | None:
+    """The :func:`check_key` of an audit item, None for any other item."""
+    check, spec = getattr(item, "check", None), getattr(item, "spec", None)
+    if check is None or spec is None or not hasattr(check, "layer"):
+        return None
+    return check_key(spec.path, check)
 
 
 #: the most of pytest's failure text the record and report keep for an audit with no result

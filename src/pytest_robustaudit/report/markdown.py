@@ -1,63 +1,85 @@
 """A Markdown summary of an audit run, for CI job pages (e.g. GitHub's ``$GITHUB_STEP_SUMMARY``).
 
-Pure function from results to text: one table of audits, then one line per failed check with its
-message, so the job page answers "what failed and by how much" without opening the HTML report.
+Pure function from results to text: one table of audits (one row per audit and layer), then one
+bullet per failed check with its plain verdict (``20.59 > max 15, +37%``), the bound in words and
+the spec's ``why:`` as sub-bullets, so the job page answers "what failed and by how much" without
+opening the HTML report.  Written to read well both rendered and raw (a CI log, a file): no HTML
+entities where none is needed, and a link to the report that means something on the job page.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-
 from typing import Any
 
-from ..checks import format_number
 from ..errors import headline
 from ..metrics.types import controls_of, headline_metrics
 from ..results import AuditResult, tally
+from .values import check_label, left_out, shown_values
+
+#: a "<" that could open an HTML tag or comment: escaped; "3 < min 5" stays as written
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
 
 
 def _cell(text: object) -> str:
-    """Escape what would break a table cell or inject markup (pipes, newlines, HTML)."""
+    """Escape what would break a table cell or inject markup (pipes, newlines, tags)."""
     value = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-    return value.replace("<", "&lt;").replace(">", "&gt;")
+    return _TAG_OPEN.sub("&lt;", value)
+
+
+def _link(report: str) -> str:
+    if re.match(r"^https?://", report):
+        return f"[Full report]({report})"
+    return f"Full report: `{_cell(report)}` (the job's artefact)"
 
 
 def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = None,
-                    report_path: Path | None = None, metrics: Any = None) -> str:
+                    report: str | Path | None = None, metrics: Any = None,
+                    not_shown: tuple[int, int] = (0, 0)) -> str:
     """``metrics``: the registry (or metrics) whose headline declarations make the value columns
-    (default: the built-ins); controls are left to the HTML report."""
+    (default: the built-ins); controls are left to the HTML report.  ``report``: how to name the
+    HTML report (a URL, an artefact name or a relative path; "" or None: not mentioned).
+    ``not_shown``: (checks deselected, checks not run), said under the verdict."""
     if metrics is None:
         from ..metrics import BUILTIN_METRICS
 
         metrics = BUILTIN_METRICS
     found = headline_metrics(metrics)
-    shown = [m.name for m in found if m.name not in controls_of(found)]
+    shown = [m for m in found if m.name not in controls_of(found)]
     errors = errors or {}
     problems = [(r, c) for r in results for c in r.checks if c.status == "fail"]
     failed, total = len(problems), sum(len(r.checks) for r in results)
     verdict = "✅ all checks passed" if not failed and not errors else f"❌ {failed} of {total} checks failed"
     if errors:
         verdict += f", {len(errors)} audit(s) could not run"
-    lines = [f"## Robustness audit: {verdict}", "",
-             "| audit | model | images | device | " + "".join(f"{name} | " for name in shown) + "checks |",
-             "|---|---|---:|---|" + "---:|" * len(shown) + "---|"]
+    lines = [f"## Robustness audit: {verdict}", ""]
+    if any(not_shown):
+        lines += [f"_{left_out(*not_shown)}: left out of this summary._", ""]
+    lines += ["| audit | layer | model | images | device | " + "".join(f"{m.name} | " for m in shown) + "checks |",
+              "|---|---|---|---:|---|" + "---:|" * len(shown) + "---|"]
     for result in results:
-        rep = result.layers.get("representation") or next(iter(result.layers.values()), None)
-        values = [format_number(rep.metrics[name].value) if rep and name in rep.metrics else "–" for name in shown]
-        passed = tally(result.checks)["pass"]
-        mark = "✅" if result.passed else "❌"
-        lines.append(f"| {_cell(result.name)} | `{_cell(result.model)}` | {result.n_images} | {_cell(result.device)} "
-                     f"| " + "".join(f"{v} | " for v in values) + f"{mark} {passed}/{len(result.checks)} |")
+        for i, (layer_name, layer) in enumerate(result.layers.items()):
+            checks = [c for c in result.checks if c.layer == layer_name]
+            values = ["; ".join(v.plain() for v in shown_values(result, layer_name, m.name, m)) or "–" for m in shown]
+            counts = tally(checks)
+            mark = "❌" if counts["fail"] else ("✅" if counts["pass"] else "–")
+            first = i == 0
+            lines.append(f"| {_cell(result.name) if first else ''} | `{_cell(layer_name)}` "
+                         f"| {'`' + _cell(result.model) + '`' if first else ''} | {result.n_images if first else ''} "
+                         f"| {_cell(result.device) if first else ''} | " + "".join(f"{_cell(v)} | " for v in values)
+                         + (f"{mark} {counts['pass']}/{len(checks)} |" if checks else "– |"))
     for path, message in errors.items():
-        lines.append(f"| {_cell(Path(path).name)} | – | – | – | " + "– | " * len(shown) + "❌ error |")
+        lines.append(f"| {_cell(Path(path).name)} | – | – | – | – | " + "– | " * len(shown) + "❌ error |")
     if problems or errors:
         lines += ["", "### Failures", ""]
         for result, check in problems:
             first, *rest = check.message.splitlines()
-            lines.append(f"- **{_cell(result.name)}** · `{check.layer}::{check.metric}`: {_cell(first)}")
-            lines += [f"  {_cell(line.strip())}" for line in rest if line.strip().startswith(("required", "candidate"))]
+            lines.append(f"- **{_cell(result.name)}** · `{check.layer}::{_cell(check_label(check))}`: {_cell(first)}")
+            lines += [f"  - {_cell(line.strip())}" for line in rest
+                      if line.strip().startswith(("required", "candidate", "why"))]
         for path, message in errors.items():
             lines.append(f"- **{_cell(Path(path).name)}**: {_cell(headline(message))}")
-    if report_path is not None:
-        lines += ["", f"Full report: `{_cell(report_path)}`"]
+    if report:
+        lines += ["", _link(str(report))]
     return "\n".join(lines) + "\n"

@@ -2,9 +2,11 @@
 
 :func:`render_report` turns :class:`~.results.AuditResult` objects (plus the specs that failed to
 run, and plugins' :class:`~.results.ReportSection`) into a single page: Jinja with autoescape on,
-inline CSS, inline SVG plots from :mod:`.svg`, no script and no external resource, so it opens
-offline, fast, and a hostile model name or path is shown as text.  What it shows: docs/report.md.
-Free of pytest.
+inline CSS, inline SVG plots from :mod:`.svg`, no external resource, so it opens offline, fast,
+and a hostile model name or path is shown as text.  One small inline script sorts and filters the
+summary; the page reads fully without it.  The page is a list of sections (:mod:`.sections`):
+the built-in ones are registered below, an analysis to come registers its own.  What it shows:
+docs/report.md.  Free of pytest.
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import svg
-from ..checks import Bound, describe_bounds, format_number, params_label
+from ..checks import bound_text, format_number, params_label
 from ..metrics.types import Metric, MetricValue, controls_of, headline_metrics
 from ..results import AuditResult, CheckOutcome, ReportSection, tally
+from .provenance import readable, readable_path
+from .sections import PageContext, PageSection, build_sections, register_section
+from .values import check_label, check_verdict, is_default, left_out
 
 TEMPLATE = "report.html.j2"
+MARK = {"pass": "✓", "fail": "✗", "skip": "–"}
+
 
 @dataclass
 class Cell:
@@ -34,6 +41,10 @@ class Cell:
 
 @dataclass
 class CheckView:
+    """A verdict and exactly what it was computed from: ``label`` names the metric with every
+    parameter (``outlier_count (factor=100)``), ``measured`` is the checked value, ``verdict`` the
+    plain phrase after it (``> max 15, +37%``)."""
+
     label: str
     layer: str
     measured: Cell
@@ -41,6 +52,22 @@ class CheckView:
     reference: str
     status: str                # "pass", "fail", "skip"
     message: str
+    verdict: str = ""
+    why: str = ""
+    params: str = ""
+
+
+@dataclass
+class LayerRow:
+    """One row of a layer's metric table: a metric at its default parameters (``checked``: the
+    verdict of a check at exactly those parameters, else ""), or a check at other parameters."""
+
+    label: str
+    metric: str
+    cell: Cell
+    status: str = ""
+    params: str = ""
+    default: bool = True
 
 
 @dataclass
@@ -52,7 +79,7 @@ class LayerView:
     n_nonfinite: int
     profile_svg: Any
     kurtosis_svg: Any
-    metrics: list[tuple[str, Cell, str]]   # (metric, value, check status on this layer or "")
+    metrics: list[LayerRow]
     outliers: str
     notes: list[str]
 
@@ -71,6 +98,7 @@ class ModelView:
     used_of_found: str
     device: str
     seconds: str
+    seconds_raw: float
     status: str
     counts: dict[str, int]
     checks: list[CheckView]
@@ -79,6 +107,10 @@ class ModelView:
     skipped: list[tuple[str, str]]
     skipped_more: int
     activations: str = ""      # where the activations came from ("" in records from before the store)
+
+    @property
+    def failed_checks(self) -> list[CheckView]:
+        return [c for c in self.checks if c.status == "fail"]
 
 
 @dataclass
@@ -92,7 +124,29 @@ class ChartView:
 class MetricTable:
     layer: str
     metrics: list[str]
+    labels: list[str] = field(default_factory=list)
     rows: list[tuple[ModelView, list[Cell]]] = field(default_factory=list)
+
+
+@dataclass
+class ComparisonView:
+    charts: list[ChartView]
+    tables: list[MetricTable]
+    single_model: bool
+
+
+@dataclass
+class SummaryView:
+    models: list[ModelView]
+
+
+@dataclass
+class TableView:
+    """A plugin's :class:`~.results.ReportSection` as cells (escaped by the template)."""
+
+    text: str
+    headers: list[str]
+    rows: list[list[str]]
 
 
 def _safe(svg_text: str) -> Any:
@@ -133,6 +187,8 @@ def _metric_order(layer_metrics: Iterable[str], metric_names: list[str]) -> list
 
 #: a metric checked several times on one layer shows its worst verdict (lowest rank)
 _STATUS_RANK = {"fail": 0, "skip": 1, "pass": 2}
+#: the summary lists failures first
+_MODEL_RANK = {"fail": 0, "none": 1, "pass": 2}
 
 
 def _slug(text: str, index: int, prefix: str) -> str:
@@ -156,17 +212,47 @@ def _model_status(result: AuditResult) -> tuple[str, dict[str, int]]:
     return "none", counts
 
 
+def _label_with_defaults(name: str, declared: Metric | None) -> str:
+    """A metric's name with its default parameters, as the per-layer tables compute it."""
+    params = params_label(declared.defaults()) if declared is not None else ""
+    return name + (f" ({params})" if params else "")
+
+
 def _check_view(c: CheckOutcome) -> CheckView:
-    params = params_label(c.params)
-    bound = describe_bounds(Bound(c.min, "") if c.min is not None else None,
-                            Bound(c.max, "") if c.max is not None else None)
-    measured = Cell(format_number(c.value) if not c.skip_reason else "not run", raw_number(c.value))
-    return CheckView(label=c.metric + (f" ({params})" if params else ""), layer=c.layer, measured=measured,
-                     bound=bound, reference=format_number(c.reference) if c.reference is not None else "",
-                     status=c.status, message=c.skip_reason or c.message)
+    verdict = check_verdict(c)
+    shown = format_number(c.value) if not c.skip_reason else "not run"
+    rest = verdict[len(shown):] if verdict.startswith(shown) else ""
+    return CheckView(label=check_label(c), layer=c.layer, measured=Cell(shown, raw_number(c.value)),
+                     bound=bound_text(c.min, c.max),
+                     reference=format_number(c.reference) if c.reference is not None else "",
+                     status=c.status, message=c.skip_reason or c.message, verdict=rest, why=c.why,
+                     params=params_label(c.params))
 
 
-def _layer_view(result: AuditResult, index: int, position: int, name: str, metric_names: list[str]) -> LayerView:
+def _layer_rows(result: AuditResult, name: str, metric_names: list[str], by_name: dict[str, Metric]) -> list[LayerRow]:
+    """Every metric at its default parameters (a mark only when a check ran at exactly those), then
+    each check of this layer at other parameters, with the value it checked."""
+    layer = result.layers[name]
+    checks = [c for c in result.checks if c.layer == name and not c.skip_reason]
+    rows = []
+    for metric in _metric_order(layer.metrics, metric_names):
+        declared = by_name.get(metric)
+        status = ""
+        for c in checks:
+            if c.metric == metric and is_default(c, declared) and (
+                    not status or _STATUS_RANK[c.status] < _STATUS_RANK[status]):
+                status = c.status
+        rows.append(LayerRow(_label_with_defaults(metric, declared), metric, _value_cell(layer.metrics[metric]),
+                             status, params_label(declared.defaults()) if declared else ""))
+        for c in checks:
+            if c.metric == metric and not is_default(c, declared):
+                rows.append(LayerRow(check_label(c), metric, Cell(format_number(c.value), raw_number(c.value)),
+                                     c.status, params_label(c.params), default=False))
+    return rows
+
+
+def _layer_view(result: AuditResult, index: int, position: int, name: str, metric_names: list[str],
+                by_name: dict[str, Metric]) -> LayerView:
     from ..metrics import outlier_indices
     from ..metrics.outlier_stats import null_band
 
@@ -175,13 +261,6 @@ def _layer_view(result: AuditResult, index: int, position: int, name: str, metri
     title = f"{result.name} / {name}"
     outlier = layer.metrics.get("outlier_count")
     factor = float(outlier.details.get("factor", 10.0)) if outlier else 10.0
-    statuses: dict[str, str] = {}
-    for c in result.checks:
-        if c.layer == name and (c.metric not in statuses
-                                or _STATUS_RANK[c.status] < _STATUS_RANK[statuses[c.metric]]):
-            statuses[c.metric] = c.status
-    rows = [(metric, _value_cell(layer.metrics[metric]), statuses.get(metric, ""))
-            for metric in _metric_order(layer.metrics, metric_names)]
     outliers = ""
     if stats.profile.size and np.isfinite(stats.profile).all() and float(np.max(stats.profile)) > 0:
         idx = outlier_indices(stats.profile, factor, stats.eps)
@@ -194,7 +273,7 @@ def _layer_view(result: AuditResult, index: int, position: int, name: str, metri
         profile_svg=_safe(svg.profile_svg(stats.profile, factor, f"Activation profile, {title}", eps=stats.eps)),
         kurtosis_svg=_safe(svg.kurtosis_hist_svg(stats.kurtosis, stats.rotated_kurtosis, f"Per-image kurtosis, {title}",
                                                  band=null_band(stats.dim) if stats.dim > 1 else None)),
-        metrics=rows, outliers=outliers, notes=list(stats.notes))
+        metrics=_layer_rows(result, name, metric_names, by_name), outliers=outliers, notes=list(stats.notes))
 
 
 def activations_line(result: AuditResult) -> str:
@@ -215,26 +294,38 @@ def activations_line(result: AuditResult) -> str:
     return f"extracted ({extracted}) in {result.extraction_s:.1f} s, {kept}{where}"
 
 
-def _model_view(result: AuditResult, index: int, metric_names: list[str]) -> ModelView:
+
+def _model_view(result: AuditResult, index: int, metric_names: list[str], by_name: dict[str, Metric],
+                base: str = "") -> ModelView:
     status, counts = _model_status(result)
     skipped = f", {len(result.skipped)} unreadable skipped" if result.skipped else ""
-    provenance = [(str(k), v if isinstance(v, str) else repr(v)) for k, v in result.provenance.items()]
     return ModelView(
         index=index, anchor=_slug(result.name, index, "m"), name=result.name, model=result.model,
-        source=result.source, fingerprint=result.fingerprint, spec_path=os.fspath(result.spec_path),
-        data_path=os.fspath(result.data_path), images=f"{result.n_images} of {result.n_found}{skipped}",
+        source=result.source, fingerprint=result.fingerprint,
+        spec_path=readable_path(os.fspath(result.spec_path), base),
+        data_path=readable_path(os.fspath(result.data_path), base),
+        images=f"{result.n_images} of {result.n_found}{skipped}",
         used_of_found=f"{result.n_images} of {result.n_found}",
         device=f"{result.device}, {result.precision}" + (f", batch {result.batch_size}" if result.batch_size else ""),
-        seconds=f"{result.seconds:.1f} s", status=status, counts=counts,
+        seconds=_duration(result.seconds), seconds_raw=float(result.seconds), status=status, counts=counts,
         checks=[_check_view(c) for c in result.checks],
-        layers=[_layer_view(result, index, j, name, metric_names) for j, name in enumerate(result.layers)],
-        provenance=provenance,
-        skipped=[(os.fspath(s.path), s.reason) for s in result.skipped[:20]],
+        layers=[_layer_view(result, index, j, name, metric_names, by_name) for j, name in enumerate(result.layers)],
+        provenance=readable(result.provenance, base),
+        skipped=[(readable_path(os.fspath(s.path), base), s.reason) for s in result.skipped[:20]],
         skipped_more=max(len(result.skipped) - 20, 0), activations=activations_line(result))
 
 
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 def _comparisons(results: Sequence[AuditResult], metrics: dict[str, Metric]) -> list[ChartView]:
-    """One chart per (layer, metric, params): kurtosis_mean and outlier_count always, plus every checked one."""
+    """One chart per (layer, metric, params): the headline metrics always, plus every checked one."""
 
     def key_of(metric: str, layer: str, params: dict[str, Any]) -> tuple:
         merged = {n: p.default for n, p in metrics[metric].params.items()} if metric in metrics else {}
@@ -253,6 +344,7 @@ def _comparisons(results: Sequence[AuditResult], metrics: dict[str, Metric]) -> 
                 keys.setdefault(key_of(c.metric, c.layer, c.params), None)
     layer_order = {name: i for i, name in enumerate(dict.fromkeys(k[0] for k in keys))}
     charts = []
+
     def referenced_first(key: tuple) -> tuple:  # charts with a reference line (kurtosis: 3 = Gaussian) lead
         declared = metrics.get(key[1])
         return layer_order[key[0]], declared is None or declared.chart_reference is None, key[1], key[2]
@@ -282,17 +374,21 @@ def _comparisons(results: Sequence[AuditResult], metrics: dict[str, Metric]) -> 
         charts.append(ChartView(f"c{n}", title, _safe(svg.comparison_svg(
             rows, f"Comparison: {title}", label, reference=line.value if line else None,
             reference_label=line.label if line else "",
-            control_label=f"{metrics[declared.control].headline} control" if controlled and declared.control in metrics
-            else ""))))
+            control_label=f"{metrics[declared.control].headline or declared.control} (control)"
+            if controlled and declared.control in metrics else "",
+            scale=declared.chart_scale if declared is not None else "",
+            integer=bool(declared.integer) if declared is not None else False))))
     return charts
 
 
-def _metric_tables(results: Sequence[AuditResult], views: list[ModelView], metric_names: list[str]) -> list[MetricTable]:
+def _metric_tables(results: Sequence[AuditResult], views: list[ModelView], metric_names: list[str],
+                   by_name: dict[str, Metric]) -> list[MetricTable]:
     tables: dict[str, MetricTable] = {}
     for result, view in zip(results, views):
         for name, layer in result.layers.items():
             if name not in tables:
-                tables[name] = MetricTable(name, _metric_order(layer.metrics, metric_names))
+                order = _metric_order(layer.metrics, metric_names)
+                tables[name] = MetricTable(name, order, [_label_with_defaults(m, by_name.get(m)) for m in order])
     for result, view in zip(results, views):
         for name, table in tables.items():
             layer = result.layers.get(name)
@@ -329,49 +425,126 @@ def _section_cell(value: Any) -> str:
     return str(value)
 
 
+def _run_items(run_info: dict[str, Any]) -> list[tuple[str, str]]:
+    from .provenance import readable_value
+
+    base = str(run_info.get("invocation_dir", ""))
+    hidden = {"errors", "checks_deselected", "checks_not_run"}
+    return [(str(k).replace("_", " "), readable_value(v, "") if k == "invocation_dir" else
+             (" ".join(map(str, v)) if isinstance(v, (list, tuple)) else readable_value(v, base)))
+            for k, v in run_info.items() if k not in hidden and readable_value(v, base) != ""]
+
+
+# --------------------------------------------------------------------------------------------
+# the built-in sections (order: errors 5, failures 10, summary 20, comparison 30, models 40,
+# plugin tables 70, glossary 80, run 90); an analysis to come registers its own the same way
+# --------------------------------------------------------------------------------------------
+
+
+def _errors_section(ctx: PageContext) -> list[PageSection]:
+    if not ctx.failed_specs:
+        return []
+    return [PageSection("errors", "Audits that could not run", "sections/errors.html.j2", ctx.failed_specs, 5)]
+
+
+def _failures_section(ctx: PageContext) -> list[PageSection]:
+    failing = [m for m in ctx.models if m.failed_checks]
+    if not failing:
+        return []
+    return [PageSection("failures", "Failures", "sections/failures.html.j2", failing, 10)]
+
+
+def _summary_section(ctx: PageContext) -> list[PageSection]:
+    if not ctx.models:
+        return []
+    ordered = sorted(ctx.models, key=lambda m: (_MODEL_RANK[m.status], m.index))
+    return [PageSection("summary-section", "Summary", "sections/summary.html.j2", SummaryView(ordered), 20)]
+
+
+def _comparison_section(ctx: PageContext) -> list[PageSection]:
+    if not ctx.results:
+        return []
+    names = [m.name for m in ctx.metrics]
+    charts = _comparisons(ctx.results, ctx.by_name) if len(ctx.results) > 1 else []
+    view = ComparisonView(charts, _metric_tables(ctx.results, ctx.models, names, ctx.by_name), len(ctx.results) == 1)
+    return [PageSection("comparison", "Comparison across models" if len(ctx.results) > 1 else "All metrics",
+                        "sections/comparison.html.j2", view, 30)]
+
+
+def _models_section(ctx: PageContext) -> list[PageSection]:
+    if not ctx.models:
+        return []
+    return [PageSection("models", "Models", "sections/models.html.j2", ctx.models, 40)]
+
+
+def _plugin_sections(ctx: PageContext) -> list[PageSection]:
+    return [PageSection(f"plugin-{i}", s.title, "sections/table.html.j2",
+                        TableView(s.text, [str(h) for h in s.headers],
+                                  [[_section_cell(c) for c in row] for row in s.rows]), 70 + i / 1000)
+            for i, s in enumerate(ctx.plugin_sections)]
+
+
+def _glossary_section(ctx: PageContext) -> list[PageSection]:
+    used = {m for r in ctx.results for layer in r.layers.values() for m in layer.metrics}
+    return [PageSection("metrics-explained", "What these metrics mean", "sections/glossary.html.j2",
+                        _glossary(ctx.metrics, used), 80)]
+
+
+def _run_section(ctx: PageContext) -> list[PageSection]:
+    items = _run_items(ctx.run_info)
+    return [PageSection("run", "Run", "sections/run.html.j2", items, 90)] if items else []
+
+
+for _name, _builder in (("errors", _errors_section), ("failures", _failures_section), ("summary", _summary_section),
+                        ("comparison", _comparison_section), ("models", _models_section),
+                        ("plugin-sections", _plugin_sections), ("glossary", _glossary_section),
+                        ("run", _run_section)):
+    register_section(_name, _builder)
+
+
 def render_report(results: Iterable[AuditResult], metrics: Any = None, run_info: dict[str, Any] | None = None,
-                  sections: Iterable[ReportSection] = (), errors: dict[Any, str] | None = None) -> str:
+                  sections: Iterable[ReportSection] = (), errors: dict[Any, str] | None = None,
+                  builders: Iterable[Any] = ()) -> str:
     """The report page for ``results``.
 
     ``metrics``: a metric registry or a list of :class:`~.metrics.Metric` (for the explanations);
     ``run_info``: the run's information (as in the JSON record; its ``errors`` list, if any, names
-    specs that failed to run); ``errors``: more failed specs, ``{spec_path: message}``;
-    ``sections``: plugins' sections.  Returns the HTML text.
+    specs that failed to run; ``checks_deselected``/``checks_not_run`` are said in the header);
+    ``errors``: more failed specs, ``{spec_path: message}``; ``sections``: plugins' sections;
+    ``builders``: more section builders for this page only (see :mod:`.sections`).  Returns the HTML.
     """
     import jinja2
 
     results = list(results)
     run_info = dict(run_info or {})
-    failed_specs = [(os.fspath(e.get("spec_path", "")), str(e.get("message", "")))
-                    for e in run_info.pop("errors", []) or [] if isinstance(e, dict)]
-    failed_specs += [(os.fspath(p), str(m)) for p, m in (errors or {}).items()]
+    base = str(run_info.get("invocation_dir", ""))
+    failed_specs = [(readable_path(os.fspath(e.get("spec_path", "")), base), str(e.get("message", "")))
+                    for e in run_info.get("errors", []) or [] if isinstance(e, dict)]
+    failed_specs += [(readable_path(os.fspath(p), base), str(m)) for p, m in (errors or {}).items()]
     metric_objs = _metric_list(metrics)
     by_name = {m.name: m for m in metric_objs}
     metric_names = [m.name for m in metric_objs]
-    views = [_model_view(r, i, metric_names) for i, r in enumerate(results)]
-    used = {m for r in results for layer in r.layers.values() for m in layer.metrics}
+    views = [_model_view(r, i, metric_names, by_name, base) for i, r in enumerate(results)]
     totals = {"models": len(results), "errors": len(failed_specs),
               "pass": sum(v.status == "pass" for v in views), "fail": sum(v.status == "fail" for v in views),
               "checks_failed": sum(v.counts["fail"] for v in views),
-              "checks": sum(sum(v.counts.values()) for v in views)}
+              "checks": sum(sum(v.counts.values()) for v in views),
+              "seconds": _duration(sum(r.seconds for r in results))}
     overall = "fail" if totals["fail"] or failed_specs else ("pass" if totals["pass"] else "none")
+    context = PageContext(results, metric_objs, run_info, views, failed_specs, list(sections))
+    page_sections = build_sections(context, builders)
     env = jinja2.Environment(loader=jinja2.PackageLoader("pytest_robustaudit.report", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["wbr"] = _wbr
+    env.globals["MARK"] = MARK
     template = env.get_template(TEMPLATE)
-    run_items = [(str(k), v if isinstance(v, str) else (" ".join(map(str, v)) if isinstance(v, (list, tuple)) else repr(v)))
-                 for k, v in run_info.items()]
     return template.render(
-        models=views, errors=failed_specs, totals=totals, overall=overall, run_items=run_items,
+        sections=page_sections, models=views, totals=totals, overall=overall,
         interrupted=run_info.get("interrupted", False),
+        left_out=left_out(int(run_info.get("checks_deselected", 0) or 0), int(run_info.get("checks_not_run", 0) or 0)),
         created=str(run_info.get("created", "")), version=str(run_info.get("robustaudit_version", "")),
-        charts=_comparisons(results, by_name), tables=_metric_tables(results, views, metric_names),
-        glossary=_glossary(metric_objs, used),
-        sections=[{"title": s.title, "text": s.text, "headers": [str(h) for h in s.headers],
-                   "rows": [[_section_cell(c) for c in row] for row in s.rows]} for s in sections],
     )
-
 
 
 def write_report(html_text: str, path: os.PathLike | str) -> None:

@@ -69,12 +69,14 @@ class Scale:
         t = min(max(t, -0.02), 1.02)
         return self.p0 + t * (self.p1 - self.p0)
 
-    def ticks(self, most: int = 6) -> list[float]:
+    def ticks(self, most: int = 6, integer: bool = False) -> list[float]:
+        """Tick values: each decade on a log scale (every other one past ``most`` decades, 1-2-5
+        marks within one decade); round steps on a linear one, whole numbers only if ``integer``."""
         if self.log:
             e0, e1 = math.floor(math.log10(self.lo) + 1e-9), math.ceil(math.log10(self.hi) - 1e-9)
             step = max(1, math.ceil((e1 - e0 + 1) / most))
             ticks = [10.0 ** e for e in range(e0, e1 + 1, step) if self.lo * 0.999 <= 10.0 ** e <= self.hi * 1.001]
-            if len(ticks) < 2:  # less than a decade: add 2× and 5× marks
+            if len(ticks) < 3:  # about a decade or less: add 2× and 5× marks
                 ticks = sorted({m * 10.0 ** e for e in range(e0 - 1, e1 + 1) for m in (1, 2, 5)
                                 if self.lo * 0.999 <= m * 10.0 ** e <= self.hi * 1.001})
             return ticks
@@ -84,12 +86,28 @@ class Scale:
         raw = span / max(most - 1, 1)
         mag = 10 ** math.floor(math.log10(raw))
         step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+        if integer:
+            step = max(1, math.ceil(step))
+            step = next(m for m in (1, 2, 5, 10, 20, 25, 50, 100, step) if m >= step)
         first = math.ceil(self.lo / step - 1e-9) * step
         out, v = [], first
         while v <= self.hi + 1e-9 * step:
             out.append(0.0 if abs(v) < 1e-12 * step else v)
             v += step
         return out
+
+
+def _decade_range(values: np.ndarray, floor: float | None = None) -> tuple[float, float]:
+    """A log axis from the decade below the smallest positive value to the decade above the largest
+    (at least one decade): the same axis for the same kind of values, run after run."""
+    pos = values[np.isfinite(values) & (values > 0)]
+    if pos.size == 0:
+        return (floor or 0.1), (floor or 0.1) * 100
+    lo = 10.0 ** math.floor(math.log10(float(pos.min())) + 1e-9)
+    hi = 10.0 ** math.ceil(math.log10(float(pos.max())) - 1e-9)
+    if floor is not None:
+        lo = max(lo, floor) if float(pos.min()) >= floor else lo
+    return lo, max(hi, lo * 10)
 
 
 def _log_range(values: np.ndarray, pad: float = 1.3) -> tuple[float, float]:
@@ -109,20 +127,26 @@ def _open(width: int, height: int, title: str, cls: str) -> list[str]:
             f"<title>{esc(title)}</title>"]
 
 
+#: approximate width of a character of the plots' 11 px sans-serif text (for layout, never for clipping)
+CHAR_W = 6.4
+
+
 def _y_axis(out: list[str], scale: Scale, x0: float, x1: float, label: str, integer: bool = False) -> None:
-    for t in scale.ticks(5):
+    """Grid lines and tick labels (right-aligned at ``x0 - 5``), and the rotated axis title at the
+    far left, clear of the widest tick label (the plots leave ``left`` ≥ 62 px for both)."""
+    for t in scale.ticks(7, integer=integer):
         if integer and t != int(t):
             continue
         y = scale(t)
         out.append(f'<line x1="{_n(x0)}" x2="{_n(x1)}" y1="{_n(y)}" y2="{_n(y)}" stroke="{LIGHT}"/>')
-        out.append(f'<text x="{_n(x0 - 4)}" y="{_n(y + 3.5)}" text-anchor="end" fill="{GREY}">{esc(tick_label(t))}</text>')
+        out.append(f'<text x="{_n(x0 - 5)}" y="{_n(y + 3.5)}" text-anchor="end" fill="{GREY}">{esc(tick_label(t))}</text>')
     mid = (scale.p0 + scale.p1) / 2
-    out.append(f'<text transform="translate(11 {_n(mid)}) rotate(-90)" text-anchor="middle" fill="{GREY}">'
+    out.append(f'<text transform="translate(12 {_n(mid)}) rotate(-90)" text-anchor="middle" fill="{GREY}">'
                f'{esc(label)}</text>')
 
 
-def _x_axis(out: list[str], scale: Scale, y0: float, y1: float, label: str) -> None:
-    for t in scale.ticks(6):
+def _x_axis(out: list[str], scale: Scale, y0: float, y1: float, label: str, integer: bool = False) -> None:
+    for t in scale.ticks(6, integer=integer):
         x = scale(t)
         out.append(f'<line x1="{_n(x)}" x2="{_n(x)}" y1="{_n(y0)}" y2="{_n(y1)}" stroke="{LIGHT}"/>')
         out.append(f'<text x="{_n(x)}" y="{_n(y1 + 13)}" text-anchor="middle" fill="{GREY}">{esc(tick_label(t))}</text>')
@@ -175,7 +199,7 @@ def profile_svg(profile: np.ndarray, factor: float, title: str, width: int = 380
     threshold = factor * median
     n_out = int(mask.sum())
     ranks = profile_ranks(d, min(n_out, MAX_MARKED_OUTLIERS))
-    left, right, top, bottom = 48, width - 10, 22, height - 36
+    left, right, top, bottom = 62, width - 10, 22, height - 36
     lo, hi = _log_range(np.concatenate([order, [median, threshold] if median > 0 else []]))
     ys = Scale(lo, hi, bottom, top, log=True)
     xs = Scale(1, max(d, 10), left, right, log=True)
@@ -199,11 +223,17 @@ def profile_svg(profile: np.ndarray, factor: float, title: str, width: int = 380
     return "".join(out)
 
 
-def kurtosis_hist_svg(kurtosis: np.ndarray, rotated: np.ndarray, title: str, bins: int = 28,
-                      width: int = 380, height: int = 230, band: tuple[float, float] | None = None) -> str:
-    """Histogram of per-image kurtosis (log bins), neuron basis in blue and the rotated control in
-    orange, with the Gaussian value 3 and each series' mean marked, and ``band`` (the rotation
-    control's null band 3 ± 2√(24/d), where the rotated values of any representation fall) shaded."""
+#: histogram bins per decade of kurtosis (the axis itself spans whole decades from 1)
+BINS_PER_DECADE = 12
+
+
+def kurtosis_hist_svg(kurtosis: np.ndarray, rotated: np.ndarray, title: str, bins: int = BINS_PER_DECADE,
+                      width: int = 380, height: int = 250, band: tuple[float, float] | None = None) -> str:
+    """Histogram of per-image kurtosis, neuron basis in blue and the rotated control in orange, with
+    the Gaussian value 3 and each series' mean marked, and ``band`` (the rotation control's null band
+    3 ± 2√(24/d), where the rotated values of any representation fall) shaded.  The x axis is log and
+    spans whole decades from 1 (the least a kurtosis can be), so two reports share it; ``bins`` per
+    decade.  The legend and the "3 = Gaussian" label sit in a band above the bars, never over one."""
     cls = "plot kurtosis-plot"
     k = np.asarray(kurtosis, dtype=np.float64)
     r = np.asarray(rotated, dtype=np.float64)
@@ -211,11 +241,12 @@ def kurtosis_hist_svg(kurtosis: np.ndarray, rotated: np.ndarray, title: str, bin
     r = r[np.isfinite(r) & (r > 0)]
     if k.size == 0 and r.size == 0:
         return _placeholder(width, height, title, cls, "per-image kurtosis undefined for every image")
-    lo, hi = _log_range(np.concatenate([k, r, [3.0], [b for b in band or () if b > 0]]), pad=1.15)
-    edges = np.geomspace(lo, hi, bins + 1)
-    hk = np.histogram(k, edges)[0]
-    hr = np.histogram(r, edges)[0]
-    left, right, top, bottom = 48, width - 10, 30, height - 36
+    lo, hi = _decade_range(np.concatenate([k, r, [3.0], [x for x in band or () if x > 0]]), floor=1.0)
+    decades = max(1, round(math.log10(hi / lo)))
+    edges = np.geomspace(lo, hi, bins * decades + 1)
+    hk = np.histogram(np.clip(k, lo, hi), edges)[0]
+    hr = np.histogram(np.clip(r, lo, hi), edges)[0]
+    left, right, top, bottom = 62, width - 10, 48, height - 36
     xs = Scale(lo, hi, left, right, log=True)
     ys = Scale(0, max(int(hk.max(initial=0)), int(hr.max(initial=0)), 1), bottom, top)
     out = _open(width, height, title, cls)
@@ -232,15 +263,13 @@ def kurtosis_hist_svg(kurtosis: np.ndarray, rotated: np.ndarray, title: str, bin
         out.append(f'<rect class="null-band" x="{_n(b0)}" y="{top}" width="{_n(max(b1 - b0, 0.6))}" '
                    f'height="{bottom - top}" fill="{ORANGE}" fill-opacity="0.12"><title>'
                    f'{esc(f"null band of the rotated kurtosis: {band[0]:.3g} to {band[1]:.3g}")}</title></rect>')
-        out.append(f'<text x="{_n(b1 + 3)}" y="{top + 22}" fill="{GREY}">'
-                   f'{esc(f"null band {band[0]:.3g}–{band[1]:.3g}")}</text>')
-    _reference_line(out, xs(3.0), top, bottom, "3 = Gaussian", top + 10, 80, right)
+    _reference_line(out, xs(3.0), top - 14, bottom, "3 = Gaussian", top - 5, 80, right)
     legend = [(BLUE, f"neuron basis, mean {k.mean():.4g}" if k.size else "neuron basis: undefined"),
               (ORANGE, f"rotated, mean {r.mean():.4g}" if r.size else "rotated: not available")]
     for i, (colour, text) in enumerate(legend):
-        x = left - 30 + i * (width - left + 30) * 0.55
-        out.append(f'<rect x="{_n(x)}" y="6" width="10" height="10" fill="{colour}" fill-opacity="0.75"/>')
-        out.append(f'<text x="{_n(x + 14)}" y="15">{esc(text)}</text>')
+        y = 4 + 14 * i
+        out.append(f'<rect x="{left}" y="{y}" width="10" height="10" fill="{colour}" fill-opacity="0.75"/>')
+        out.append(f'<text x="{left + 14}" y="{y + 9}">{esc(text)}</text>')
     for values, colour in ((k, BLUE), (r, ORANGE)):
         if values.size:
             x = xs(float(values.mean()))
@@ -262,52 +291,60 @@ class Row:
 
 
 def comparison_svg(rows: Sequence[Row], title: str, axis_label: str, reference: float | None = None,
-                   reference_label: str = "", control_label: str = "", width: int = 760) -> str:
-    """Models sorted by value (largest first) as dots on a shared axis (log when the values span more
-    than a decade and are positive), each with its bounds: the allowed band in green, the bound
-    itself as a red tick; hollow dots for a control value."""
+                   reference_label: str = "", control_label: str = "", width: int = 480,
+                   scale: str = "", integer: bool = False) -> str:
+    """Models sorted by value (largest first), one strip each with the model's full name above it,
+    as dots on a shared axis, each with its bounds: the allowed band in green, the bound itself as
+    a red tick; hollow dots for a control value.  ``scale`` ``"log"``/``"linear"`` fixes the axis
+    (the metric's declaration; log axes span whole decades), ``""`` picks log when the values are
+    positive and span more than a decade.  ``integer``: ticks at whole numbers only (counts)."""
     cls = "plot comparison-plot"
     rows = sorted(rows, key=lambda r: (-r.value if math.isfinite(r.value) else math.inf, r.label))
-    label_w, row_h, top = 210, 18, 26
-    height = top + row_h * max(len(rows), 1) + 40
+    row_h, top = 30, 40
     values = [v for r in rows for v in (r.value, r.control, r.low, r.high, reference)
               if v is not None and math.isfinite(v)]
     if not values:
         return _placeholder(width, 60, title, cls, "no defined value to compare")
     arr = np.array(values, dtype=np.float64)
     positive = bool((arr > 0).all())
-    log = positive and float(arr.max()) / float(arr.min()) > 10
+    log = positive and (scale == "log" or (not scale and float(arr.max()) / float(arr.min()) > 10))
     if log:
-        lo, hi = _log_range(arr, pad=1.25)
+        lo, hi = _decade_range(arr) if scale == "log" else _log_range(arr, pad=1.25)
     else:
         lo, hi = min(0.0, float(arr.min())), float(arr.max())
         pad = (hi - lo) * 0.06 or 1.0
         lo, hi = (lo - pad if lo < 0 else lo), hi + pad
-    left, right, bottom = label_w + 8, width - 14, top + row_h * len(rows)
+        if integer:
+            hi = max(hi, lo + 2)
+    left, right = 12, width - 14
+    bottom = top + row_h * len(rows)
+    height = bottom + 40
+    max_chars = int((width - 8) / CHAR_W)
     xs = Scale(lo, hi, left, right, log=log)
     out = _open(width, height, title, cls)
-    _x_axis(out, xs, top - 4, bottom + 2, axis_label + (" (log)" if log else ""))
-    if reference is not None:
-        _reference_line(out, xs(reference), top - 4, bottom + 2, reference_label, top - 8, 90, right)
+    _x_axis(out, xs, top - 4, bottom + 2, axis_label + (" (log)" if log else ""), integer=integer and not log)
     if control_label:
-        out.append(f'<circle cx="{label_w - 110}" cy="{top - 12}" r="4" fill="none" stroke="{ORANGE}" stroke-width="1.6"/>'
-                   f'<text x="{label_w - 102}" y="{top - 8}" fill="{ORANGE}">{esc(control_label)}</text>')
+        out.append(f'<circle cx="8" cy="10" r="4" fill="none" stroke="{ORANGE}" stroke-width="1.6"/>'
+                   f'<text x="16" y="14" fill="{ORANGE}">{esc(control_label)}</text>')
+    if reference is not None:
+        _reference_line(out, xs(reference), top - 14, bottom + 2, reference_label, top - 8, 90, right)
     for i, row in enumerate(rows):
-        yc = top + row_h * i + row_h / 2
+        y_top = top + row_h * i
+        yc = y_top + 21
         if i % 2:
-            out.append(f'<rect x="0" y="{_n(yc - row_h / 2)}" width="{width}" height="{row_h}" fill="#f8fafc"/>')
-        label = row.label if len(row.label) <= 32 else row.label[:31] + "…"
-        out.append(f'<text x="{label_w}" y="{_n(yc + 4)}" text-anchor="end"><title>{esc(row.label)}</title>'
+            out.append(f'<rect x="0" y="{_n(y_top)}" width="{width}" height="{row_h}" fill="#f8fafc"/>')
+        label = row.label if len(row.label) <= max_chars else row.label[:max_chars - 1] + "…"
+        out.append(f'<text class="row-label" x="4" y="{_n(y_top + 11)}"><title>{esc(row.label)}</title>'
                    f'{esc(label)}</text>')
         if row.low is not None or row.high is not None:
             x0 = xs(row.low) if row.low is not None else left
             x1 = xs(row.high) if row.high is not None else right
-            out.append(f'<rect x="{_n(min(x0, x1))}" y="{_n(yc - 6)}" width="{_n(abs(x1 - x0))}" height="12" '
+            out.append(f'<rect x="{_n(min(x0, x1))}" y="{_n(yc - 5)}" width="{_n(abs(x1 - x0))}" height="10" '
                        f'fill="{GREEN}" fill-opacity="0.13"/>')
             for bound in (row.low, row.high):
                 if bound is not None:
                     xb = xs(bound)
-                    out.append(f'<line class="bound" x1="{_n(xb)}" x2="{_n(xb)}" y1="{_n(yc - 7)}" y2="{_n(yc + 7)}" '
+                    out.append(f'<line class="bound" x1="{_n(xb)}" x2="{_n(xb)}" y1="{_n(yc - 6)}" y2="{_n(yc + 6)}" '
                                f'stroke="{RED}" stroke-width="2"/>')
         if row.control is not None and math.isfinite(row.control):
             out.append(f'<circle cx="{_n(xs(row.control))}" cy="{_n(yc)}" r="4" fill="none" stroke="{ORANGE}" '

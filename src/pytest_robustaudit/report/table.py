@@ -2,7 +2,10 @@
 
 Fixed-width columns: model, layer, one column per headline metric (each followed by its control
 when it declares one: kurtosis, rotated, outliers for the built-ins), checks passed/failed,
-verdict; specs that could not run get one ERROR row with the first line of their message.  The
+verdict; specs that could not run get one ERROR row with the first line of their message.  A
+metric cell shows the value each check of it on that layer judged, with the check's mark and the
+parameters it ran at (``0 ✓ (factor=100)``), else the default-parameter value, labelled and
+unmarked (:mod:`.values`).  The
 metric columns come from the metrics' own declarations, so a plugin's headline metric gets a
 column like a built-in.  Free of pytest.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable
 
-from ..checks import format_number
+from .values import shown_values
 from ..errors import headline
 from ..metrics.types import Metric, controls_of, headline_metrics
 from ..results import AuditResult, tally
@@ -27,9 +30,9 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _metric(result: AuditResult, layer: str, name: str) -> str:
-    value = result.layers[layer].metrics.get(name)
-    return format_number(value.value) if value is not None else "-"
+def _metric(result: AuditResult, layer: str, metric: Metric) -> str:
+    shown = shown_values(result, layer, metric.name, metric)
+    return "; ".join(v.plain() for v in shown) if shown else "-"
 
 
 def columns(metrics: Any = None) -> list[Metric]:
@@ -58,7 +61,7 @@ def headers(metrics: Any = None) -> tuple[str, ...]:
 def rows(results: Iterable[AuditResult], errors: dict[Any, str] | None = None,
          metrics: Any = None) -> list[tuple[str, ...]]:
     """The table's rows (strings), without header."""
-    shown = [m.name for m in columns(metrics)]
+    shown = columns(metrics)
     out: list[tuple[str, ...]] = []
     for result in results:
         for i, layer in enumerate(result.layers):
@@ -68,7 +71,7 @@ def rows(results: Iterable[AuditResult], errors: dict[Any, str] | None = None,
             verdict = "FAIL" if failed else ("PASS" if passed else ("SKIP" if skipped else "-"))
             counted = f"{passed}/{failed}" + (f" ({skipped} skip)" if skipped else "")
             out.append((_clip(result.name, MAX_MODEL) if i == 0 else "", _clip(layer, MAX_LAYER),
-                        *(_metric(result, layer, name) for name in shown), counted if checks else "-", verdict))
+                        *(_metric(result, layer, metric) for metric in shown), counted if checks else "-", verdict))
     for path, message in (errors or {}).items():
         out.append((_clip(os.path.basename(os.fspath(path)), MAX_MODEL), "-", *("-" for _ in shown), "-",
                     "ERROR: " + _clip(headline(message), MAX_ERROR)))

@@ -14,7 +14,7 @@ from .validator import Validator, _kind
 
 DEFAULT_LAYERS = ("representation",)
 RELATIVE_KEYS = ("min_ratio", "max_ratio", "min_delta", "max_delta")
-CHECK_KEYS = ("min", "max", *RELATIVE_KEYS, "layers")
+CHECK_KEYS = ("min", "max", *RELATIVE_KEYS, "layers", "why")
 
 
 def with_ids(checks: list[CheckSpec]) -> tuple[CheckSpec, ...]:
@@ -116,6 +116,10 @@ class ChecksSection(Validator):
                     self.problem(path + (pname,), f"must be at least {param.minimum}, got {got}", param.help)
                 elif got is not None:
                     params[pname] = param.type(got)
+        why = ""
+        if section.get("why") is not None:
+            text = self.typed(section["why"], path + ("why",), (str,), "a sentence")
+            why = " ".join(text.split()) if text is not None else ""
         targets = section.get("layers", list(layers))
         if isinstance(targets, str):
             targets = [targets]
@@ -131,5 +135,5 @@ class ChecksSection(Validator):
                 continue
             out.append(CheckSpec(metric.name, layer, lo, hi, params, self.where(path),
                                  min_ratio=bounds.get("min_ratio"), max_ratio=bounds.get("max_ratio"),
-                                 min_delta=bounds.get("min_delta"), max_delta=bounds.get("max_delta")))
+                                 min_delta=bounds.get("min_delta"), max_delta=bounds.get("max_delta"), why=why))
         return out

@@ -120,7 +120,8 @@ class CheckSpec:
 
     Absolute bounds are ``min``/``max``.  Relative bounds compare with the spec's ``reference``
     (another model, or a stored baseline): ``min_ratio``/``max_ratio`` bound value ÷ reference,
-    ``min_delta``/``max_delta`` bound value − reference.
+    ``min_delta``/``max_delta`` bound value − reference.  ``why`` is the spec's one-line reason for
+    the bound (e.g. "a supervised CNN is expected on the non-robust side"), shown beside its verdict.
     """
 
     metric: str
@@ -134,6 +135,7 @@ class CheckSpec:
     min_delta: float | None = None
     max_delta: float | None = None
     id: str = ""
+    why: str = ""      # why the bound is what it is (spec key ``why:``), shown beside the verdict
 
     @property
     def name(self) -> str:

@@ -1,0 +1,88 @@
+"""What every output shows beside a verdict, decided once: the value checked, with its parameters.
+
+A metric computed at its default parameters (the per-layer tables) and the same metric checked at
+other parameters (``outlier_count: {factor: 100}``) are different numbers.  The HTML page, the
+terminal table and the Markdown summary all take their cells from here, so none of them can show
+the default value beside the verdict of another one, nor a tick beside a value nobody checked.
+Free of pytest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..checks import format_number, params_label, verdict_text
+from ..results import AuditResult, CheckOutcome
+
+MARKS = {"pass": "✓", "fail": "✗", "skip": "–"}
+
+
+@dataclass(frozen=True)
+class ShownValue:
+    """One value in a summary cell: the number, its parameters ("" when it has none), and the verdict
+    of the check it was computed for ("" when no check used it: no mark then)."""
+
+    value: float
+    params: str
+    status: str = ""
+    check: CheckOutcome | None = None
+
+    @property
+    def text(self) -> str:
+        return format_number(self.value)
+
+    def plain(self, marks: dict[str, str] = MARKS) -> str:
+        """``0 ✓ (factor=100)``, ``1 (factor=10)``, ``20.59 ✗``, ``3.02``."""
+        mark = f" {marks[self.status]}" if self.status else ""
+        return f"{self.text}{mark}" + (f" ({self.params})" if self.params else "")
+
+
+def defaults_of(metric: Any) -> dict[str, Any]:
+    return metric.defaults() if metric is not None and hasattr(metric, "defaults") else {}
+
+
+def checks_of(result: AuditResult, layer: str, metric: str) -> list[CheckOutcome]:
+    """The checks of ``metric`` on ``layer`` that were judged (skipped ones have no value)."""
+    return [c for c in result.checks if c.layer == layer and c.metric == metric and not c.skip_reason]
+
+
+def shown_values(result: AuditResult, layer: str, metric: str, declared: Any = None) -> list[ShownValue]:
+    """What a summary cell of ``metric`` on ``layer`` shows: each checked value with its verdict and
+    parameters; when the metric is not checked there, its default-parameter value without a mark."""
+    checked = checks_of(result, layer, metric)
+    if checked:
+        return [ShownValue(c.value, params_label(c.params), c.status, c) for c in checked]
+    found = result.layers[layer].metrics.get(metric) if layer in result.layers else None
+    if found is None:
+        return []
+    return [ShownValue(found.value, params_label(defaults_of(declared)))]
+
+
+def is_default(check: CheckOutcome, declared: Any) -> bool:
+    """Whether ``check`` ran at the parameters the per-layer tables compute (the metric's defaults)."""
+    defaults = defaults_of(declared)
+    return all(defaults.get(k, v) == v for k, v in check.params.items())
+
+
+def check_label(check: CheckOutcome) -> str:
+    """``outlier_count (factor=100)``: the metric with every parameter it was computed at."""
+    params = params_label(check.params)
+    return check.metric + (f" ({params})" if params else "")
+
+
+def check_verdict(check: CheckOutcome) -> str:
+    """The value against its bounds, plainly: ``20.59 > max 15, +37%``; ``not run: …`` when skipped."""
+    if check.skip_reason:
+        return "not run"
+    return verdict_text(check.value, check.min, check.max)
+
+
+def left_out(deselected: int, not_run: int) -> str:
+    """``3 checks deselected, 1 check not run`` ("" when none): what every output says it leaves out."""
+    parts = []
+    if deselected:
+        parts.append(f"{deselected} check{'s' if deselected != 1 else ''} deselected")
+    if not_run:
+        parts.append(f"{not_run} check{'s' if not_run != 1 else ''} not run")
+    return ", ".join(parts)
