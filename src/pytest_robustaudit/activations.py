@@ -236,8 +236,9 @@ class _Model:
 
         checkpoint = None
         if model.checkpoint is not None:
+            # the file's name too: the memo keeps the model's description, which names the file
             checkpoint = {"sha256": self.store.hasher.sha256(model.checkpoint.path),
-                          "match_keys": model.checkpoint.match_keys}
+                          "match_keys": model.checkpoint.match_keys, "name": model.checkpoint.path.name}
         parts = {"source": model.source, "name": model.name, "checkpoint": checkpoint,
                  "options": json.loads(json.dumps(model.options, sort_keys=True, default=str)),
                  "preprocess": model.preprocess.overrides(), "versions": _versions(),
