@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from .bootstrap_profiles import kurtosis_rows, max_over_mean, max_over_median, outlier_margins
 from .outlier_stats import LayerStats
 from .types import ChartReference, Evidence, Metric, MetricValue, Param
 
@@ -120,39 +121,47 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
            evidence=Evidence("indicator", "Crabbé et al. (TMLR 2024) found high activation kurtosis (outlier features) "
                                           "only in the robust zero-shot CLIP encoders they studied. An indicator across "
                                           "model families, not a guarantee for one checkpoint."),
-           headline="kurtosis", control="rotated_kurtosis_mean", chart_reference=ChartReference(3.0, "3 = Gaussian")),
+           headline="kurtosis", control="rotated_kurtosis_mean", chart_reference=ChartReference(3.0, "3 = Gaussian"),
+           interval="mean", interval_input="kurtosis"),
     Metric("kurtosis_median", _kurtosis_median, "Median over images of the per-image kurtosis.",
            "median_x κ(h(x))", direction="higher",
-           evidence=Evidence("indicator", "As kurtosis_mean; less sensitive to a few extreme images.")),
+           evidence=Evidence("indicator", "As kurtosis_mean; less sensitive to a few extreme images."),
+           interval="median", interval_input="kurtosis"),
     Metric("rotated_kurtosis_mean", _rotated_mean,
            "Basis control: mean per-image kurtosis after a fixed random rotation (≈3 unless the outliers are spread over all directions).",
            "mean_x κ(Q h(x)), Q Haar-random orthogonal", direction="neutral",
            evidence=Evidence("control", "Not a robustness signal: ≈ 3 for a privileged basis. It tells outlier "
                                         "coordinates (drop after rotation) from heavy tails in every direction."),
-           headline="rotated"),
+           headline="rotated", interval="mean", interval_input="rotated_kurtosis"),
     Metric("rotated_kurtosis_median", _rotated_median, "Basis control: median per-image kurtosis after the rotation.",
-           "median_x κ(Q h(x))", direction="neutral", evidence=Evidence("control", "As rotated_kurtosis_mean.")),
+           "median_x κ(Q h(x))", direction="neutral", evidence=Evidence("control", "As rotated_kurtosis_mean."),
+           interval="median", interval_input="rotated_kurtosis"),
     Metric("basis_kurtosis_ratio", _basis_ratio,
            "How privileged the neuron basis is: neuron-basis kurtosis over rotated kurtosis (≫1: privileged basis).",
            "kurtosis_mean / rotated_kurtosis_mean", direction="higher",
            evidence=Evidence("indicator", "Outlier features induce privileged directions (paper, finding 3); this "
-                                          "ratio is our test that the neuron basis is privileged.")),
+                                          "ratio is our test that the neuron basis is privileged."),
+           interval="ratio", interval_input=("kurtosis", "rotated_kurtosis")),
     Metric("profile_max_over_median", _max_over_median, "Largest mean |activation| of a feature relative to the median feature.",
            "max_i m_i / median_i m_i, m_i = mean_x |h_i(x)|", direction="higher",
            evidence=Evidence("indicator", "Outlier features seen directly in the activation profile; same evidence "
-                                          "as kurtosis (our formula, after Bondarenko et al. 2023).")),
+                                          "as kurtosis (our formula, after Bondarenko et al. 2023)."),
+           interval="extreme", interval_input=max_over_median),
     Metric("profile_max_over_mean", _max_over_mean, "Largest mean |activation| of a feature relative to the mean feature.",
            "max_i m_i / mean_i m_i", direction="higher",
-           evidence=Evidence("indicator", "As profile_max_over_median; the mean is pulled up by the outliers themselves.")),
+           evidence=Evidence("indicator", "As profile_max_over_median; the mean is pulled up by the outliers themselves."),
+           interval="extreme", interval_input=max_over_mean),
     Metric("profile_kurtosis", _profile_kurtosis, "Kurtosis of the activation profile across features.",
            "κ(m)", direction="higher",
-           evidence=Evidence("indicator", f"Heavy tail of the activation profile; {_SAME} (our formula).")),
+           evidence=Evidence("indicator", f"Heavy tail of the activation profile; {_SAME} (our formula)."),
+           interval="smooth", interval_input=kurtosis_rows),
     Metric("outlier_count", _outlier_count, "Number of outlier features.",
            "|{i : m_i > τ · median(m)}|", unit="features", direction="higher", params={"factor": _FACTOR},
            evidence=Evidence("indicator", "The outlier features themselves, counted at a threshold τ × median (our "
                                           f"formula); {_SAME}."),
-           headline="outliers"),
+           headline="outliers", interval="count", interval_input=outlier_margins),
     Metric("outlier_fraction", _outlier_fraction, "Fraction of features that are outliers.",
            "|{i : m_i > τ · median(m)}| / d", direction="higher", params={"factor": _FACTOR},
-           evidence=Evidence("indicator", "outlier_count / d; same evidence.")),
+           evidence=Evidence("indicator", "outlier_count / d; same evidence."),
+           interval="count", interval_input=(outlier_margins, "per_feature")),
 )

@@ -18,6 +18,9 @@ READS_OUTLIER_SUMMARY = "outlier summary"
 #: evidence levels, strongest first (the report's glossary says which one a metric has)
 EVIDENCE_LEVELS = ("indicator", "control", "informational", "not assessed")
 
+#: interval families a metric may declare (docs/intervals.md); None: no interval declared
+INTERVAL_FAMILIES = ("mean", "median", "ratio", "extreme", "smooth", "count", "binomial", "exact", "informational")
+
 
 @dataclass(frozen=True)
 class Param:
@@ -69,6 +72,14 @@ class Metric:
     * ``control``: the name of the metric that controls it (shown beside it in the table and drawn
       as the control marker in its comparison chart).
     * ``chart_reference``: a reference line for its comparison chart.
+    * ``interval``: its confidence-interval family (docs/intervals.md): ``"mean"``, ``"median"``,
+      ``"ratio"`` (of two per-image means), ``"extreme"``/``"smooth"`` (profile functionals),
+      ``"count"`` (thresholded), ``"binomial"`` (accuracy: ``details`` has ``correct``/``total``),
+      ``"exact"``/``"informational"`` (carries none, said so), or None (none declared).
+    * ``interval_input``: what that family resamples: the :class:`LayerStats` attribute of the
+      per-image values (``"kurtosis"``), a pair of them for a ratio, a profile statistic
+      ``[..., d] -> [...]`` (or ``(statistic, "signed")``), or for a count a factory
+      ``(**params) -> margins`` (or ``(factory, "per_feature")`` for a fraction of the features).
     """
 
     name: str
@@ -83,6 +94,8 @@ class Metric:
     headline: str = ""
     control: str = ""
     chart_reference: ChartReference | None = None
+    interval: str | None = None
+    interval_input: Any = None
 
     def evaluate(self, stats: Any, params: dict[str, Any] | None = None) -> MetricValue:
         """Compute on ``stats``; a layer with no usable image gives NaN with the reason."""
