@@ -232,7 +232,8 @@ def relative_difference(metric: "Metric", params: dict[str, Any] | None,
             pass    # the rows are gone (a private store closed): fall back to unpaired below
     return _unpaired(metric, merged, cand, ref, level, sided, audit,
                      "the reference has no per-image rows" if r_sample is None else
-                     "the two sides share fewer than 2 images" if len(a_index) < 2 else "the rows could not be re-read")
+                     "the two sides share fewer than 2 images" if len(a_index) < 2 else "the rows could not be re-read",
+                     recorded)
 
 
 def _paired_profile(metric, merged, c_stats, c_sample, r_sample, a_index, b_index, seed, level, sided) -> bs.Interval:
