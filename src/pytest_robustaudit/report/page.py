@@ -120,9 +120,18 @@ def raw_number(value: float | None) -> str:
     return repr(float(value))
 
 
-def _value_cell(mv: MetricValue) -> Cell:
-    """A metric value as shown (4 significant digits), with its exact number and why it is undefined."""
-    return Cell(format_number(mv.value), raw_number(mv.value), mv.undefined_reason)
+def _value_cell(mv: MetricValue, interval: Any = None) -> Cell:
+    """A metric value as shown (4 significant digits), with its exact number and why it is undefined;
+    with its interval as ``value [low, high]`` when it has one (docs/intervals.md)."""
+    return Cell(with_interval(mv.value, interval), raw_number(mv.value), mv.undefined_reason)
+
+
+def with_interval(value: float, interval: Any = None) -> str:
+    """``20.59 [18.1, 23.4]``: the value and its interval's ends (the value alone when it has none)."""
+    shown = format_number(value)
+    if interval is not None and getattr(interval, "has_interval", False) and math.isfinite(value):
+        return f"{shown} [{format_number(interval.low)}, {format_number(interval.high)}]"
+    return shown
 
 
 def _metric_order(layer_metrics: Iterable[str], metric_names: list[str]) -> list[str]:
@@ -160,7 +169,7 @@ def _check_view(c: CheckOutcome) -> CheckView:
     params = params_label(c.params)
     bound = describe_bounds(Bound(c.min, "") if c.min is not None else None,
                             Bound(c.max, "") if c.max is not None else None)
-    measured = Cell(format_number(c.value) if not c.skip_reason else "not run", raw_number(c.value))
+    measured = Cell(with_interval(c.value, c.interval) if not c.skip_reason else "not run", raw_number(c.value))
     return CheckView(label=c.metric + (f" ({params})" if params else ""), layer=c.layer, measured=measured,
                      bound=bound, reference=format_number(c.reference) if c.reference is not None else "",
                      status=c.status, message=c.skip_reason or c.message)
@@ -179,7 +188,7 @@ def _layer_view(result: AuditResult, index: int, position: int, name: str, metri
         if c.layer == name and (c.metric not in statuses
                                 or _STATUS_RANK[c.status] < _STATUS_RANK[statuses[c.metric]]):
             statuses[c.metric] = c.status
-    rows = [(metric, _value_cell(layer.metrics[metric]), statuses.get(metric, ""))
+    rows = [(metric, _value_cell(layer.metrics[metric], layer.intervals.get(metric)), statuses.get(metric, ""))
             for metric in _metric_order(layer.metrics, metric_names)]
     outliers = ""
     if stats.profile.size and np.isfinite(stats.profile).all() and float(np.median(stats.profile)) > 0:
@@ -268,9 +277,14 @@ def _comparisons(results: Sequence[AuditResult], metrics: dict[str, Metric]) -> 
             if declared is not None and declared.control in result.layers[layer].metrics:
                 control = result.layers[layer].metrics[declared.control].value
             if check is not None:
-                rows.append(svg.Row(result.name, check.value, control, check.min, check.max, check.passed))
+                iv = check.interval if check.interval is not None and check.interval.sided == "two-sided" \
+                    else result.layers[layer].intervals.get(metric) if not check.params else None
+                rows.append(svg.Row(result.name, check.value, control, check.min, check.max, check.passed,
+                                    *_ends(iv)))
             elif metric in result.layers[layer].metrics and key == key_of(metric, layer, {}):
-                rows.append(svg.Row(result.name, result.layers[layer].metrics[metric].value, control))
+                rows.append(svg.Row(result.name, result.layers[layer].metrics[metric].value, control,
+                                    err_low=_ends(result.layers[layer].intervals.get(metric))[0],
+                                    err_high=_ends(result.layers[layer].intervals.get(metric))[1]))
         if not rows:
             continue
         label = metric + (f" ({params_label(dict(params))})" if params else "")
@@ -285,6 +299,13 @@ def _comparisons(results: Sequence[AuditResult], metrics: dict[str, Metric]) -> 
     return charts
 
 
+def _ends(interval: Any) -> tuple[float | None, float | None]:
+    """An interval's ends for an error bar, or (None, None) when it has none."""
+    if interval is None or not getattr(interval, "has_interval", False):
+        return None, None
+    return float(interval.low), float(interval.high)
+
+
 def _metric_tables(results: Sequence[AuditResult], views: list[ModelView], metric_names: list[str]) -> list[MetricTable]:
     tables: dict[str, MetricTable] = {}
     for result, view in zip(results, views):
@@ -296,7 +317,7 @@ def _metric_tables(results: Sequence[AuditResult], views: list[ModelView], metri
             layer = result.layers.get(name)
             if layer is None:
                 continue
-            cells = [_value_cell(layer.metrics[m]) if m in layer.metrics else Cell("—") for m in table.metrics]
+            cells = [_value_cell(layer.metrics[m], layer.intervals.get(m)) if m in layer.metrics else Cell("—") for m in table.metrics]
             table.rows.append((view, cells))
     return list(tables.values())
 
