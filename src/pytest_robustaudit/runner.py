@@ -177,6 +177,13 @@ def run_audit(spec: AuditSpec, registries: Registries, device: str | None = None
         raise AuditError(f"none of the {result.n_found} images in {spec.data.path} could be read "
                          f"(first: {first.path.name}: {first.reason}); check the folder's contents")
     judge(spec, result, registries, reference, intervals)
+    if spec.checks:
+        # the resampled profiles (resamples x d per layer) served the checks: do not hold them for the
+        # whole session; a reference model's audit (no checks) keeps them for the specs compared with it
+        for layer in result.layers.values():
+            if layer.sample is not None:
+                layer.sample.profiles = None
+                layer.sample._paired.clear()
     return result
 
 
