@@ -132,3 +132,23 @@ def test_spec_confidence_is_validated(pytester, tiny_checkpoints, bad):
     result = pytester.runpytest("--audit", "spec.yaml", "--no-audit-report")
     assert result.ret != 0
     assert "confidence" in result.stdout.str()
+
+
+def test_a_baseline_pairs_its_per_image_values_and_compares_profiles_unpaired(pytester, tiny_checkpoints):
+    checks = """\
+        kurtosis_mean: {min_delta: -0.5}
+        profile_max_over_median: {min_ratio: 0.5}
+        """
+    pytester.makefile(".yaml", spec=spec_text(tiny_checkpoints["plain"], checks, extra="reference: {baseline: base.json}\n"))
+    pytester.runpytest("--audit", "spec.yaml", "--audit-save-baseline", "--no-audit-report").assert_outcomes(skipped=2)
+    base = json.loads((pytester.path / "base.json").read_text())
+    assert base["schema_version"] == 2 and len(base["audits"][0]["layers"][0]["image_hashes"]) == 11
+    result = pytester.runpytest("--audit", "spec.yaml", "--audit-json", "record.json", "--no-audit-report")
+    result.assert_outcomes(passed=2)
+    kurt, profile = _record(pytester)["checks"]
+    # the record kept per-image kurtosis and image hashes: matched by content, the difference is paired and 0
+    assert kurt["difference"]["method"].startswith("paired") and kurt["difference"]["value"] == pytest.approx(0, abs=1e-5)
+    assert "not distinguishable from zero" in kurt["message"]
+    # no rows to resample a profile from the record: compared unpaired against its recorded interval, said so
+    assert profile["difference"]["note"].startswith("unpaired") and "no per-image rows" in profile["difference"]["note"]
+    assert "(unpaired" in profile["message"]
