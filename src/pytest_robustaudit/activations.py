@@ -130,6 +130,7 @@ class Measured:
     provenance: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     model: Callable[[], "LoadedModel"] | None = None   # builds (once) the model, for who needs it itself
+    entries: dict[str, "Entry"] = field(default_factory=dict)   # layer -> its store entry (rows for intervals)
 
     @property
     def from_store(self) -> bool:
@@ -409,7 +410,7 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
                     precision=spec.precision, batch_size=run_info["batch_size"], n_found=len(probe.images),
                     skipped=skipped, image_hashes=first.images, description=description, fingerprint=fingerprint,
                     provenance=provenance, notes=list(run_info["notes"]) + list(store.problems[problems_before:]),
-                    model=model.loaded)
+                    model=model.loaded, entries=dict(entries))
 
 
 def summarise(entry: "Entry", layer: str, seed: int) -> "LayerStats":

@@ -111,10 +111,15 @@ def check_label(check: CheckSpec) -> str:
 
 
 def evaluate(check: CheckSpec, measured: MetricValue, context: str,
-             reference: MetricValue | None = None, reference_label: str = "") -> CheckOutcome:
+             reference: MetricValue | None = None, reference_label: str = "", *, interval: Any = None,
+             confidence: float | None = None, difference: Any = None, notes: tuple[str, ...] = ()) -> CheckOutcome:
     """Compare ``measured`` with ``check``'s bounds (relative ones against ``reference``).
 
     ``context`` names model, images and device; ``reference_label`` names what the reference is.
+    ``interval``: the value's :class:`~.metrics.bootstrap.Interval` (shown; with ``confidence`` the
+    check gates on it: pass inside the bounds, fail beyond one, else *inconclusive*, docs/intervals.md).
+    ``difference``: candidate − reference (paired when the images matched), shown and, for a check
+    with only delta bounds and ``confidence``, gated on.  ``notes``: extra lines (e.g. setup drift).
     """
     value = measured.value
     label = check_label(check)
@@ -148,11 +153,27 @@ def evaluate(check: CheckSpec, measured: MetricValue, context: str,
         passed = True
     if check.why:
         message += f"\n  why: {check.why}"
+    gate = None
+    if not problem and confidence is not None and interval is not None:
+        gate = _gate(check, label, interval, difference, low, high)
+        if gate is not None:
+            passed = gate.outcome == "pass"
+            message = gate.message + (f"\n  required: {required}" if gate.outcome != "inconclusive" else "")
+    if gate is None and interval is not None and getattr(interval, "has_interval", False) and not problem:
+        message += f"\n  interval: {interval.describe()}"
     if ref_value is not None:
         change = value - ref_value
         ratio = f", ×{value / ref_value:.3g}" if ref_value else ""
         message += (f"\n  candidate {format_number(value)} vs reference {format_number(ref_value)}: "
                     f"change {change:+.4g}{ratio} ({reference_label})")
+    if difference is not None and not problem:
+        settled = "distinguishable from zero" if difference.excludes(0) else "not distinguishable from zero"
+        level = f" at {difference.level:.0%}" if difference.has_interval else ""
+        message += f"\n  candidate − reference: {difference.describe()}: {settled}{level}"
+        if difference.note:
+            message += f" ({difference.note})"
+    for note in notes:
+        message += f"\n  note: {note}"
     if measured.details.get("indices"):
         shown = measured.details["indices"][:10]
         more = len(measured.details["indices"]) - len(shown)
@@ -160,4 +181,29 @@ def evaluate(check: CheckSpec, measured: MetricValue, context: str,
     message += f"\n  {context}"
     return CheckOutcome(check.metric, check.layer, value, lo_value, hi_value,
                         passed, message, dict(check.params), dict(measured.details),
-                        reference=ref_value, why=check.why)
+                        reference=ref_value, why=check.why, interval=interval, difference=difference,
+                        confidence=confidence if gate is not None else None,
+                        inconclusive=gate is not None and gate.outcome == "inconclusive",
+                        images_needed=gate.images_needed if gate is not None else None)
+
+
+def _gate(check: CheckSpec, label: str, interval: Any, difference: Any, low: Bound | None, high: Bound | None) -> Any:
+    """The confidence verdict (metrics/verdicts.py): on candidate − reference for a check with only
+    delta bounds (paired on matched images), else on the value's interval against the effective bounds."""
+    from .metrics.verdicts import verdict
+
+    delta_only = (check.min_delta is not None or check.max_delta is not None) and not any(
+        v is not None for v in (check.min, check.max, check.min_ratio, check.max_ratio))
+    if delta_only and difference is not None and difference.has_interval:
+        return verdict(f"{label}: candidate − reference", difference, check.min_delta, check.max_delta, confidence=True)
+    return verdict(label, interval, low.value if low else None, high.value if high else None, confidence=True)
+
+
+def min_images_outcome(check: CheckSpec, n_images: int, min_images: int, context: str) -> CheckOutcome:
+    """A check failed before it is evaluated: fewer usable images than the spec's ``min_images``."""
+    message = (f"{check_label(check)}: only {n_images} usable images, below the spec's min_images {min_images}; "
+               f"a verdict on so few images would gate on noise\n"
+               f"  fix: probe with at least {min_images} images (docs/intervals.md recommends 200 for the outlier "
+               f"metrics), or lower min_images in the spec\n  {context}")
+    return CheckOutcome(check.metric, check.layer, float("nan"), check.min, check.max, False, message,
+                        dict(check.params))

@@ -80,6 +80,7 @@ def measure_arrays(spec: "AuditSpec", store: "ActivationStore", progress: "Progr
     imported: list[str] = []
     stats = {}
     identities: tuple[str, ...] = ()
+    entries = {}
     started = time.perf_counter()
     for layer in spec.layers:
         path = spec.model.arrays[layer]
@@ -102,6 +103,7 @@ def measure_arrays(spec: "AuditSpec", store: "ActivationStore", progress: "Progr
         if created:
             imported.append(layer)
         identities = identities or entry.images
+        entries[layer] = entry
         stats[layer] = summarise(entry, layer, spec.seed)
     seconds = time.perf_counter() - started if imported else 0.0
     label = spec.model.describe()
@@ -112,4 +114,4 @@ def measure_arrays(spec: "AuditSpec", store: "ActivationStore", progress: "Progr
                     fingerprint="sha256:" + store.hasher.sha256(first),
                     provenance={"source": "activations",
                                 "arrays": {layer: str(p) for layer, p in spec.model.arrays.items()}},
-                    notes=list(store.problems[problems_before:]), model=None)
+                    notes=list(store.problems[problems_before:]), model=None, entries=entries)

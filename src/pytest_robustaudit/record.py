@@ -41,8 +41,8 @@ from .metrics.outlier_stats import LayerStats
 FORMAT = "pytest-robustaudit/record"
 #: bumped on any change that an older reader could misread; readers refuse newer versions and read
 #: older ones (version 1 had no metric definition versions, so its values read as definition 1, and
-#: no ``input_dtype``, so its layers read as float32 activations)
-SCHEMA_VERSION = 2
+#: no ``input_dtype``, so its layers read as float32 activations; versions 1-2 have no intervals)
+SCHEMA_VERSION = 3   # 2: metric definition versions, input dtype; 3: intervals (layers[].intervals, checks[].interval, ...)
 #: significant digits kept for array elements by default (None = exact)
 ARRAY_DIGITS: int | None = 7
 
@@ -80,6 +80,9 @@ _CHECK = (
     _Field("skip_reason", "str", ""), _Field("reference", "float?", None),
     _Field("params", "free", {}), _Field("details", "free", {}), _Field("message", "str", ""),
     _Field("why", "str", ""),  # added after schema 1 shipped: optional, so older records still read
+    _Field("interval", "interval?", None), _Field("difference", "interval?", None),
+    _Field("confidence", "float?", None), _Field("inconclusive", "bool", False),
+    _Field("images_needed", "int?", None),
 )
 _SKIPPED = (_Field("path", "path"), _Field("reason", "str"))
 _RESULT = (  # AuditResult, besides its skipped images, layers and checks
@@ -150,7 +153,22 @@ _OUT = {
     "array": _array_out,
     "strings": lambda v, digits: [str(item) for item in v],
     "free": lambda v, digits: _free_out(v),
+    "int?": lambda v, digits: None if v is None else int(v),
+    "interval?": lambda v, digits: _interval_out(v),
 }
+
+_INTERVAL_FLOATS = ("value", "low", "high", "level")
+
+
+def _interval_out(iv: Any) -> dict[str, Any] | None:
+    """An :class:`~.metrics.bootstrap.Interval` as JSON (non-finite ends as "NaN"), or None."""
+    if iv is None:
+        return None
+    out: dict[str, Any] = {k: _float_out(getattr(iv, k)) for k in _INTERVAL_FLOATS}
+    out.update(method=iv.method, sided=iv.sided, resamples=int(iv.resamples), n=int(iv.n), exact=bool(iv.exact),
+               informational=bool(iv.informational), note=iv.note,
+               settle_n=None if iv.settle_n is None else int(iv.settle_n))
+    return out
 
 
 def _out(obj: Any, fields: tuple[_Field, ...], digits: int | None = None) -> dict[str, Any]:
@@ -165,6 +183,8 @@ def result_to_dict(result: AuditResult, array_digits: int | None = ARRAY_DIGITS)
         "skipped": [_out(s, _SKIPPED) for s in result.skipped],
         "layers": [
             {"name": name, "metrics": {m: _out(v, _METRIC) for m, v in layer.metrics.items()},
+             "intervals": {m: _interval_out(iv) for m, iv in layer.intervals.items()},
+             "image_hashes": list(layer.image_hashes),
              "stats": _out(layer.stats, _STATS, array_digits)}
             for name, layer in result.layers.items()
         ],
@@ -277,6 +297,10 @@ def _value_in(kind: str, value: Any, where: str) -> Any:
         if not isinstance(value, bool):
             raise _Malformed(where, f"expected true or false, got {value!r}")
         return value
+    if kind == "int?":
+        return None if value is None else _value_in("int", value, where)
+    if kind == "interval?":
+        return None if value is None else _interval_in(value, where)
     if kind == "free":
         if not isinstance(value, dict):
             raise _Malformed(where, f"expected an object, got {type(value).__name__}")
@@ -286,6 +310,19 @@ def _value_in(kind: str, value: Any, where: str) -> Any:
     if kind == "array":
         return np.array([_float_in(v, f"{where}[{i}]") for i, v in enumerate(value)], dtype=np.float64)
     return [_value_in("str", v, f"{where}[{i}]") for i, v in enumerate(value)]  # strings
+
+
+def _interval_in(value: Any, where: str) -> Any:
+    from .metrics.bootstrap import Interval
+
+    if not isinstance(value, dict):
+        raise _Malformed(where, f"expected an interval object, got {type(value).__name__}")
+    f = _Fields(value, where)
+    floats = {k: f.read(_Field(k, "float")) for k in _INTERVAL_FLOATS}
+    return Interval(**floats, method=f.read(_Field("method", "str")), sided=f.read(_Field("sided", "str", "two-sided")),
+                    resamples=f.read(_Field("resamples", "int", 0)), n=f.read(_Field("n", "int", 0)),
+                    exact=f.read(_Field("exact", "bool", False)), informational=f.read(_Field("informational", "bool", False)),
+                    note=f.read(_Field("note", "str", "")), settle_n=f.read(_Field("settle_n", "int?", None)))
 
 
 class _Fields:
@@ -333,7 +370,12 @@ def _layer_in(f: _Fields) -> LayerResult:
     name = f.read(_Field("name", "str"))
     stats = _decode(LayerStats, f.object("stats"), _STATS, layer=name)
     metrics = f.object("metrics")
-    return LayerResult(name, stats, {m: _decode(MetricValue, metrics.object(m), _METRIC) for m in metrics.obj})
+    values = {m: _decode(MetricValue, metrics.object(m), _METRIC) for m in metrics.obj}
+    intervals = f.read(_Field("intervals", "free", {}))          # schema 1 records have none
+    return LayerResult(name, stats, values,
+                       intervals={m: _interval_in(iv, f"{f.where}.intervals.{m}") for m, iv in f.obj.get("intervals", {}).items()}
+                       if intervals else {},
+                       image_hashes=tuple(f.read(_Field("image_hashes", "strings", []))))
 
 
 def _result_in(f: _Fields) -> AuditResult:

@@ -21,6 +21,12 @@ class LayerResult:
     layer: str
     stats: LayerStats
     metrics: dict[str, MetricValue] = field(default_factory=dict)
+    #: each metric's two-sided interval at its default parameters (docs/intervals.md); {} in old records
+    intervals: dict[str, Any] = field(default_factory=dict)
+    #: content hashes of the images behind the per-image values, in their order (pairs a baseline's images)
+    image_hashes: tuple[str, ...] = ()
+    #: what a bootstrap resamples (:class:`~.intervals.LayerSample`): run time only, never in the record
+    sample: Any = field(default=None, repr=False, compare=False)
 
     def value(self, metric: str) -> float:
         return self.metrics[metric].value
@@ -42,6 +48,11 @@ class CheckOutcome:
     reference: float | None = None   # the reference's value, for relative bounds
     skip_reason: str = ""            # set when the check could not run yet (e.g. no baseline saved)
     why: str = ""                    # the spec's reason for the bound (its check key ``why:``)
+    interval: Any = None             # the value's Interval (metrics/bootstrap.py) the check saw, or None
+    difference: Any = None           # relative checks: candidate − reference, paired on matched images when possible
+    confidence: float | None = None  # the confidence the check gated at (None: gated on the value)
+    inconclusive: bool = False       # failed because its interval straddles a bound (not settled)
+    images_needed: int | None = None  # inconclusive: about how many images would settle it
 
     @property
     def status(self) -> str:

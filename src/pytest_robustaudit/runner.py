@@ -17,6 +17,7 @@ from typing import Any
 
 from .checks import evaluate
 from .errors import AuditError
+from .intervals import IntervalSettings, layer_intervals
 from .metrics.types import MetricValue
 from .registries import Registries
 from .results import AuditResult, CheckOutcome, LayerResult
@@ -49,7 +50,7 @@ class Reference:
 
 
 def measure(spec: AuditSpec, registries: Registries, device: str | None = None, store: Any = None,
-            progress: Any = None) -> AuditResult:
+            progress: Any = None, intervals: IntervalSettings | None = None) -> AuditResult:
     """Compute every metric on every layer of ``spec`` from the activation store; no verdicts yet.
 
     ``store`` is a :class:`~.activations.StoreOptions` (None: a private temporary store for this
@@ -72,6 +73,9 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
             probe = data.discover(spec.data)
             target = resolve_device(device or spec.device)
             got = measure_layers(spec, registries, probe, target, options.open(), progress, options.refresh_before)
+        settings = intervals or IntervalSettings()
+        # one pass over each layer's stored rows for its intervals, while the store is open (no model runs)
+        samples = layer_samples(spec, registries, got, spec.resamples or settings.resamples)
     finally:
         if store is None:
             options.close()
@@ -80,6 +84,10 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
         result = LayerResult(name, stats)
         for metric_name in registries.metrics.names():
             result.metrics[metric_name] = registries.metrics.get(metric_name).evaluate(stats)
+        result.sample = samples.get(name)
+        result.image_hashes = result.sample.hashes if result.sample is not None else ()
+        result.intervals = layer_intervals(registries.metrics, stats, result.sample, result.metrics, settings.level,
+                                           spec.name)
         layers[name] = result
     provenance: dict[str, Any] = {**got.provenance, "label_mode": probe.label_mode if probe else "none",
                                   "classes": len(probe.classes) if probe else 0, "notes": got.notes}
@@ -99,37 +107,98 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
     )
 
 
-def judge(spec: AuditSpec, result: AuditResult, registries: Registries, reference: Reference | None) -> None:
-    """Evaluate every check of ``spec`` on ``result`` (in place), against ``reference`` if relative."""
+def layer_samples(spec: AuditSpec, registries: Registries, got: Any, resamples: int) -> dict[str, Any]:
+    """Each layer's :class:`~.intervals.LayerSample`: one pass over its stored rows (docs/intervals.md)."""
+    import numpy as np
+
+    from .intervals import sample_layer
+
+    signed = any(isinstance(m.interval_input, tuple) and "signed" in m.interval_input
+                 for m in (registries.metrics.get(n) for n in registries.metrics.names()))
+    out = {}
+    for layer, entry in got.entries.items():
+        def chunks(entry=entry, layer=layer):
+            return entry.rows(layer, dtype=np.float32)
+        out[layer] = sample_layer(spec.name, layer, entry.images, chunks, resamples, signed=signed)
+    return out
+
+
+def judge(spec: AuditSpec, result: AuditResult, registries: Registries, reference: Reference | None,
+          intervals: IntervalSettings | None = None) -> None:
+    """Evaluate every check of ``spec`` on ``result`` (in place), against ``reference`` if relative.
+
+    Each check sees its value's interval (docs/intervals.md); with ``confidence`` (the check's, the
+    spec's, or ``intervals.confidence``) it gates on it; a relative check also sees candidate −
+    reference on the images both measured (paired by content hash when the rows allow)."""
+    from .checks import effective_bounds, min_images_outcome
+    from .intervals import metric_interval, relative_difference, setup_differences
+    from .metrics.verdicts import sided_for
+
+    settings = intervals or IntervalSettings()
     skipped_note = f", {len(result.skipped)} unreadable skipped" if result.skipped else ""
     result.checks = []
     for check in spec.checks:
-        stats = result.layers[check.layer].stats
+        layer_result = result.layers[check.layer]
+        stats = layer_result.stats
         if check.relative and reference is not None and reference.skip_reason:
             result.checks.append(CheckOutcome(check.metric, check.layer, float("nan"), None, None, True,
                                               reference.skip_reason, dict(check.params),
                                               skip_reason=reference.skip_reason))
             continue
-        measured = registries.metrics.get(check.metric).evaluate(stats, check.params)
+        metric = registries.metrics.get(check.metric)
+        measured = metric.evaluate(stats, check.params)
         excluded = (f", {stats.n_nonfinite} with NaN/Inf activations excluded"
                     if stats.n_nonfinite and not measured.undefined_reason else "")
         context = (f"model: {result.model} ({result.fingerprint[:19]})\n"
                    f"  images: {stats.n_images} from {result.data_path}{skipped_note}{excluded}; "
                    f"device {result.device}, {result.precision}")
+        if spec.min_images is not None and stats.n_images < spec.min_images:
+            result.checks.append(min_images_outcome(check, stats.n_images, spec.min_images, context))
+            continue
         ref_value = reference.value(check, registries) if (reference and check.relative) else None
-        result.checks.append(evaluate(check, measured, context, ref_value, reference.label if reference else ""))
+        confidence = next((c for c in (check.confidence, spec.confidence, settings.confidence) if c is not None), None)
+        ref_number = ref_value.value if ref_value is not None and not ref_value.undefined_reason else None
+        low, high = effective_bounds(check, ref_number)
+        level = confidence or settings.level
+        sided = sided_for(low.value if low else None, high.value if high else None) if confidence else "two-sided"
+        interval = metric_interval(metric, stats, layer_result.sample, measured, check.params, level=level,
+                                   sided=sided, audit=spec.name)
+        difference, notes = None, ()
+        ref_layer = reference.result.layers.get(check.layer) if (reference and check.relative and reference.result) else None
+        if ref_layer is not None and ref_value is not None:
+            hashes = ref_layer.image_hashes or (ref_layer.sample.hashes if ref_layer.sample is not None else ())
+            diff_sided = sided_for(check.min_delta, check.max_delta) if confidence else "two-sided"
+            recorded = ref_layer.intervals.get(check.metric)
+            difference = relative_difference(metric, check.params, (stats, layer_result.sample, measured),
+                                             (ref_layer.stats, ref_layer.sample, ref_value, tuple(hashes)),
+                                             level=level, sided=diff_sided, audit=spec.name, recorded=recorded)
+            drift = setup_differences(result, reference.result)
+            if drift:
+                notes = (f"the reference was measured with another setup ({'; '.join(drift)}): expect drift "
+                         f"beyond sampling error (bf16 vs fp32 on CPU moves the outlier metrics by 0.1-1%, "
+                         f"docs/measured.md)",)
+        result.checks.append(evaluate(check, measured, context, ref_value, reference.label if reference else "",
+                                      interval=interval, confidence=confidence, difference=difference, notes=notes))
 
 
 def run_audit(spec: AuditSpec, registries: Registries, device: str | None = None,
-              reference: Reference | None = None, store: Any = None, progress: Any = None) -> AuditResult:
+              reference: Reference | None = None, store: Any = None, progress: Any = None,
+              intervals: IntervalSettings | None = None) -> AuditResult:
     """Audit ``spec`` (``device`` overrides the spec's, e.g. from ``--audit-device``; ``store``: the
     :class:`~.activations.StoreOptions`, None for a private temporary store)."""
-    result = measure(spec, registries, device, store, progress)
+    result = measure(spec, registries, device, store, progress, intervals)
     if result.n_images == 0:
         first = result.skipped[0]
         raise AuditError(f"none of the {result.n_found} images in {spec.data.path} could be read "
                          f"(first: {first.path.name}: {first.reason}); check the folder's contents")
-    judge(spec, result, registries, reference)
+    judge(spec, result, registries, reference, intervals)
+    if spec.checks:
+        # the resampled profiles (resamples x d per layer) served the checks: do not hold them for the
+        # whole session; a reference model's audit (no checks) keeps them for the specs compared with it
+        for layer in result.layers.values():
+            if layer.sample is not None:
+                layer.sample.profiles = None
+                layer.sample._paired.clear()
     return result
 
 
@@ -178,7 +247,8 @@ class AuditSession:
     """Runs each spec once per session and hands the same result (or error) to all its items."""
 
     def __init__(self, registries: Registries, device: str | None = None, saving_baselines: bool = False,
-                 worker: int | None = None, store: Any = None, progress: Any = None):
+                 worker: int | None = None, store: Any = None, progress: Any = None,
+                 intervals: IntervalSettings | None = None):
         from .activations import StoreOptions
 
         self.registries = registries
@@ -189,6 +259,8 @@ class AuditSession:
         #: where activations are kept (:class:`~.activations.StoreOptions`); one store for every audit
         self.store = store if store is not None else StoreOptions(mode="off")
         self.progress = progress
+        #: level, resamples and default confidence of intervals (ini audit_confidence, audit_resamples)
+        self.intervals = intervals or IntervalSettings()
         self._done: dict[Path, AuditResult | Failure] = {}
         self._specs: dict[Path, AuditSpec] = {}
         self._references: dict[Any, AuditResult | Failure] = {}
@@ -208,7 +280,8 @@ class AuditSession:
         if key not in self._done:
             self._specs[key] = spec
             self._done[key] = _attempt(lambda: run_audit(spec, self.registries, self.device_for(spec),
-                                                         self.reference_for(spec), self.store, self.progress))
+                                                         self.reference_for(spec), self.store, self.progress,
+                                                         self.intervals))
         outcome = self._done[key]
         if isinstance(outcome, Failure):
             outcome.raise_again()
@@ -235,7 +308,8 @@ class AuditSession:
                 twin = dataclasses.replace(spec, name=f"{spec.name} (reference)", model=ref.model, checks=(),
                                            reference=None)
                 self._references[key] = _attempt(lambda: run_audit(twin, self.registries, self.device_for(twin),
-                                                                   store=self.store, progress=self.progress))
+                                                                   store=self.store, progress=self.progress,
+                                                                   intervals=self.intervals))
             found = self._references[key]
             if isinstance(found, Failure):
                 if not isinstance(found.error, AuditError):

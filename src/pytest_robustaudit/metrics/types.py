@@ -19,6 +19,9 @@ READS_OUTLIER_SUMMARY = "outlier summary"
 #: evidence levels, strongest first (the report's glossary says which one a metric has)
 EVIDENCE_LEVELS = ("indicator", "control", "informational", "not assessed")
 
+#: interval families a metric may declare (docs/intervals.md); None: no interval declared
+INTERVAL_FAMILIES = ("mean", "median", "ratio", "extreme", "smooth", "count", "binomial", "exact", "informational")
+
 
 @dataclass(frozen=True)
 class Param:
@@ -80,6 +83,14 @@ class Metric:
     * ``chart_scale``: ``"log"`` or ``"linear"`` fixes its comparison axis, so two reports of the
       same metric can be compared by eye (``""``: log when the values span more than a decade).
     * ``integer``: its values are counts (the charts tick at whole numbers only).
+    * ``interval``: its confidence-interval family (docs/intervals.md): ``"mean"``, ``"median"``,
+      ``"ratio"`` (of two per-image means), ``"extreme"``/``"smooth"`` (profile functionals),
+      ``"count"`` (thresholded), ``"binomial"`` (accuracy: ``details`` has ``correct``/``total``),
+      ``"exact"``/``"informational"`` (carries none, said so), or None (none declared).
+    * ``interval_input``: what that family resamples: the :class:`LayerStats` attribute of the
+      per-image values (``"kurtosis"``), a pair of them for a ratio, a profile statistic
+      ``[..., d] -> [...]`` (or ``(statistic, "signed")``), or for a count a factory
+      ``(**params) -> margins`` (or ``(factory, "per_feature")`` for a fraction of the features).
     """
 
     name: str
@@ -97,6 +108,8 @@ class Metric:
     version: int = 1
     chart_scale: str = ""
     integer: bool = False
+    interval: str | None = None
+    interval_input: Any = None
 
     def evaluate(self, stats: Any, params: dict[str, Any] | None = None) -> MetricValue:
         """Compute on ``stats``; a layer with no usable image gives NaN with the reason."""

@@ -65,6 +65,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="default spec paths for a bare '--audit' (relative to the ini file)")
     parser.addini("audit_device", default="", help="default for --audit-device")
     parser.addini("audit_report_link", default="", help="default for --audit-report-link")
+    parser.addini("audit_confidence", default="",
+                  help="default confidence of every check, e.g. 0.95: gate on the interval (docs/intervals.md)")
+    parser.addini("audit_resamples", default="", help="bootstrap resamples per interval (default 1000)")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -97,7 +97,8 @@ class RunState:
             self._session = AuditSession(self.registries, device=device,
                                          saving_baselines=config.getoption("audit_save_baseline"),
                                          worker=worker_index(workerid),
-                                         store=store_options(config), progress=TerminalProgress(config))
+                                         store=store_options(config), progress=TerminalProgress(config),
+                                         intervals=interval_settings(config))
         return self._session
 
     def probe_folders(self) -> tuple[set[str], set[str]]:
@@ -267,3 +268,22 @@ def _kept(text: str) -> str:
     if len(text) <= FAILURE_TEXT_LIMIT:
         return text
     return "...\n" + text[-FAILURE_TEXT_LIMIT:].split("\n", 1)[-1]
+
+def interval_settings(config: pytest.Config) -> "IntervalSettings":
+    """The ini keys ``audit_confidence`` and ``audit_resamples`` (docs/intervals.md), checked."""
+    from ..errors import AuditError
+    from ..intervals import IntervalSettings
+
+    confidence, resamples = config.getini("audit_confidence").strip(), config.getini("audit_resamples").strip()
+    try:
+        level = float(confidence) if confidence else None
+        count = int(resamples) if resamples else None
+    except ValueError:
+        raise AuditError(f"ini key audit_confidence {confidence!r} / audit_resamples {resamples!r} is not a number",
+                         fix="e.g. audit_confidence = 0.95, audit_resamples = 1000") from None
+    if level is not None and not 0.5 < level < 1:
+        raise AuditError(f"ini key audit_confidence must lie strictly between 0.5 and 1, got {confidence}",
+                         fix="e.g. audit_confidence = 0.95")
+    if count is not None and count < 50:
+        raise AuditError(f"ini key audit_resamples must be at least 50, got {resamples}", fix="e.g. audit_resamples = 1000")
+    return IntervalSettings(confidence=level, **({"resamples": count} if count else {}))

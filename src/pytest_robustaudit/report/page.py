@@ -174,9 +174,18 @@ def raw_number(value: float | None) -> str:
     return repr(float(value))
 
 
-def _value_cell(mv: MetricValue) -> Cell:
-    """A metric value as shown (4 significant digits), with its exact number and why it is undefined."""
-    return Cell(format_number(mv.value), raw_number(mv.value), mv.undefined_reason)
+def _value_cell(mv: MetricValue, interval: Any = None) -> Cell:
+    """A metric value as shown (4 significant digits), with its exact number and why it is undefined;
+    with its interval as ``value [low, high]`` when it has one (docs/intervals.md)."""
+    return Cell(with_interval(mv.value, interval), raw_number(mv.value), mv.undefined_reason)
+
+
+def with_interval(value: float, interval: Any = None) -> str:
+    """``20.59 [18.1, 23.4]``: the value and its interval's ends (the value alone when it has none)."""
+    shown = format_number(value)
+    if interval is not None and getattr(interval, "has_interval", False) and math.isfinite(value):
+        return f"{shown} [{format_number(interval.low)}, {format_number(interval.high)}]"
+    return shown
 
 
 def _metric_order(layer_metrics: Iterable[str], metric_names: list[str]) -> list[str]:
@@ -222,7 +231,8 @@ def _check_view(c: CheckOutcome) -> CheckView:
     verdict = check_verdict(c)
     shown = format_number(c.value) if not c.skip_reason else "not run"
     rest = verdict[len(shown):] if verdict.startswith(shown) else ""
-    return CheckView(label=check_label(c), layer=c.layer, measured=Cell(shown, raw_number(c.value)),
+    return CheckView(label=check_label(c), layer=c.layer, measured=Cell(with_interval(c.value, c.interval) if not c.skip_reason else shown,
+                                                                  raw_number(c.value)),
                      bound=bound_text(c.min, c.max),
                      reference=format_number(c.reference) if c.reference is not None else "",
                      status=c.status, message=c.skip_reason or c.message, verdict=rest, why=c.why,
@@ -242,7 +252,8 @@ def _layer_rows(result: AuditResult, name: str, metric_names: list[str], by_name
             if c.metric == metric and is_default(c, declared) and (
                     not status or _STATUS_RANK[c.status] < _STATUS_RANK[status]):
                 status = c.status
-        rows.append(LayerRow(_label_with_defaults(metric, declared), metric, _value_cell(layer.metrics[metric]),
+        rows.append(LayerRow(_label_with_defaults(metric, declared), metric,
+                             _value_cell(layer.metrics[metric], layer.intervals.get(metric)),
                              status, params_label(declared.defaults()) if declared else ""))
         for c in checks:
             if c.metric == metric and not is_default(c, declared):
@@ -362,9 +373,14 @@ def _comparisons(results: Sequence[AuditResult], metrics: dict[str, Metric]) -> 
             if declared is not None and declared.control in result.layers[layer].metrics:
                 control = result.layers[layer].metrics[declared.control].value
             if check is not None:
-                rows.append(svg.Row(result.name, check.value, control, check.min, check.max, check.passed))
+                iv = check.interval if check.interval is not None and check.interval.sided == "two-sided" \
+                    else result.layers[layer].intervals.get(metric) if not check.params else None
+                rows.append(svg.Row(result.name, check.value, control, check.min, check.max, check.passed,
+                                    *_ends(iv)))
             elif metric in result.layers[layer].metrics and key == key_of(metric, layer, {}):
-                rows.append(svg.Row(result.name, result.layers[layer].metrics[metric].value, control))
+                rows.append(svg.Row(result.name, result.layers[layer].metrics[metric].value, control,
+                                    err_low=_ends(result.layers[layer].intervals.get(metric))[0],
+                                    err_high=_ends(result.layers[layer].intervals.get(metric))[1]))
         if not rows:
             continue
         label = metric + (f" ({params_label(dict(params))})" if params else "")
@@ -381,6 +397,13 @@ def _comparisons(results: Sequence[AuditResult], metrics: dict[str, Metric]) -> 
     return charts
 
 
+def _ends(interval: Any) -> tuple[float | None, float | None]:
+    """An interval's ends for an error bar, or (None, None) when it has none."""
+    if interval is None or not getattr(interval, "has_interval", False):
+        return None, None
+    return float(interval.low), float(interval.high)
+
+
 def _metric_tables(results: Sequence[AuditResult], views: list[ModelView], metric_names: list[str],
                    by_name: dict[str, Metric]) -> list[MetricTable]:
     tables: dict[str, MetricTable] = {}
@@ -394,7 +417,7 @@ def _metric_tables(results: Sequence[AuditResult], views: list[ModelView], metri
             layer = result.layers.get(name)
             if layer is None:
                 continue
-            cells = [_value_cell(layer.metrics[m]) if m in layer.metrics else Cell("—") for m in table.metrics]
+            cells = [_value_cell(layer.metrics[m], layer.intervals.get(m)) if m in layer.metrics else Cell("—") for m in table.metrics]
             table.rows.append((view, cells))
     return list(tables.values())
 

@@ -288,6 +288,8 @@ class Row:
     low: float | None = None         # the check's bounds, if the model has a check on this metric
     high: float | None = None
     passed: bool | None = None       # colour of the dot: None = not checked
+    err_low: float | None = None     # the value's confidence interval, drawn as an error bar (docs/intervals.md)
+    err_high: float | None = None
 
 
 def comparison_svg(rows: Sequence[Row], title: str, axis_label: str, reference: float | None = None,
@@ -301,7 +303,7 @@ def comparison_svg(rows: Sequence[Row], title: str, axis_label: str, reference: 
     cls = "plot comparison-plot"
     rows = sorted(rows, key=lambda r: (-r.value if math.isfinite(r.value) else math.inf, r.label))
     row_h, top = 30, 40
-    values = [v for r in rows for v in (r.value, r.control, r.low, r.high, reference)
+    values = [v for r in rows for v in (r.value, r.control, r.low, r.high, r.err_low, r.err_high, reference)
               if v is not None and math.isfinite(v)]
     if not values:
         return _placeholder(width, 60, title, cls, "no defined value to compare")
@@ -349,6 +351,15 @@ def comparison_svg(rows: Sequence[Row], title: str, axis_label: str, reference: 
         if row.control is not None and math.isfinite(row.control):
             out.append(f'<circle cx="{_n(xs(row.control))}" cy="{_n(yc)}" r="4" fill="none" stroke="{ORANGE}" '
                        f'stroke-width="1.6"/>')
+        if row.err_low is not None and row.err_high is not None and math.isfinite(row.err_low) \
+                and math.isfinite(row.err_high) and (not log or row.err_low > 0):
+            xl, xh = xs(row.err_low), xs(row.err_high)
+            out.append(f'<line class="error-bar" x1="{_n(xl)}" x2="{_n(xh)}" y1="{_n(yc)}" y2="{_n(yc)}" '
+                       f'stroke="{GREY}" stroke-width="1.5"><title>{esc(row.label)}: interval '
+                       f'[{esc(f"{row.err_low:.4g}")}, {esc(f"{row.err_high:.4g}")}]</title></line>')
+            for xe in (xl, xh):
+                out.append(f'<line x1="{_n(xe)}" x2="{_n(xe)}" y1="{_n(yc - 4)}" y2="{_n(yc + 4)}" stroke="{GREY}" '
+                           f'stroke-width="1.5"/>')
         if math.isfinite(row.value):
             colour = BLUE if row.passed is None else (GREEN if row.passed else RED)
             out.append(f'<circle class="value" cx="{_n(xs(row.value))}" cy="{_n(yc)}" r="4.5" fill="{colour}">'

@@ -14,7 +14,7 @@ from .validator import Validator, _kind
 
 DEFAULT_LAYERS = ("representation",)
 RELATIVE_KEYS = ("min_ratio", "max_ratio", "min_delta", "max_delta")
-CHECK_KEYS = ("min", "max", *RELATIVE_KEYS, "layers", "why")
+CHECK_KEYS = ("min", "max", *RELATIVE_KEYS, "layers", "why", "confidence")
 
 
 def with_ids(checks: list[CheckSpec]) -> tuple[CheckSpec, ...]:
@@ -107,6 +107,7 @@ class ChecksSection(Validator):
         if crossed:
             return []
         lo, hi = bounds.get("min"), bounds.get("max")
+        confidence = self.confidence(section.get("confidence"), path + ("confidence",))
         params = {name: param.default for name, param in metric.params.items()}  # explicit in every message
         for pname, param in metric.params.items():
             if pname in section:
@@ -135,5 +136,6 @@ class ChecksSection(Validator):
                 continue
             out.append(CheckSpec(metric.name, layer, lo, hi, params, self.where(path),
                                  min_ratio=bounds.get("min_ratio"), max_ratio=bounds.get("max_ratio"),
-                                 min_delta=bounds.get("min_delta"), max_delta=bounds.get("max_delta"), why=why))
+                                 min_delta=bounds.get("min_delta"), max_delta=bounds.get("max_delta"), why=why,
+                                 confidence=confidence))
         return out

@@ -23,7 +23,8 @@ from .schema import AuditSpec, DataSpec, ReferenceSpec
 from .validator import SEED_LIMIT, _kind
 from .yamlsource import Doc, load_doc
 
-TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", "seed", "reference", "store_dtype")
+TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", "seed", "reference", "store_dtype",
+            "confidence", "min_images", "resamples")
 #: how rows are kept in the activation store (store.entries.STORE_DTYPES; numpy-free here)
 STORE_DTYPE_NAMES = ("float32", "float16")
 REFERENCE_KEYS = ("model", "baseline", "entry")
@@ -67,6 +68,9 @@ class SpecValidator(ModelSection, DataSection, ChecksSection):
         precision = self.choice(top.get("precision", "fp32"), ("precision",), PRECISIONS)
         seed = self.integer(top.get("seed", 0), ("seed",), 0, SEED_LIMIT)
         store_dtype = self.choice(top.get("store_dtype", "float32"), ("store_dtype",), STORE_DTYPE_NAMES)
+        confidence = self.confidence(top.get("confidence"), ("confidence",))
+        min_images = self.integer(top["min_images"], ("min_images",), 1) if top.get("min_images") is not None else None
+        resamples = self.integer(top["resamples"], ("resamples",), 50) if top.get("resamples") is not None else None
         model = self.model(top["model"], ("model",)) if "model" in top else None
         data = self.data(top["data"]) if "data" in top else None
         layers = self.layers(top.get("layers", list(model.arrays) if model and model.arrays else list(DEFAULT_LAYERS)))
@@ -87,7 +91,8 @@ class SpecValidator(ModelSection, DataSection, ChecksSection):
             return None
         return AuditSpec(path=self.file, name=str(name), model=model, data=data, layers=layers, checks=checks,
                          device=device, precision=precision or "fp32", seed=seed or 0, reference=reference,
-                         store_dtype=store_dtype or "float32")
+                         store_dtype=store_dtype or "float32", confidence=confidence, min_images=min_images,
+                         resamples=resamples)
 
     def reference(self, value: Any) -> ReferenceSpec | None:
         path = ("reference",)

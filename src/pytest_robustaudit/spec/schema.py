@@ -136,6 +136,7 @@ class CheckSpec:
     max_delta: float | None = None
     id: str = ""
     why: str = ""      # why the bound is what it is (spec key ``why:``), shown beside the verdict
+    confidence: float | None = None   # gate on the interval at this level (docs/intervals.md); None: the spec's
 
     @property
     def name(self) -> str:
@@ -188,3 +189,6 @@ class AuditSpec:
     seed: int = 0
     reference: ReferenceSpec | None = None
     store_dtype: str = "float32"     # how the activation store keeps rows (float16 halves disk use)
+    confidence: float | None = None  # default confidence of its checks (None: the ini audit_confidence, else none)
+    min_images: int | None = None    # below this many usable images every check fails (docs/intervals.md)
+    resamples: int | None = None     # bootstrap resamples per interval (None: the ini audit_resamples, else 1000)

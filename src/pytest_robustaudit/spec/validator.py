@@ -86,6 +86,17 @@ class Validator:
             return None
         return number
 
+    def confidence(self, value: Any, path: tuple) -> float | None:
+        """A confidence level for checks: a number strictly between 0.5 and 1 (e.g. 0.95); null: none."""
+        if value is None:
+            return None
+        number = self.typed(value, path, (int, float), "a confidence level such as 0.95")
+        if number is not None and not 0.5 < float(number) < 1:
+            self.problem(path, f"must lie strictly between 0.5 and 1, got {number}",
+                         f"set {dotted(path)} to e.g. 0.95 (docs/intervals.md)")
+            return None
+        return None if number is None else float(number)
+
     def choice(self, value: Any, path: tuple, choices: tuple[str, ...]) -> str | None:
         if not isinstance(value, str) or value not in choices:
             self.problem(path, f"{value!r} is not one of {', '.join(choices)}.{suggest(str(value), choices)}",
