@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from support import REPO, shared_data
 
 from pytest_robustaudit.data.concept_bank import (BUILTIN_CONCEPTS, ConceptBankError, bank_digest, builtin_bank,
                                                   folder_bank, write_builtin_bank)
@@ -245,3 +246,30 @@ def test_folder_bank_errors_are_located(tmp_path, layout, message):
         folder_bank(root)
     assert message in info.value.message and info.value.where == root and info.value.fix
     assert info.value.key == "concepts"
+
+
+def test_docs_describe_every_builtin_concept():
+    text = (REPO / "docs" / "concepts.md").read_text(encoding="utf-8")
+    missing = [spec.name for spec in BUILTIN_CONCEPTS if f"`{spec.name}`" not in text]
+    assert not missing, f"docs/concepts.md does not describe {missing}"
+
+
+# ------------------------------------------------------------------ the real folder bank
+
+
+def regroup_200x5(target):
+    """../shared/data/imagenet-200x5 as a folder bank: one folder per label (the file name after the id),
+    holding links to its 5 images."""
+    source = shared_data("imagenet-200x5")
+    for image in sorted(source.glob("*.jpg")):
+        label = image.stem.split("_", 2)[2]
+        (target / label).mkdir(parents=True, exist_ok=True)
+        (target / label / image.name).symlink_to(image)
+    return target
+
+
+def test_imagenet_200x5_regroups_into_a_valid_folder_bank(tmp_path):
+    bank = folder_bank(regroup_200x5(tmp_path / "bank"))
+    assert len(bank.concepts) == 200 and {len(c.paths) for c in bank.concepts} == {5}
+    paths, labels = bank.images()
+    assert len(paths) == 1000 and np.bincount(labels).tolist() == [5] * 200

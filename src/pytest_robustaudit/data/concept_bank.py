@@ -251,8 +251,8 @@ def _stripes(angle_deg: int, periods: tuple[int, int]) -> Callable[[np.random.Ge
     cos_t, sin_t = math.cos(theta), math.sin(theta)
 
     def draw(rng: np.random.Generator, size: int) -> np.ndarray:
-        # hard-edged stripes across ``angle_deg`` (0 = vertical bars varying along x), period in pixels of
-        # a 224-px image, jittered by +-2 degrees and a random phase
+        # hard-edged stripes across ``angle_deg`` (0 = vertical bars varying along x), ``period`` = one
+        # stripe's width in pixels of a 224-px image, jittered by +-2 degrees and a random phase
         period = rng.integers(periods[0], periods[1] + 1) * size / 224.0
         jitter = rng.integers(-2, 3)
         c = cos_t * math.cos(math.radians(jitter)) - sin_t * math.sin(math.radians(jitter))
@@ -364,8 +364,8 @@ def _builtin_concepts() -> tuple[ConceptSpec, ...]:
         for scale, periods in (("fine", (6, 10)), ("coarse", (24, 40))):
             specs.append(ConceptSpec(
                 f"stripes-{label}-{scale}", "texture",
-                f"two-colour hard-edged stripes, bars {label} (+-2 degrees), a stripe pair every "
-                f"{periods[0]}-{periods[1]} px at 224 px", _stripes(angle, periods)))
+                f"two-colour hard-edged stripes, bars {label} (+-2 degrees), each stripe "
+                f"{periods[0]}-{periods[1]} px wide at 224 px", _stripes(angle, periods)))
     for diagonal in (False, True):
         for scale, periods in (("fine", (6, 10)), ("coarse", (24, 40))):
             label = "diagonal" if diagonal else "square"
