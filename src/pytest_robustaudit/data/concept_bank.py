@@ -101,7 +101,13 @@ def _images_under(folder: Path) -> tuple[list[Path], int]:
     how many other non-hidden files sit there."""
     found: list[tuple[str, Path]] = []
     others = 0
+    seen: set[str] = set()
     for current, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(current)
+        if real in seen:  # a link loop, or a folder linked twice: read each real folder once
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
             if name.startswith("."):
@@ -425,10 +431,24 @@ def write_builtin_bank(folder: str | Path, seed: int = 0, images_per_concept: in
     """Write the built-in bank as a folder bank: ``<folder>/<concept>/<concept>_<i>.png`` and
     ``bank.json`` (seed, size, a SHA-256 of every image's pixels, each concept's kind and how it is
     drawn), and return it read back by :func:`folder_bank`.  PNG is lossless, so the decoded pixels
-    are exactly the generated arrays."""
+    are exactly the generated arrays.  A folder that already holds the bank written with the same
+    settings is read back as it is; any other non-empty folder is refused (ConceptBankError)."""
     from PIL import Image
 
     root = Path(folder)
+    wanted = [s.name for s in BUILTIN_CONCEPTS if concepts is None or s.name in set(concepts)]
+    if root.is_dir() and any(not e.startswith(".") for e in os.listdir(root)):
+        try:
+            written = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            written = {}
+        same = (written.get("builtin") is True and written.get("seed") == seed and written.get("size") == size
+                and written.get("images_per_concept") == images_per_concept
+                and [e.get("name") for e in written.get("concepts", [])] == wanted)
+        if not same:
+            raise ConceptBankError("the folder is not empty and holds no built-in bank drawn with these settings",
+                                   where=root, fix="write the built-in bank to a new or empty folder")
+        return folder_bank(root, min_images=min(images_per_concept, DEFAULT_MIN_IMAGES))
     root.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     entries = []
