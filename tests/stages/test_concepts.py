@@ -5,6 +5,7 @@ folder banks are validated with located errors."""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -306,7 +307,7 @@ def lite0_features(bank, pretrained: bool) -> np.ndarray:
     return np.concatenate(rows)
 
 
-@pytest.mark.skipif(not __import__("os").environ.get("ROBUSTAUDIT_SLOW"),
+@pytest.mark.skipif(not os.environ.get("ROBUSTAUDIT_SLOW"),
                     reason="2 x 1000 EfficientNet-Lite0 forwards take minutes on 2 CPU cores; "
                            "set ROBUSTAUDIT_SLOW=1 to run (figures in docs/concepts.md)")
 def test_real_lite0_encodes_far_more_concepts_than_random_init(tmp_path):
@@ -315,4 +316,6 @@ def test_real_lite0_encodes_far_more_concepts_than_random_init(tmp_path):
     _, labels = bank.images()
     real = probe_concepts(lite0_features(bank, True), labels, bank.names)
     random = probe_concepts(lite0_features(bank, False), labels, bank.names)
-    assert real.concepts_encoded.value >= random.concepts_encoded.value + 0  # MARGIN: set from the measurement
+    # measured (docs/concepts.md): real 166 of 200 encoded, random init 4, both nulls 2.0 at AUROC 0.869
+    assert real.concepts_encoded.value >= random.concepts_encoded.value + 100
+    assert random.concepts_encoded.value <= random.concepts_encoded.null + 10
