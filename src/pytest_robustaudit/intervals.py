@@ -70,7 +70,7 @@ def profile_seed(audit: str, layer: str) -> int:
 
 
 def sample_layer(audit: str, layer: str, image_hashes: Sequence[str], chunks: Callable[[], Iterable[np.ndarray]],
-                 resamples: int = bs.DEFAULT_RESAMPLES, signed: bool = False) -> LayerSample | None:
+                 resamples: int = bs.DEFAULT_RESAMPLES, signed: bool = True) -> LayerSample | None:
     """One pass over ``layer``'s rows: finite rows, their hashes, and the resampled profiles.
 
     ``chunks()`` yields the stored rows in order; ``image_hashes`` names them (row i ↔ hash i).

@@ -239,7 +239,7 @@ class _Counting:
         self.outcomes = list(outcomes)
         self.calls = 0
 
-    def __call__(self, spec, registries, device=None, reference=None, store=None, progress=None):
+    def __call__(self, spec, registries, device=None, reference=None, *more, **options):
         self.calls += 1
         outcome = self.outcomes[min(self.calls, len(self.outcomes)) - 1]
         if isinstance(outcome, BaseException):

@@ -185,7 +185,10 @@ def test_a_recently_modified_file_is_not_trusted_from_the_memo(tmp_path):
     assert hasher.hashed == 1  # written within the racy window: hashed again
 
 
-def test_memo_hits_are_fast(tmp_path):
+def test_memo_hits_do_not_read_the_files(tmp_path):
+    """A warm run's 50,000 image hashes must not dominate it: an unchanged file is answered from its
+    stat signature, without opening it (counted, not timed: tests assert behaviour, not wall-clock;
+    the cost is in docs/performance.md)."""
     folder = tmp_path / "many"
     folder.mkdir()
     paths = [folder / f"{i:05d}.jpg" for i in range(2000)]
@@ -194,14 +197,22 @@ def test_memo_hits_are_fast(tmp_path):
     age_files(folder)
     memo = tmp_path / "memo.json"
     hash_files(paths, FileHasher(memo))
-    started = time.perf_counter()
     hasher = FileHasher(memo)
-    hash_files(paths, hasher)
-    elapsed = time.perf_counter() - started
-    assert hasher.hits == 2000 and hasher.hashed == 0
-    # about 0.02 s on an idle 2-core machine (50,000 hits: about 0.45 s, memo load included);
-    # the bound leaves room for a loaded CI machine
-    assert elapsed < 0.5, f"2,000 memo hits took {elapsed:.2f} s"
+    import builtins
+    opened = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if str(file).endswith(".jpg"):
+            opened.append(file)
+        return real_open(file, *args, **kwargs)
+
+    builtins.open = counting_open
+    try:
+        hash_files(paths, hasher)
+    finally:
+        builtins.open = real_open
+    assert hasher.hits == 2000 and hasher.hashed == 0 and opened == []
 
 
 def test_an_unreadable_image_is_a_data_error_naming_it(tmp_path):
