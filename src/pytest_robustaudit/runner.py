@@ -17,6 +17,8 @@ from typing import Any
 
 from .checks import evaluate
 from .errors import AuditError
+from .head_source import HeadSource
+from .metrics.inputs import LayerInputs
 from .metrics.types import MetricValue
 from .registries import Registries
 from .results import AuditResult, CheckOutcome, LayerResult
@@ -37,7 +39,7 @@ class Reference:
         layer = self.result.layers.get(check.layer)
         if layer is None:
             return MetricValue(float("nan"), undefined_reason=f"the {self.label} has no layer '{check.layer}'")
-        return registries.metrics.get(check.metric).evaluate(layer.stats, check.params)
+        return layer.evaluate(registries.metrics.get(check.metric), check.params)
 
 
 def measure(spec: AuditSpec, registries: Registries, device: str | None = None, store: Any = None,
@@ -54,21 +56,27 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
 
     started = time.perf_counter()
     options = store if store is not None else StoreOptions(mode="off")
+    layers: dict[str, LayerResult] = {}
     try:
         probe = data.discover(spec.data)
         target = resolve_device(device or spec.device)
-        got = measure_layers(spec, registries, probe, target, options.open(), progress, options.refresh_before)
+        opened = options.open()
+        got = measure_layers(spec, registries, probe, target, opened, progress, options.refresh_before)
+        head = HeadSource(spec, registries, opened, got.fingerprint, got.model, progress, got.device)
+        for name, stats in got.stats.items():
+            inputs = LayerInputs(stats, name, _rows_of(got.entries.get(name), name), got.row_labels, head,
+                                 where=head.where)
+            result = LayerResult(name, stats, inputs=inputs)
+            for metric_name in registries.metrics.names():
+                result.metrics[metric_name] = result.evaluate(registries.metrics.get(metric_name))
+            if store is None:
+                inputs.keep_rows_in_memory()  # the private store goes now; checks at other parameters read them
+            layers[name] = result
     finally:
         if store is None:
             options.close()
-    layers: dict[str, LayerResult] = {}
-    for name, stats in got.stats.items():
-        result = LayerResult(name, stats)
-        for metric_name in registries.metrics.names():
-            result.metrics[metric_name] = registries.metrics.get(metric_name).evaluate(stats)
-        layers[name] = result
     provenance: dict[str, Any] = {**got.provenance, "label_mode": probe.label_mode,
-                                  "classes": len(probe.classes), "notes": got.notes}
+                                  "classes": len(probe.classes), "notes": got.notes, "head": head.describe()}
     if registries.hook is not None and registries.hook.pytest_robustaudit_provenance.get_hookimpls():
         loaded = got.model()  # a plugin asks about the model itself: built now if the store made it unnecessary
         for extra in registries.hook.pytest_robustaudit_provenance(spec=spec, model=loaded):
@@ -84,18 +92,28 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
     )
 
 
+def _rows_of(entry: Any, layer: str) -> Any:
+    """A callable streaming ``layer``'s stored rows (float32 chunks), or None without an entry."""
+    if entry is None:
+        return None
+    import numpy as np
+
+    return lambda: entry.rows(layer, dtype=np.float32)
+
+
 def judge(spec: AuditSpec, result: AuditResult, registries: Registries, reference: Reference | None) -> None:
     """Evaluate every check of ``spec`` on ``result`` (in place), against ``reference`` if relative."""
     skipped_note = f", {len(result.skipped)} unreadable skipped" if result.skipped else ""
     result.checks = []
     for check in spec.checks:
-        stats = result.layers[check.layer].stats
+        layer = result.layers[check.layer]
+        stats = layer.stats
         if check.relative and reference is not None and reference.skip_reason:
             result.checks.append(CheckOutcome(check.metric, check.layer, float("nan"), None, None, True,
                                               reference.skip_reason, dict(check.params),
                                               skip_reason=reference.skip_reason))
             continue
-        measured = registries.metrics.get(check.metric).evaluate(stats, check.params)
+        measured = layer.evaluate(registries.metrics.get(check.metric), check.params)
         excluded = (f", {stats.n_nonfinite} with NaN/Inf activations excluded"
                     if stats.n_nonfinite and not measured.undefined_reason else "")
         context = (f"model: {result.model} ({result.fingerprint[:19]})\n"

@@ -168,6 +168,24 @@ class ReferenceSpec:
 
 
 @dataclass(frozen=True)
+class HeadSpec:
+    """The classification head the accuracy and direction metrics read (spec key ``head``).
+
+    ``kind``: ``auto`` (the model's own classifier for timm/factory models that have one, a zero-shot
+    head for open_clip), ``classifier``, ``zero-shot`` or ``none``.  ``classes`` (zero-shot only):
+    the class names (None: ImageNet-1k); ``templates``: a named set (``openai``, ``simple``) or
+    prompts with ``{}``.  ``explicit``: the spec wrote ``head:`` (a zero-shot head is then built
+    even when no check reads it).
+    """
+
+    kind: str = "auto"
+    classes: tuple[str, ...] | None = None
+    templates: str | tuple[str, ...] = "openai"
+    explicit: bool = False
+    where: Located | None = None
+
+
+@dataclass(frozen=True)
 class AuditSpec:
     """A whole audit: one model, its probe data, the layers to read and the checks to assert."""
 
@@ -182,3 +200,4 @@ class AuditSpec:
     seed: int = 0
     reference: ReferenceSpec | None = None
     store_dtype: str = "float32"     # how the activation store keeps rows (float16 halves disk use)
+    head: HeadSpec = field(default_factory=HeadSpec)
