@@ -5,10 +5,13 @@
 * :mod:`.outliers`: the outlier-feature metrics (kurtosis, profile, outlier counts, rotation control).
 * :mod:`.inputs`: :class:`LayerInputs`, what a metric may read on a layer (summary, stored rows, labels, head).
 * :mod:`.head_metrics`: top-1 / top-5 accuracy of the classification head on the stored rows.
+* :mod:`.directions`: the head's privileged directions (importance, effective rank, outlier alignment)
+  and pruning curves.
 """
 
 from __future__ import annotations
 
+from .directions import DIRECTION_METRICS
 from .head_metrics import HEAD_METRICS
 from .inputs import LayerInputs
 from .outliers import BUILTIN_METRICS as OUTLIER_METRICS
@@ -16,9 +19,9 @@ from .outliers import kurtosis, outlier_indices
 from .types import (NOT_APPLICABLE, READS_HEAD, READS_OUTLIER_SUMMARY, ChartReference, Evidence, Metric, MetricValue,
                     NotApplicable, Param, headline_metrics, not_applicable, unusable_reason)
 
-#: every built-in metric: the outlier analysis, then the metrics that read the head
-BUILTIN_METRICS = OUTLIER_METRICS + HEAD_METRICS
+#: every built-in metric: the outlier analysis, then the metrics that read the head (accuracy, directions)
+BUILTIN_METRICS = OUTLIER_METRICS + HEAD_METRICS + DIRECTION_METRICS
 
-__all__ = ["BUILTIN_METRICS", "HEAD_METRICS", "LayerInputs", "NOT_APPLICABLE", "NotApplicable", "OUTLIER_METRICS",
+__all__ = ["BUILTIN_METRICS", "DIRECTION_METRICS", "HEAD_METRICS", "LayerInputs", "NOT_APPLICABLE", "NotApplicable", "OUTLIER_METRICS",
            "READS_HEAD", "not_applicable", "READS_OUTLIER_SUMMARY", "ChartReference", "Evidence", "Metric", "MetricValue", "Param",
            "headline_metrics", "kurtosis", "outlier_indices", "unusable_reason"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..checks import format_number
 from ..errors import headline
-from ..metrics.types import controls_of, headline_metrics
+from ..metrics.types import NOT_APPLICABLE, controls_of, headline_metrics
 from ..results import AuditResult, tally
 
 
@@ -43,7 +43,8 @@ def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = 
              "|---|---|---:|---|" + "---:|" * len(shown) + "---|"]
     for result in results:
         rep = result.layers.get("representation") or next(iter(result.layers.values()), None)
-        values = [format_number(rep.metrics[name].value) if rep and name in rep.metrics else "–" for name in shown]
+        values = [("n/a" if rep.metrics[name].undefined_reason.startswith(NOT_APPLICABLE)
+                   else format_number(rep.metrics[name].value)) if rep and name in rep.metrics else "–" for name in shown]
         passed = tally(result.checks)["pass"]
         mark = "✅" if result.passed else "❌"
         lines.append(f"| {_cell(result.name)} | `{_cell(result.model)}` | {result.n_images} | {_cell(result.device)} "

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import svg
 from ..checks import Bound, describe_bounds, format_number, params_label
-from ..metrics.types import Metric, MetricValue, controls_of, headline_metrics
+from ..metrics.types import NOT_APPLICABLE, Metric, MetricValue, controls_of, headline_metrics
 from ..results import AuditResult, CheckOutcome, ReportSection, tally
 
 TEMPLATE = "report.html.j2"
@@ -243,8 +243,9 @@ def _comparisons(results: Sequence[AuditResult], metrics: dict[str, Metric]) -> 
     keys: dict[tuple, None] = {}
     for result in results:
         for layer in result.layers:
-            for metric in always:
-                if metric in result.layers[layer].metrics:
+            for metric in always:  # a headline that does not apply to the layer (accuracy off the head) gets no chart
+                found = result.layers[layer].metrics.get(metric)
+                if found is not None and not found.undefined_reason.startswith(NOT_APPLICABLE):
                     keys.setdefault(key_of(metric, layer, {}), None)
         for c in result.checks:
             if not c.skip_reason and c.layer in result.layers:

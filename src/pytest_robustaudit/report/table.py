@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from ..checks import format_number
 from ..errors import headline
-from ..metrics.types import Metric, controls_of, headline_metrics
+from ..metrics.types import NOT_APPLICABLE, Metric, controls_of, headline_metrics
 from ..results import AuditResult, tally
 
 MAX_MODEL = 36
@@ -29,6 +29,8 @@ def _clip(text: str, width: int) -> str:
 
 def _metric(result: AuditResult, layer: str, name: str) -> str:
     value = result.layers[layer].metrics.get(name)
+    if value is not None and value.undefined_reason.startswith(NOT_APPLICABLE):
+        return "n/a"   # e.g. accuracy on a layer the head does not read
     return format_number(value.value) if value is not None else "-"
 
 
