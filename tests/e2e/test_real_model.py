@@ -119,3 +119,43 @@ def test_known_massive_activations_are_found(size):
     assert 1 <= found.value <= 8
     in_middle = set(metrics["outlier_count"].evaluate(middle, {"factor": 10.0}).details["indices"])
     assert set(found.details["indices"][:2]) <= in_middle
+
+
+def test_real_directions_and_pruning_equal_numpy(lite0):
+    """Issue 16 on real weights: importance, top share and the pruning curve of EfficientNet-Lite0's
+    classifier equal a float64 numpy computation from the same stored rows (1e-6 relative; accuracies
+    as exact counts).  Reads the stored rows of the suite's one extraction."""
+    import math
+
+    import numpy as np
+
+    from pytest_robustaudit.metrics.directions import DEFAULT_GRID
+
+    _, registries, result = lite0
+    rep = result.layers["representation"]
+    x = np.concatenate(list(rep.inputs.rows())).astype(np.float64)
+    head = rep.inputs.head()
+    y = rep.inputs.targets()
+    w, b = head.weight, head.bias
+    _, s, vt = np.linalg.svd(w, full_matrices=False)
+    r = int((s > max(w.shape) * np.finfo(float).eps * s[0]).sum())
+    s, vt = s[:r], vt[:r]
+    importance = s * (np.abs(x @ vt.T) / np.linalg.norm(x, axis=1, keepdims=True)).mean(axis=0)
+    order = np.argsort(-importance, kind="stable")
+    metric = registries.metrics.get
+    share = rep.evaluate(metric("importance_top_share"))
+    np.testing.assert_allclose(share.details["importance"], importance[order], rtol=1e-6)
+    top = math.ceil(0.1 * r)
+    assert share.value == pytest.approx(importance[order[:top]].sum() / importance.sum(), rel=1e-6)
+    curve = rep.evaluate(metric("prunable_fraction")).details["curve"]
+    assert curve["grid"] == list(DEFAULT_GRID) and curve["labelled"] == 1000
+    for ranking, ranked in (("importance", order), ("singular_value", np.arange(r))):
+        expected = []
+        for p in DEFAULT_GRID:
+            v = vt[ranked[:math.ceil((1 - p) * r - 1e-9)]]
+            logits = (x @ v.T) @ (v @ w.T) + b
+            expected.append(int((logits.argmax(axis=1) == y).sum()))
+        assert curve[f"{ranking}_correct"] == expected, ranking
+    assert curve["importance_correct"][0] == 691
+    # a supervised CNN loses accuracy when its head is pruned (the paper's contrast to robust CLIP)
+    assert curve["importance_correct"][-3] < 691

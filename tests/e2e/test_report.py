@@ -175,7 +175,9 @@ def test_values_shown_match_the_json_record(page):
                     assert same(as_float(td.attrs["data-value"]), expected)
                     assert td.text() == format_number(expected)
                     compared += 1
-    assert compared == 10 * (3 + 1)  # 10 metrics × (3 models on representation + 1 on blocks.3)
+    n_metrics = len(record["audits"][0]["layers"][0]["metrics"])  # 10 outlier + 7 head metrics
+    assert n_metrics == 17
+    assert compared == n_metrics * (3 + 1)  # every metric × (3 models on representation + 1 on blocks.3)
     for section in root.find_all("section", cls="model"):
         audit = by_name[section.attrs["data-name"]]
         for div in section.find_all("div", cls="layer"):

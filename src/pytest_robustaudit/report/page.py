@@ -21,6 +21,7 @@ from . import svg
 from ..checks import Bound, describe_bounds, format_number, params_label
 from ..metrics.types import NOT_APPLICABLE, Metric, MetricValue, controls_of, headline_metrics
 from ..results import AuditResult, CheckOutcome, ReportSection, tally
+from .directions import direction_figures
 
 TEMPLATE = "report.html.j2"
 
@@ -366,6 +367,7 @@ def render_report(results: Iterable[AuditResult], metrics: Any = None, run_info:
         interrupted=run_info.get("interrupted", False),
         created=str(run_info.get("created", "")), version=str(run_info.get("robustaudit_version", "")),
         charts=_comparisons(results, by_name), tables=_metric_tables(results, views, metric_names),
+        directions=[{"key": f.key, "title": f.title, "svg": _safe(f.svg)} for f in direction_figures(results)],
         glossary=_glossary(metric_objs, used),
         sections=[{"title": s.title, "text": s.text, "headers": [str(h) for h in s.headers],
                    "rows": [[_section_cell(c) for c in row] for row in s.rows]} for s in sections],
