@@ -245,7 +245,7 @@ DIRECTION_METRICS: tuple[Metric, ...] = (
     Metric("importance_top_share", _top_share, "Share of the total direction importance held by the head's top "
            "directions (ranked by importance).", "Σ_{k ≤ ceil(f r)} I_(k) / Σ_k I_k, I_k = s_k mean_x |cos(v_k, h(x))|",
            unit="fraction", direction="higher", params={"fraction": _FRACTION}, reads=READS_HEAD,
-           evidence=_DIRECTION_EVIDENCE, headline="top-dir share"),
+           evidence=_DIRECTION_EVIDENCE),
     Metric("head_effective_rank", _effective_rank, "Effective rank of the head's weight (Roy & Vetterli 2007).",
            "exp(−Σ_k p_k log p_k), p_k = s_k / Σ s", unit="directions", direction="neutral", reads=READS_HEAD,
            evidence=Evidence("informational", "How many directions the head spreads its singular values over.")),
