@@ -166,7 +166,7 @@ class HeadSource:
         import open_clip
 
         from .models.heads import imagenet_class_names, imagenet_wnids
-        from .models.zero_shot import resolve_templates, zero_shot_head
+        from .models.zero_shot import resolve_templates
 
         loaded = self.loaded()
         model = loaded.module
