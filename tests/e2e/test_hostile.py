@@ -139,6 +139,9 @@ def test_unreadable_folder_and_dangling_spec_links_are_collection_errors_naming_
     assert "dangling.yaml: the symbolic link leads nowhere" in out and "loop.yaml: the symbolic link leads nowhere" in out
     assert "Traceback" not in out and "denied" in out
     result.stdout.fnmatch_lines(["*good*PASS*", "*secret*ERROR*cannot list the folder*"])
+    named = pytester.runpytest("--audit", "audits/loop.yaml")
+    assert named.ret == pytest.ExitCode.USAGE_ERROR
+    named.stderr.fnmatch_lines(["*loop.yaml: a symbolic link that leads nowhere (a loop*"])
 
 
 def test_a_deeply_nested_spec_is_a_located_error_not_internalerror(pytester, audits):
@@ -147,6 +150,17 @@ def test_a_deeply_nested_spec_is_a_located_error_not_internalerror(pytester, aud
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     result.stdout.fnmatch_lines(["*deep.yaml:1: the spec nests more than 50 levels*"])
+
+
+def test_an_unexpected_error_while_collecting_a_spec_is_reported_not_internalerror(pytester, audits):
+    pytester.makeconftest("""
+        def pytest_robustaudit_register_metrics(metrics):
+            raise RuntimeError("a broken metrics plugin")
+    """)
+    result = pytester.runpytest("--audit", "audits/good.yaml")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    out = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in out and "RuntimeError: a broken metrics plugin" in out
 
 
 def test_a_typo_in_audit_device_is_a_usage_error(pytester, audits):
