@@ -24,7 +24,7 @@ _EXPORTS = {
     "AuditResult": "results", "CheckOutcome": "results", "LayerResult": "results", "ReportSection": "results",
     "AuditSession": "runner", "run_audit": "runner",
     "load_spec": "spec.load",
-    "LayerStats": "metrics.outlier_stats",
+    "LayerStats": "metrics.outlier_stats", "layer_stats": "metrics.from_arrays",
 }
 
 __all__ = sorted(_EXPORTS)

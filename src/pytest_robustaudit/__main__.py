@@ -1,4 +1,6 @@
-"""``python -m pytest_robustaudit validate PATH...``: check audit specs without running them.
+"""``python -m pytest_robustaudit validate | merge``: tools around audit specs and records.
+
+``validate PATH...`` checks audit specs without running them.
 
 Validation is pytest's own collection of the specs (``--collect-only``), so a conftest.py that
 registers metrics or model sources is honoured exactly as in a real run, and the messages are the
@@ -18,8 +20,51 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check audit specs (files or folders) without running them")
     validate.add_argument("paths", nargs="+", metavar="PATH")
+    merge = commands.add_parser("merge", help="join the JSON records of --audit-shard runs into one report, "
+                                              "record and summary")
+    merge.add_argument("records", nargs="+", metavar="RECORD")
+    merge.add_argument("--report", default="robustaudit-report.html", metavar="PATH",
+                       help="the HTML report (default: robustaudit-report.html; 'none' for no report)")
+    merge.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="the merged JSON record")
+    merge.add_argument("--markdown", default=None, metavar="PATH", help="the Markdown summary")
     args = parser.parse_args(argv)
+    if args.command == "merge":
+        return merge_shards(args.records, args.report, args.json_path, args.markdown)
     return validate_specs(args.paths)
+
+
+def merge_shards(records: list[str], report: str | None, json_path: str | None, markdown: str | None) -> int:
+    """Write the merged outputs; exit 0 when every check passed, 1 when one failed or an audit could not
+    run, 2 when the records are not the complete shards of one split (the message names what is wrong)."""
+    from .atomic import write_text_atomic
+    from .errors import AuditError
+    from .merge import merge_records
+    from .record import write_record
+    from .registries import standalone
+    from .report import render_report, write_report
+    from .report.markdown import render_markdown
+    from .report.table import terminal_table
+
+    try:
+        run_info, results = merge_records(records)
+    except AuditError as error:
+        print(f"robustaudit merge: {error}", file=sys.stderr)
+        return 2
+    errors = {e.get("spec_path", ""): e.get("message", "") for e in run_info["errors"]}
+    metrics = standalone().metrics
+    for line in terminal_table(results, errors, metrics):
+        print(line)
+    html = None if report is None or report.strip().lower() in ("", "none") else report
+    if json_path:
+        print(f"robustaudit: JSON record: {write_record(results, json_path, run_info)}")
+    if html:
+        write_report(render_report(results, metrics, dict(run_info)), html)
+        print(f"robustaudit: report: {html}")
+    if markdown:
+        write_text_atomic(markdown, render_markdown(results, errors, html, metrics))
+        print(f"robustaudit: Markdown summary: {markdown}")
+    failed = errors or any(not r.passed for r in results)
+    return 1 if failed else 0
 
 
 def validate_specs(paths: list[str]) -> int:

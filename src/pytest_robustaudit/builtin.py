@@ -21,3 +21,10 @@ def pytest_robustaudit_register_model_sources(sources):
 
     for source in BUILTIN_SOURCES:
         sources.register(source)
+
+
+@hookimpl(trylast=True)
+def pytest_robustaudit_choose_device(requested, worker_index):
+    from .devices import default_device
+
+    return default_device(requested, worker_index)

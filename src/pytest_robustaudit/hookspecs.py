@@ -46,3 +46,17 @@ def pytest_robustaudit_report_sections(results):
     :param results: every :class:`~pytest_robustaudit.results.AuditResult` of the run.  Sections are
     typed data (title, text, a table), rendered and escaped by the report; never raw HTML.
     """
+
+
+@hookspec(firstresult=True)
+def pytest_robustaudit_choose_device(requested, worker_index):
+    """Return the device an audit runs on (a string such as ``"cuda:1"``), or None to leave it to others.
+
+    :param requested: the spec's ``device`` or ``--audit-device`` (``auto``, ``cpu``, ``cuda``,
+        ``cuda:N``, ``mps``).
+    :param worker_index: K for the pytest-xdist worker ``gwK``, None outside xdist.
+
+    The built-in choice (registered ``trylast``, so yours wins) maps ``auto`` to ``cuda:K mod
+    (number of CUDA devices)`` on worker K, to ``cuda`` in a single process, else ``mps`` or ``cpu``;
+    any other value is kept.
+    """

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import platform
+import socket
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
@@ -179,6 +180,7 @@ def default_run_info() -> dict[str, Any]:
         "robustaudit_version": version,
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
+        "host": socket.gethostname(),
     }
 
 

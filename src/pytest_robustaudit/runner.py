@@ -152,9 +152,12 @@ def _without_locals(tb: Any) -> Any:
 class AuditSession:
     """Runs each spec once per session and hands the same result (or error) to all its items."""
 
-    def __init__(self, registries: Registries, device: str | None = None, saving_baselines: bool = False):
+    def __init__(self, registries: Registries, device: str | None = None, saving_baselines: bool = False,
+                 worker: int | None = None):
         self.registries = registries
         self.device = device
+        #: the pytest-xdist worker index (gwK → K), for the device choice; None in one process
+        self.worker = worker
         self.saving_baselines = saving_baselines
         self._done: dict[Path, AuditResult | Failure] = {}
         self._specs: dict[Path, AuditSpec] = {}
@@ -174,11 +177,21 @@ class AuditSession:
             del self._done[key]
         if key not in self._done:
             self._specs[key] = spec
-            self._done[key] = _attempt(lambda: run_audit(spec, self.registries, self.device, self.reference_for(spec)))
+            self._done[key] = _attempt(lambda: run_audit(spec, self.registries, self.device_for(spec),
+                                                         self.reference_for(spec)))
         outcome = self._done[key]
         if isinstance(outcome, Failure):
             outcome.raise_again()
         return outcome
+
+    def device_for(self, spec: AuditSpec) -> str:
+        """The device ``spec`` runs on: ``--audit-device`` or the spec's, as the device hook chooses it
+        (built in: ``auto`` on pytest-xdist worker K → ``cuda:K mod count``)."""
+        requested = self.device or spec.device
+        hook = self.registries.hook
+        chosen = hook.pytest_robustaudit_choose_device(requested=requested, worker_index=self.worker) \
+            if hook is not None and hasattr(hook, "pytest_robustaudit_choose_device") else None
+        return chosen or requested
 
     def reference_for(self, spec: AuditSpec) -> Reference | None:
         ref = spec.reference
@@ -191,7 +204,7 @@ class AuditSession:
             if key not in self._references:
                 twin = dataclasses.replace(spec, name=f"{spec.name} (reference)", model=ref.model, checks=(),
                                            reference=None)
-                self._references[key] = _attempt(lambda: run_audit(twin, self.registries, self.device))
+                self._references[key] = _attempt(lambda: run_audit(twin, self.registries, self.device_for(twin)))
             found = self._references[key]
             if isinstance(found, Failure):
                 if not isinstance(found.error, AuditError):

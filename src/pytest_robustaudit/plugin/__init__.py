@@ -48,6 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write a Markdown summary (table of audits, each failure) to PATH, e.g. $GITHUB_STEP_SUMMARY.")
     group.addoption("--audit-json", dest="audit_json", default=None, metavar="PATH",
                     help="write the audits' results as a versioned JSON record to PATH (schema: docs/report.md).")
+    group.addoption("--audit-shard", dest="audit_shard", default=None, metavar="K/N",
+                    help="audit only the K-th of N deterministic parts of the specs (a CI matrix, a job array); "
+                         "merge the shards' JSON records with: python -m pytest_robustaudit merge RECORD...")
     parser.addini("audit_paths", type="paths", default=[],
                   help="default spec paths for a bare '--audit' (relative to the ini file)")
     parser.addini("audit_device", default="", help="default for --audit-device")
@@ -77,6 +80,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if not requested:
         return
     state.audit_paths = resolve_audit_paths(config, requested, USE_INI)
+    if config.getoption("audit_shard"):
+        from .sharding import members, parse_shard, spec_files
+
+        state.shard = parse_shard(config.getoption("audit_shard"))
+        files = spec_files(state.audit_paths, config.getini("norecursedirs"))
+        state.shard_specs = members(files, config.rootpath, *state.shard)
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(p) for p in state.audit_paths]  # `pytest --audit audits/` runs the audits only
     else:  # `pytest --audit audits/ tests/`: the specs too, unless an argument already selects in them

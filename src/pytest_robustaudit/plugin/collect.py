@@ -25,10 +25,13 @@ if TYPE_CHECKING:
 
 
 def _is_audit_spec(config: pytest.Config, file_path: Path) -> bool:
-    roots = run_state(config).audit_paths
+    state = run_state(config)
+    roots = state.audit_paths
     if file_path.suffix not in SPEC_SUFFIXES or roots is None:
         return False
-    resolved = Path(os.path.realpath(file_path))
+    resolved = Path(os.path.realpath(file_path))   # never raises: a spec may be a symlink loop
+    if state.shard_specs is not None and resolved not in state.shard_specs:
+        return False  # another shard's spec (--audit-shard)
     for root in roots:
         if resolved == root or root in resolved.parents:
             return True

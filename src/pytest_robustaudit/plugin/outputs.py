@@ -132,6 +132,7 @@ def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int) ->
         "exit_status": int(exitstatus),
         "interrupted": int(exitstatus) == int(pytest.ExitCode.INTERRUPTED),
         "workers": len(run_state(config).worker_records),
+        **({"shard": "{}/{}".format(*run_state(config).shard)} if run_state(config).shard else {}),
         "errors": _error_entries(errors),
     })
     return info

@@ -53,6 +53,9 @@ class RunState:
         #: spec path → node id of the item that showed an audit's error in full
         self.errors_shown: dict[Path, str] = {}
         self.outputs: Outputs | None = None
+        #: ``--audit-shard K/N`` as (K, N), and the specs of this shard
+        self.shard: tuple[int, int] | None = None
+        self.shard_specs: set[Path] | None = None
         self._probe: tuple[set[str], set[str]] | None = None
 
     @property
@@ -76,8 +79,12 @@ class RunState:
 
             config = self.config
             device = config.getoption("audit_device") or config.getini("audit_device") or None
+            from ..devices import worker_index
+
+            workerid = getattr(config, "workerinput", {}).get("workerid")
             self._session = AuditSession(self.registries, device=device,
-                                         saving_baselines=config.getoption("audit_save_baseline"))
+                                         saving_baselines=config.getoption("audit_save_baseline"),
+                                         worker=worker_index(workerid))
         return self._session
 
     def probe_folders(self) -> tuple[set[str], set[str]]:
