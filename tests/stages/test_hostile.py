@@ -252,7 +252,7 @@ def _session(monkeypatch, fake):
 
     monkeypatch.setattr(runner, "run_audit", fake)
     session = runner.AuditSession(standalone())
-    spec = type("Spec", (), {"path": Path("/x/spec.yaml"), "reference": None})()
+    spec = type("Spec", (), {"path": Path("/x/spec.yaml"), "reference": None, "device": "cpu"})()
     return session, spec
 
 
