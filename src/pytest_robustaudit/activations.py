@@ -303,6 +303,15 @@ class _Model:
         return memo["description"], memo["fingerprint"], dict(memo["provenance"])
 
 
+def _model_config(spec: "AuditSpec") -> dict[str, Any]:
+    """What builds the model besides its weights (architecture, factory, options): the same weights
+    under another option (a factory's ``kind``, timm's ``drop_path_rate``...) may compute other rows."""
+    model = spec.model
+    return json.loads(json.dumps({"source": model.source, "name": model.name, "factory": model.factory,
+                                  "pretrained": model.pretrained, "options": model.options},
+                                 sort_keys=True, default=str))
+
+
 def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet", device: str,
                    store: "ActivationStore", progress: Progress | None = None,
                    refresh_before: float | None = None) -> Measured:
@@ -322,7 +331,8 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
     for layer in spec.layers:
         parts = extraction_parts(weights=weights, preprocess=preprocess, canary=canary, images=image_hashes,
                                  layers=[layer], precision=numerics, store_dtype=store_dtype,
-                                 extraction_format=EXTRACTION_FORMAT, versions=versions)
+                                 extraction_format=EXTRACTION_FORMAT, versions=versions,
+                                 extra={"model": _model_config(spec)})
         parts_of[layer] = parts
         keys[layer] = content_key(parts)
 
