@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import headline
-from ..metrics.types import controls_of, headline_metrics
+from ..metrics.types import NOT_APPLICABLE, controls_of, headline_metrics
 from ..results import AuditResult, tally
 from .values import check_label, left_out, shown_values
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from .values import shown_values
 from ..errors import headline
-from ..metrics.types import Metric, controls_of, headline_metrics
+from ..metrics.types import NOT_APPLICABLE, Metric, controls_of, headline_metrics
 from ..results import AuditResult, tally
 
 MAX_MODEL = 36
