@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import re
-import stat
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -319,9 +318,7 @@ class _Model:
             if preprocess is None:
                 return None
             try:
-                if not stat.S_ISREG(os.stat(image.path).st_mode):  # a FIFO would block: never opened
-                    raise OSError("not a regular file")
-                rgb = load_rgb(image.path)
+                rgb = load_rgb(image.path)   # refuses what is not a regular file (a FIFO would block)
             except Exception:  # noqa: BLE001 - an unreadable file is skipped here as in decoding
                 self._canaries[digest] = None
                 continue
@@ -416,14 +413,10 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
 def summarise(entry: "Entry", layer: str, seed: int) -> "LayerStats":
     """A layer's :class:`LayerStats` from its stored rows, read in chunks (memory flat in N)."""
     import numpy as np
-    import torch
 
-    from .metrics.outlier_stats import LayerAccumulator
+    from .metrics.from_arrays import stats_from_chunks
 
-    accumulator = LayerAccumulator(layer, rotation_seed=seed)
-    for chunk in entry.rows(layer, dtype=np.float32):
-        accumulator.update(torch.from_numpy(chunk))
-    return accumulator.finish()
+    return stats_from_chunks(entry.rows(layer, dtype=np.float32), layer, seed)
 
 
 def _extract(spec: "AuditSpec", model: _Model, probe: "ProbeSet", image_hashes: Sequence[str], device: str,

@@ -159,6 +159,17 @@ def test_a_fifo_as_checkpoint_is_named_as_what_it_is(folder, registries):
     assert "model.checkpoint: 'weights.pt' is a named pipe (FIFO), a file is expected" in message
 
 
+def test_load_rgb_never_opens_a_fifo_whoever_asks(folder):
+    """The store's canary image and the fixtures' probe read images through load_rgb, not only the
+    batch decoder: the guard is in load_rgb itself."""
+    from pytest_robustaudit.data import load_rgb
+
+    fifo = folder / "images" / "first.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        finishes(lambda: load_rgb(fifo), fifo=fifo)
+
+
 def test_a_fifo_among_probe_images_is_a_skipped_image_with_its_reason(folder):
     from pytest_robustaudit.data import discover, iter_batches
     from pytest_robustaudit.spec.schema import DataSpec

@@ -112,6 +112,9 @@ def load_rgb(path: Path | str) -> PILImage.Image:
     """
     from PIL import Image
 
+    special = _not_regular(Path(path))   # a FIFO would block for ever: never opened, whoever asks
+    if special:
+        raise OSError(f"{Path(path).name}: {special}")
     with Image.open(path) as im:
         im.load()
         rgb = _to_rgb(im)

@@ -14,7 +14,7 @@ same accumulator an extraction uses, so the numbers are those an audit would rep
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 
 def layer_stats(array: Any, layer: str = "representation", seed: int = 0, chunk_rows: int = 4096):
@@ -26,8 +26,6 @@ def layer_stats(array: Any, layer: str = "representation", seed: int = 0, chunk_
     import numpy as np
     import torch
 
-    from .outlier_stats import LayerAccumulator
-
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
     data = np.asarray(array) if not isinstance(array, np.ndarray) else array
@@ -35,7 +33,21 @@ def layer_stats(array: Any, layer: str = "representation", seed: int = 0, chunk_
         data = data[None, :]
     if data.ndim != 2:
         raise ValueError(f"layer {layer!r}: expected an [images, features] array, got shape {tuple(data.shape)}")
+    step = max(1, int(chunk_rows))
+    chunks = (np.asarray(data[start:start + step], dtype=np.float64) for start in range(0, data.shape[0], step))
+    return stats_from_chunks(chunks, layer, seed)
+
+
+def stats_from_chunks(chunks: Iterable[Any], layer: str, seed: int = 0):
+    """Feed ``[n, d]`` row chunks (numpy, in image order) to the accumulator an extraction uses: the one
+    place that turns rows into :class:`~.outlier_stats.LayerStats` (stored rows and arrays alike).
+    The chunks keep their dtype, so the collapse tolerance is that of the precision the rows came in."""
+    import numpy as np
+    import torch
+
+    from .outlier_stats import LayerAccumulator
+
     accumulator = LayerAccumulator(layer, rotation_seed=seed)
-    for start in range(0, data.shape[0], max(1, int(chunk_rows))):
-        accumulator.update(torch.from_numpy(np.array(data[start:start + chunk_rows], dtype=np.float64)))
+    for chunk in chunks:
+        accumulator.update(torch.from_numpy(np.ascontiguousarray(chunk)))
     return accumulator.finish()
