@@ -129,7 +129,8 @@ class Measured:
     provenance: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     model: Callable[[], "LoadedModel"] | None = None   # builds (once) the model, for who needs it itself
-    entries: dict[str, "Entry"] = field(default_factory=dict)   # layer -> its store entry (rows for intervals)
+    entries: dict[str, "Entry"] = field(default_factory=dict)   # the stored rows of each layer
+    row_labels: list[str | None] | None = None   # the probe label of each stored row (None: not known)
 
     @property
     def from_store(self) -> bool:
@@ -399,6 +400,8 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
     from .data import SkippedImage
 
     skipped = [SkippedImage(probe.images[index].path, reason) for index, reason in meta_skipped]
+    gone = {index for index, _ in meta_skipped}
+    row_labels = [image.label for index, image in enumerate(probe.images) if index not in gone]
     stats = {layer: summarise(entries[layer], layer, spec.seed) for layer in spec.layers}
     description, fingerprint, provenance = model.describe()
     if run_info["batch_size"] == 0:
@@ -407,7 +410,8 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
                     precision=spec.precision, batch_size=run_info["batch_size"], n_found=len(probe.images),
                     skipped=skipped, image_hashes=first.images, description=description, fingerprint=fingerprint,
                     provenance=provenance, notes=list(run_info["notes"]) + list(store.problems[problems_before:]),
-                    model=model.loaded, entries=dict(entries))
+                    model=model.loaded, entries=dict(entries),
+                    row_labels=row_labels if len(row_labels) == len(first.images) else None)
 
 
 def summarise(entry: "Entry", layer: str, seed: int) -> "LayerStats":

@@ -129,8 +129,11 @@ def _scaled(iv: bs.Interval, by: float) -> bs.Interval:
 
 def metric_interval(metric: "Metric", stats: "LayerStats", sample: LayerSample | None, measured: "MetricValue",
                     params: dict[str, Any] | None = None, *, level: float = bs.DEFAULT_LEVEL,
-                    sided: str = "two-sided", audit: str = "") -> bs.Interval:
-    """``metric``'s interval on one layer from its declared family (``measured``: its value there)."""
+                    sided: str = "two-sided", audit: str = "", inputs: Any = None) -> bs.Interval:
+    """``metric``'s interval on one layer from its declared family (``measured``: its value there).
+
+    ``inputs``: the layer's :class:`~.metrics.inputs.LayerInputs`, read by a ``"resampled"`` family
+    (none from a record: then no interval, said so)."""
     family = metric.interval
     merged = metric.defaults()
     merged.update(params or {})
@@ -144,10 +147,13 @@ def metric_interval(metric: "Metric", stats: "LayerStats", sample: LayerSample |
     if measured.undefined_reason or not math.isfinite(value):
         return _no_interval(value, "undefined value")
     if family == "binomial":
-        correct, total = measured.details.get("correct"), measured.details.get("total")
+        correct = measured.details.get("correct")
+        total = measured.details.get("total", measured.details.get("labelled"))
         if correct is None or not total:
             return _no_interval(value, "no correct/total counts")
         return bs.binomial_interval(int(correct), int(total), level=level, sided=sided)
+    if family == "resampled":
+        return _resampled(metric, merged, measured, inputs, sample, stats.layer, audit, level, sided)
     if family in _PER_IMAGE:
         seed = bs.derive_seed(audit or (sample.audit if sample else ""), stats.layer, metric.name, merged)
         values = _per_image(stats, metric.interval_input, family)
@@ -168,14 +174,31 @@ def metric_interval(metric: "Metric", stats: "LayerStats", sample: LayerSample |
     return _no_interval(value, f"unknown interval family {family!r}")
 
 
+def _resampled(metric: "Metric", merged: dict[str, Any], measured: "MetricValue", inputs: Any,
+               sample: LayerSample | None, layer: str, audit: str, level: float, sided: str) -> bs.Interval:
+    """A metric that resamples itself: its replicates from the layer's inputs, percentile ends."""
+    from .metrics.types import NotApplicable
+
+    if inputs is None:
+        return _no_interval(measured.value, "the layer's stored rows are not at hand (read from a record)")
+    seed = bs.derive_seed(audit or (sample.audit if sample else ""), layer, metric.name, merged)
+    resamples = sample.resamples if sample else bs.DEFAULT_RESAMPLES
+    try:
+        boot, n, note = metric.interval_input(inputs, seed=seed, resamples=resamples, **merged)
+    except NotApplicable as why:
+        return _no_interval(measured.value, str(why))
+    return bs.percentile_interval(measured.value, boot, n=n, level=level, sided=sided, note=note)
+
+
 def layer_intervals(metrics: Any, stats: "LayerStats", sample: LayerSample | None,
-                    values: dict[str, "MetricValue"], level: float, audit: str) -> dict[str, bs.Interval]:
+                    values: dict[str, "MetricValue"], level: float, audit: str,
+                    inputs: Any = None) -> dict[str, bs.Interval]:
     """Every metric's two-sided interval at its default parameters (what the report and record show)."""
     out = {}
     for name, measured in values.items():
         metric = metrics.get(name)
         try:
-            out[name] = metric_interval(metric, stats, sample, measured, level=level, audit=audit)
+            out[name] = metric_interval(metric, stats, sample, measured, level=level, audit=audit, inputs=inputs)
         except (ValueError, ArithmeticError) as error:      # a plugin metric's family that does not fit its data
             out[name] = _no_interval(measured.value, f"interval failed: {error}")
     return out
@@ -209,7 +232,7 @@ def relative_difference(metric: "Metric", params: dict[str, Any] | None,
     c_stats, c_sample, c_value = cand
     r_stats, r_sample, r_value, r_hashes = ref
     family = metric.interval
-    if family in (None, "exact", "informational", "binomial") or c_sample is None:
+    if family in (None, "exact", "informational", "binomial", "resampled") or c_sample is None:
         return None
     if c_value.undefined_reason or r_value.undefined_reason:
         return None

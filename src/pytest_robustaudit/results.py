@@ -27,9 +27,19 @@ class LayerResult:
     image_hashes: tuple[str, ...] = ()
     #: what a bootstrap resamples (:class:`~.intervals.LayerSample`): run time only, never in the record
     sample: Any = field(default=None, repr=False, compare=False)
+    #: what metrics that read more than the summary read (:class:`~.metrics.inputs.LayerInputs`: stored
+    #: rows, labels, head); None for a result read back from a record (not serialised)
+    inputs: Any = field(default=None, repr=False, compare=False)
 
     def value(self, metric: str) -> float:
         return self.metrics[metric].value
+
+    def evaluate(self, metric: Any, params: dict[str, Any] | None = None) -> MetricValue:
+        """``metric`` (a :class:`~.metrics.types.Metric`) on this layer at ``params``; the value computed at
+        the defaults when the layer's inputs are gone (a result read from a record)."""
+        if self.inputs is None and metric.name in self.metrics and (not params or params == metric.defaults()):
+            return self.metrics[metric.name]
+        return metric.evaluate(self.inputs if self.inputs is not None else self.stats, params)
 
 
 @dataclass

@@ -18,6 +18,8 @@ from typing import Any
 from .checks import evaluate
 from .errors import AuditError
 from .intervals import IntervalSettings, layer_intervals
+from .head_source import HeadSource
+from .metrics.inputs import LayerInputs
 from .metrics.types import MetricValue
 from .registries import Registries
 from .results import AuditResult, CheckOutcome, LayerResult
@@ -46,7 +48,7 @@ class Reference:
                 f"the {self.label} recorded {check.metric} under definition version {recorded.version}, this "
                 f"pytest-robustaudit computes version {metric.version} (docs/metrics.md#definition-versions); the "
                 f"two are not comparable: re-save the baseline with --audit-save-baseline"))
-        return metric.evaluate(layer.stats, check.params)
+        return layer.evaluate(metric, check.params)
 
 
 def measure(spec: AuditSpec, registries: Registries, device: str | None = None, store: Any = None,
@@ -63,34 +65,41 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
 
     started = time.perf_counter()
     options = store if store is not None else StoreOptions(mode="off")
+    layers: dict[str, LayerResult] = {}
     try:
+        opened = options.open()
         if spec.model.source == "activations":  # features from elsewhere: imported, no model, no images
             from .imported import measure_arrays
 
-            got = measure_arrays(spec, options.open(), progress)
+            got = measure_arrays(spec, opened, progress)
             probe = None
         else:
             probe = data.discover(spec.data)
             target = resolve_device(device or spec.device)
-            got = measure_layers(spec, registries, probe, target, options.open(), progress, options.refresh_before)
+            got = measure_layers(spec, registries, probe, target, opened, progress, options.refresh_before)
         settings = intervals or IntervalSettings()
         # one pass over each layer's stored rows for its intervals, while the store is open (no model runs)
         samples = layer_samples(spec, registries, got, spec.resamples or settings.resamples)
+        head = HeadSource(spec, registries, opened, got.fingerprint, got.model, progress, got.device)
+        for name, stats in got.stats.items():
+            inputs = LayerInputs(stats, name, _rows_of(got.entries.get(name), name), got.row_labels, head,
+                                 where=head.where)
+            result = LayerResult(name, stats, inputs=inputs)
+            for metric_name in registries.metrics.names():
+                result.metrics[metric_name] = result.evaluate(registries.metrics.get(metric_name))
+            result.sample = samples.get(name)
+            result.image_hashes = result.sample.hashes if result.sample is not None else ()
+            result.intervals = layer_intervals(registries.metrics, stats, result.sample, result.metrics,
+                                               settings.level, spec.name, inputs)
+            if store is None:
+                inputs.keep_rows_in_memory()  # the private store goes now; checks at other parameters read them
+            layers[name] = result
     finally:
         if store is None:
             options.close()
-    layers: dict[str, LayerResult] = {}
-    for name, stats in got.stats.items():
-        result = LayerResult(name, stats)
-        for metric_name in registries.metrics.names():
-            result.metrics[metric_name] = registries.metrics.get(metric_name).evaluate(stats)
-        result.sample = samples.get(name)
-        result.image_hashes = result.sample.hashes if result.sample is not None else ()
-        result.intervals = layer_intervals(registries.metrics, stats, result.sample, result.metrics, settings.level,
-                                           spec.name)
-        layers[name] = result
     provenance: dict[str, Any] = {**got.provenance, "label_mode": probe.label_mode if probe else "none",
-                                  "classes": len(probe.classes) if probe else 0, "notes": got.notes}
+                                  "classes": len(probe.classes) if probe else 0, "notes": got.notes,
+                                  "head": head.describe()}
     if got.model is not None and registries.hook is not None and \
             registries.hook.pytest_robustaudit_provenance.get_hookimpls():
         loaded = got.model()  # a plugin asks about the model itself: built now if the store made it unnecessary
@@ -123,6 +132,15 @@ def layer_samples(spec: AuditSpec, registries: Registries, got: Any, resamples: 
     return out
 
 
+def _rows_of(entry: Any, layer: str) -> Any:
+    """A callable streaming ``layer``'s stored rows (float32 chunks), or None without an entry."""
+    if entry is None:
+        return None
+    import numpy as np
+
+    return lambda: entry.rows(layer, dtype=np.float32)
+
+
 def judge(spec: AuditSpec, result: AuditResult, registries: Registries, reference: Reference | None,
           intervals: IntervalSettings | None = None) -> None:
     """Evaluate every check of ``spec`` on ``result`` (in place), against ``reference`` if relative.
@@ -146,7 +164,7 @@ def judge(spec: AuditSpec, result: AuditResult, registries: Registries, referenc
                                               skip_reason=reference.skip_reason))
             continue
         metric = registries.metrics.get(check.metric)
-        measured = metric.evaluate(stats, check.params)
+        measured = layer_result.evaluate(metric, check.params)
         excluded = (f", {stats.n_nonfinite} with NaN/Inf activations excluded"
                     if stats.n_nonfinite and not measured.undefined_reason else "")
         context = (f"model: {result.model} ({result.fingerprint[:19]})\n"
@@ -162,7 +180,7 @@ def judge(spec: AuditSpec, result: AuditResult, registries: Registries, referenc
         level = confidence or settings.level
         sided = sided_for(low.value if low else None, high.value if high else None) if confidence else "two-sided"
         interval = metric_interval(metric, stats, layer_result.sample, measured, check.params, level=level,
-                                   sided=sided, audit=spec.name)
+                                   sided=sided, audit=spec.name, inputs=layer_result.inputs)
         difference, notes = None, ()
         ref_layer = reference.result.layers.get(check.layer) if (reference and check.relative and reference.result) else None
         if ref_layer is not None and ref_value is not None:

@@ -49,6 +49,11 @@ def test_every_metric_has_an_interval_and_the_same_seed_gives_the_same_one(pytes
     intervals = a["layers"][0]["intervals"]
     metrics = a["layers"][0]["metrics"]
     for name, iv in intervals.items():
+        if metrics[name].get("undefined_reason"):
+            continue   # e.g. accuracy on the unlabelled photos: not applicable, so no interval either
+        if name == "head_effective_rank":
+            assert iv["exact"] and iv["method"] == "none", iv     # the head's SVD spectrum: no sampling error
+            continue
         assert iv["method"] != "none", (name, iv)
         assert iv["low"] <= metrics[name]["value"] <= iv["high"] or name.startswith(("profile", "outlier")), (name, iv)
     assert intervals["outlier_count"]["low"] >= 1      # planted features are surely counted

@@ -184,3 +184,45 @@ def test_online_spec_runs_from_a_local_checkpoint(pytester, clip_checkpoints, mo
     assert result.ret == pytest.ExitCode.TESTS_FAILED, out
     assert "model: open_clip:RN50 [clip.safetensors]" in out
     assert "could not fetch" not in out and "Traceback" not in out
+
+
+# -- (d) the paper's comparison (audits-online/paper/): valid, sourced bands, offline fail fast ------
+PAPER = sorted((ONLINE / "paper").glob("*.yaml"))
+
+
+def test_paper_specs_validate_with_sourced_accuracy_bands():
+    registries = standalone()
+    assert {p.stem for p in PAPER} == {"rn50_openai_zero_shot", "vit_b_32_laion2b_zero_shot", "resnet50_tv_in1k",
+                                      "vit_b_16_clip_openai_ft_in1k"}
+    for path in PAPER:
+        spec = load_spec(path, registries, env={})
+        text = path.read_text()
+        assert "Source:" in text and "NOT measured here" in text, path.name
+        top1 = [c for c in spec.checks if c.metric == "top1_accuracy"]
+        assert top1 and top1[0].min is not None and top1[0].max is not None, path.name
+        assert spec.head.explicit and spec.head.kind == ("zero-shot" if spec.model.source == "open_clip" else "classifier")
+        assert spec.model.pretrained and spec.model.checkpoint is None
+    rn50 = load_spec(ONLINE / "paper" / "rn50_openai_zero_shot.yaml", registries, env={})
+    band = next(c for c in rn50.checks if c.metric == "top1_accuracy")
+    assert band.min < 0.598 < band.max  # open_clip's published zero-shot top-1 of RN50/openai
+
+
+def test_paper_specs_fail_fast_offline_with_the_way_out(pytester, monkeypatch, tmp_path):
+    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: False)
+    monkeypatch.setenv("ROBUSTAUDIT_IMAGENET", str(PHOTOS))
+    empty = tmp_path / "empty-cache"
+    empty.mkdir()
+    folder = pytester.mkdir("paper")
+    items = 0
+    for path in PAPER:
+        text = path.read_text()
+        (folder / path.name).write_text(text.replace("\nmodel:\n", f"\nmodel:\n  cache_dir: {empty}\n"))
+        items += len(load_spec(path, standalone(), env={}).checks)
+    start = time.monotonic()
+    result = run(pytester, "--audit", "paper")
+    elapsed = time.monotonic() - start
+    result.assert_outcomes(failed=items)
+    out = result.stdout.str()
+    assert elapsed < FAST_S * len(PAPER), elapsed
+    assert out.count("Ways out:") == len(PAPER)
+    assert "Traceback" not in out and not any(empty.iterdir())

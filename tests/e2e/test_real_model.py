@@ -31,41 +31,45 @@ layers: [representation, blocks.-1]
 device: cpu
 checks:
   kurtosis_mean: {{min: 3, layers: [representation]}}
+  top1_accuracy: {{min: 0.68, max: 0.70, layers: [representation]}}
 """
 
 
 @pytest.fixture(scope="module")
-def lite0(tmp_path_factory):
+def lite0(tmp_path_factory, shared_activation_store):
+    """The one extraction of the 1000 images in the suite: into the session's store, which every other
+    test of this model on these images reads (the heads and the directions tests below)."""
     from pytest_robustaudit import load_spec, run_audit, standalone
+    from pytest_robustaudit.activations import StoreOptions
 
     folder = tmp_path_factory.mktemp("real")
     spec_file = folder / "lite0.yaml"
     spec_file.write_text(SPEC.format(data=shared_data("imagenet-samples")))
     registries = standalone()
     spec = load_spec(spec_file, registries)
-    return spec, registries, run_audit(spec, registries)
+    return spec, registries, run_audit(spec, registries, store=StoreOptions(shared_activation_store))
 
 
 def test_real_weights_classify_imagenet_as_published(lite0):
-    """The by_order mapping and timm's eval transform reproduce the data note's 691/1000 top-1."""
-    import torch
+    """The by_order mapping, timm's eval transform and the model's own classifier read from the
+    module reproduce the data note's 691/1000 top-1, through the spec path: counted in float64 from
+    the stored representation rows, not by running the model again."""
+    from pytest_robustaudit.models.heads import imagenet_wnids
 
-    from pytest_robustaudit import data
-    from pytest_robustaudit.models import load_model
-
-    spec, registries, _ = lite0
-    model = load_model(spec.model, registries.sources)
-    probe = data.discover(spec.data)
-    wnids = list(probe.classes)
-    assert len(wnids) == 1000
-    correct = 0
-    module = model.module.to(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        for images, indices in data.iter_batches(probe, model.preprocess, 100, 0, []):
-            predicted = module(images.contiguous(memory_format=torch.channels_last)).argmax(dim=1)
-            truth = torch.tensor([wnids.index(probe.images[i].label) for i in indices])
-            correct += int((predicted == truth).sum())
-    assert 680 <= correct <= 700, correct
+    spec, _, result = lite0
+    rep = result.layers["representation"]
+    top1 = rep.metrics["top1_accuracy"]
+    assert top1.details["correct"] == 691 and top1.details["labelled"] == 1000 and top1.details["unlabelled"] == 0
+    assert top1.value == 0.691
+    top5 = rep.metrics["top5_accuracy"]
+    assert 691 < top5.details["correct"] <= 1000 and top5.value == top5.details["correct"] / 1000
+    assert result.check("top1_accuracy", "representation").passed
+    head = rep.inputs.head()
+    assert head.kind == "classifier" and head.weight.shape == (1000, 1280) and head.class_ids == imagenet_wnids()
+    assert rep.inputs.targets().tolist() == list(range(1000))  # sorted file names = class index
+    # the layer the classifier does not read: not applicable, naming both widths
+    block = result.layers["blocks.-1"].metrics["top1_accuracy"]
+    assert block.undefined_reason.startswith("not applicable") and "width 320" in block.undefined_reason
 
 
 def test_real_outlier_metrics(lite0):
@@ -136,3 +140,43 @@ def test_known_massive_activations_are_found(size):
     assert 1 <= found.value <= 8
     in_middle = set(metrics["outlier_count"].evaluate(middle, {"factor": 10.0}).details["indices"])
     assert set(found.details["indices"][:2]) <= in_middle
+
+
+def test_real_directions_and_pruning_equal_numpy(lite0):
+    """Issue 16 on real weights: importance, top share and the pruning curve of EfficientNet-Lite0's
+    classifier equal a float64 numpy computation from the same stored rows (1e-6 relative; accuracies
+    as exact counts).  Reads the stored rows of the suite's one extraction."""
+    import math
+
+    import numpy as np
+
+    from pytest_robustaudit.metrics.directions import DEFAULT_GRID
+
+    _, registries, result = lite0
+    rep = result.layers["representation"]
+    x = np.concatenate(list(rep.inputs.rows())).astype(np.float64)
+    head = rep.inputs.head()
+    y = rep.inputs.targets()
+    w, b = head.weight, head.bias
+    _, s, vt = np.linalg.svd(w, full_matrices=False)
+    r = int((s > max(w.shape) * np.finfo(float).eps * s[0]).sum())
+    s, vt = s[:r], vt[:r]
+    importance = s * (np.abs(x @ vt.T) / np.linalg.norm(x, axis=1, keepdims=True)).mean(axis=0)
+    order = np.argsort(-importance, kind="stable")
+    metric = registries.metrics.get
+    share = rep.evaluate(metric("importance_top_share"))
+    np.testing.assert_allclose(share.details["importance"], importance[order], rtol=1e-6)
+    top = math.ceil(0.1 * r)
+    assert share.value == pytest.approx(importance[order[:top]].sum() / importance.sum(), rel=1e-6)
+    curve = rep.evaluate(metric("prunable_fraction")).details["curve"]
+    assert curve["grid"] == list(DEFAULT_GRID) and curve["labelled"] == 1000
+    for ranking, ranked in (("importance", order), ("singular_value", np.arange(r))):
+        expected = []
+        for p in DEFAULT_GRID:
+            v = vt[ranked[:math.ceil((1 - p) * r - 1e-9)]]
+            logits = (x @ v.T) @ (v @ w.T) + b
+            expected.append(int((logits.argmax(axis=1) == y).sum()))
+        assert curve[f"{ranking}_correct"] == expected, ranking
+    assert curve["importance_correct"][0] == 691
+    # a supervised CNN loses accuracy when its head is pruned (the paper's contrast to robust CLIP)
+    assert curve["importance_correct"][-3] < 691

@@ -41,7 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = ["DEFAULT_LEVEL", "DEFAULT_RESAMPLES", "SIDED", "Interval", "bca_ends", "binomial_interval", "derive_seed",
-           "no_interval", "paired_difference", "per_image_interval", "resample_weights", "tail_probabilities",
+           "no_interval", "paired_difference", "per_image_interval", "percentile_interval", "resample_weights", "tail_probabilities",
            "unpaired_difference"]
 
 DEFAULT_LEVEL = 0.95
@@ -185,6 +185,22 @@ def _weighted_medians(v: np.ndarray, w: np.ndarray) -> np.ndarray:
     out = (v[lo] + v[hi]) / 2
     out[total == 0] = np.nan
     return out
+
+
+def percentile_interval(value: float, boot: np.ndarray, *, n: int, level: float = DEFAULT_LEVEL,
+                        sided: str = "two-sided", note: str = "") -> Interval:
+    """Percentile interval of bootstrap replicates ``boot`` (non-finite replicates dropped) around ``value``.
+
+    For statistics a metric resamples itself (``Metric.interval == "resampled"``): the head
+    directions' shares and the pruning fraction, whose replicates need the rows, the head and a
+    re-ranking per resample, so no closed-form family fits them."""
+    boot = np.asarray(boot, dtype=np.float64)
+    low, high = _percentile_ends(boot, tail_probabilities(level, sided))
+    dropped = int(boot.size - np.isfinite(boot).sum())
+    if dropped:
+        note = f"{note}; " if note else ""
+        note += f"{dropped} of {boot.size} resamples undefined and left out"
+    return Interval(float(value), low, high, level, "percentile bootstrap", sided, int(boot.size), n, note=note)
 
 
 def _percentile_ends(boot: np.ndarray, tails: tuple[float, float]) -> tuple[float, float]:

@@ -13,14 +13,25 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-#: what a metric reads; the outlier-feature summary of one layer is the only input today
+#: what a metric reads: the outlier-feature summary of one layer (``compute(stats, **params)``) ...
 READS_OUTLIER_SUMMARY = "outlier summary"
+#: ... or the layer's stored rows with the probe labels and the classification head
+#: (``compute(inputs, **params)``, ``inputs`` a :class:`~.inputs.LayerInputs`)
+READS_HEAD = "stored rows, labels and head"
+#: the prefix of ``MetricValue.undefined_reason`` for a metric that does not apply to a layer
+NOT_APPLICABLE = "not applicable: "
+
+
+class NotApplicable(Exception):
+    """Raised by a metric's ``compute`` when it does not apply (no head, no labels, no outlier feature);
+    :meth:`Metric.evaluate` turns it into NaN with the reason prefixed by :data:`NOT_APPLICABLE`."""
 
 #: evidence levels, strongest first (the report's glossary says which one a metric has)
 EVIDENCE_LEVELS = ("indicator", "control", "informational", "not assessed")
 
 #: interval families a metric may declare (docs/intervals.md); None: no interval declared
-INTERVAL_FAMILIES = ("mean", "median", "ratio", "extreme", "smooth", "count", "binomial", "exact", "informational")
+INTERVAL_FAMILIES = ("mean", "median", "ratio", "extreme", "smooth", "count", "binomial", "resampled", "exact",
+                     "informational")
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,9 @@ class Metric:
 
     Self-description read by the outputs:
 
-    * ``reads``: the summary the metric is computed from (:data:`READS_OUTLIER_SUMMARY`).
+    * ``reads``: what the metric is computed from: :data:`READS_OUTLIER_SUMMARY` (``compute`` gets the
+      :class:`~.outlier_stats.LayerStats`) or :data:`READS_HEAD` (``compute`` gets the layer's
+      :class:`~.inputs.LayerInputs`: stored rows, labels, head, and a per-layer cache).
     * ``evidence``: its :class:`Evidence` (None: the report says "not assessed" or, for a neutral
       metric, "informational").
     * ``headline``: the short column label when the metric is a headline value of the terminal
@@ -85,12 +98,15 @@ class Metric:
     * ``integer``: its values are counts (the charts tick at whole numbers only).
     * ``interval``: its confidence-interval family (docs/intervals.md): ``"mean"``, ``"median"``,
       ``"ratio"`` (of two per-image means), ``"extreme"``/``"smooth"`` (profile functionals),
-      ``"count"`` (thresholded), ``"binomial"`` (accuracy: ``details`` has ``correct``/``total``),
+      ``"count"`` (thresholded), ``"binomial"`` (accuracy: ``details`` has ``correct`` and ``total`` or
+      ``labelled``), ``"resampled"`` (the metric resamples itself: see ``interval_input``),
       ``"exact"``/``"informational"`` (carries none, said so), or None (none declared).
     * ``interval_input``: what that family resamples: the :class:`LayerStats` attribute of the
       per-image values (``"kurtosis"``), a pair of them for a ratio, a profile statistic
       ``[..., d] -> [...]`` (or ``(statistic, "signed")``), or for a count a factory
-      ``(**params) -> margins`` (or ``(factory, "per_feature")`` for a fraction of the features).
+      ``(**params) -> margins`` (or ``(factory, "per_feature")`` for a fraction of the features), or for
+      ``"resampled"`` a function ``(inputs, seed=, resamples=, **params) -> (replicates, n, note)``
+      that reads the layer's :class:`~.inputs.LayerInputs` (percentile interval of the replicates).
     """
 
     name: str
@@ -111,18 +127,34 @@ class Metric:
     interval: str | None = None
     interval_input: Any = None
 
-    def evaluate(self, stats: Any, params: dict[str, Any] | None = None) -> MetricValue:
-        """Compute on ``stats``; a layer with no usable image gives NaN with the reason."""
+    def evaluate(self, source: Any, params: dict[str, Any] | None = None) -> MetricValue:
+        """Compute on ``source``: a layer's :class:`~.inputs.LayerInputs`, or its
+        :class:`~.outlier_stats.LayerStats` alone (then a metric that reads more is not applicable).
+        A layer with no usable image gives NaN with the reason."""
+        stats = getattr(source, "stats", source)
         reason = unusable_reason(stats)
         if reason:
             return MetricValue(math.nan, undefined_reason=reason, version=self.version)
         merged = self.defaults()
         merged.update(params or {})
-        return dataclasses.replace(self.compute(stats, **merged), version=self.version)
+        if self.reads == READS_OUTLIER_SUMMARY:
+            return dataclasses.replace(self.compute(stats, **merged), version=self.version)
+        if stats is source:
+            return not_applicable(f"{self.name} reads {self.reads}, and only the outlier summary is at hand "
+                                  "(e.g. a result read back from a record)")
+        try:
+            return dataclasses.replace(self.compute(source, **merged), version=self.version)
+        except NotApplicable as why:
+            return not_applicable(str(why))
 
     def defaults(self) -> dict[str, Any]:
         """The parameters at their default values (what the per-layer tables show)."""
         return {name: p.default for name, p in self.params.items()}
+
+
+def not_applicable(reason: str) -> MetricValue:
+    """NaN marked as not applicable, with the reason (shown by every output instead of a number)."""
+    return MetricValue(math.nan, undefined_reason=NOT_APPLICABLE + reason)
 
 
 def unusable_reason(stats: Any) -> str:

@@ -38,11 +38,12 @@ class AuditRun:
             raise KeyError(f"layer {name!r} was not audited; the spec's layers are {list(self.result.layers)}") from None
 
     def value(self, metric: str, layer: str = "representation", **params: Any) -> float:
-        """The metric on ``layer``; with ``params`` (e.g. ``factor=100``) it is recomputed from the stats."""
+        """The metric on ``layer``; with ``params`` (e.g. ``factor=100``) it is recomputed from the
+        layer's inputs (the summary, or the stored rows and head for the head metrics)."""
         found = self.layer(layer)
         if not params and metric in found.metrics:
             return found.metrics[metric].value
-        return self._registries.metrics.get(metric).evaluate(found.stats, params).value
+        return found.evaluate(self._registries.metrics.get(metric), params).value
 
     def stats(self, layer: str = "representation"):
         """The streaming summary (:class:`~pytest_robustaudit.metrics.outlier_stats.LayerStats`) of ``layer``."""

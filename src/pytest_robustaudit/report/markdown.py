@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import headline
-from ..metrics.types import controls_of, headline_metrics
+from ..metrics.types import NOT_APPLICABLE, controls_of, headline_metrics
 from ..results import AuditResult, tally
-from .values import check_label, left_out, shown_values
+from .values import not_applicable, check_label, left_out, shown_values
 
 #: a "<" that could open an HTML tag or comment: escaped; "3 < min 5" stays as written
 _TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
@@ -61,7 +61,8 @@ def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = 
     for result in results:
         for i, (layer_name, layer) in enumerate(result.layers.items()):
             checks = [c for c in result.checks if c.layer == layer_name]
-            values = ["; ".join(v.plain() for v in shown_values(result, layer_name, m.name, m)) or "–" for m in shown]
+            values = ["n/a" if not_applicable(result, layer_name, m.name) else
+                      "; ".join(v.plain() for v in shown_values(result, layer_name, m.name, m)) or "–" for m in shown]
             counts = tally(checks)
             mark = "❌" if counts["fail"] else ("✅" if counts["pass"] else "–")
             first = i == 0

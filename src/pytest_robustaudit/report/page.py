@@ -21,11 +21,12 @@ import numpy as np
 
 from . import svg
 from ..checks import bound_text, format_number, params_label
-from ..metrics.types import Metric, MetricValue, controls_of, headline_metrics
+from ..metrics.types import NOT_APPLICABLE, Metric, MetricValue, controls_of, headline_metrics
 from ..results import AuditResult, CheckOutcome, ReportSection, tally
 from .provenance import readable, readable_path
 from .sections import PageContext, PageSection, build_sections, register_section
 from .values import check_label, check_verdict, is_default, left_out
+from .directions import direction_figures
 
 TEMPLATE = "report.html.j2"
 MARK = {"pass": "✓", "fail": "✗", "skip": "–"}
@@ -347,8 +348,9 @@ def _comparisons(results: Sequence[AuditResult], metrics: dict[str, Metric]) -> 
     keys: dict[tuple, None] = {}
     for result in results:
         for layer in result.layers:
-            for metric in always:
-                if metric in result.layers[layer].metrics:
+            for metric in always:  # a headline that does not apply to the layer (accuracy off the head) gets no chart
+                found = result.layers[layer].metrics.get(metric)
+                if found is not None and not found.undefined_reason.startswith(NOT_APPLICABLE):
                     keys.setdefault(key_of(metric, layer, {}), None)
         for c in result.checks:
             if not c.skip_reason and c.layer in result.layers:
@@ -500,6 +502,13 @@ def _models_section(ctx: PageContext) -> list[PageSection]:
     return [PageSection("models", "Models", "sections/models.html.j2", ctx.models, 40)]
 
 
+def _directions_section(ctx: PageContext) -> list[PageSection]:
+    """Privileged directions and pruning (issue 16): per audit, the pruning curves and the importance spectrum."""
+    figures = [{"key": f.key, "title": f.title, "svg": _safe(f.svg)} for f in direction_figures(ctx.results)]
+    return [PageSection("directions", "Privileged directions and pruning", "sections/directions.html.j2",
+                        figures, 35)] if figures else []
+
+
 def _plugin_sections(ctx: PageContext) -> list[PageSection]:
     return [PageSection(f"plugin-{i}", s.title, "sections/table.html.j2",
                         TableView(s.text, [str(h) for h in s.headers],
@@ -519,7 +528,8 @@ def _run_section(ctx: PageContext) -> list[PageSection]:
 
 
 for _name, _builder in (("errors", _errors_section), ("failures", _failures_section), ("summary", _summary_section),
-                        ("comparison", _comparison_section), ("models", _models_section),
+                        ("comparison", _comparison_section), ("directions", _directions_section),
+                        ("models", _models_section),
                         ("plugin-sections", _plugin_sections), ("glossary", _glossary_section),
                         ("run", _run_section)):
     register_section(_name, _builder)

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from .values import shown_values
 from ..errors import headline
-from ..metrics.types import Metric, controls_of, headline_metrics
+from ..metrics.types import NOT_APPLICABLE, Metric, controls_of, headline_metrics
 from ..results import AuditResult, tally
 
 MAX_MODEL = 36
@@ -31,7 +31,11 @@ def _clip(text: str, width: int) -> str:
 
 
 def _metric(result: AuditResult, layer: str, metric: Metric) -> str:
+    from .values import not_applicable
+
     shown = shown_values(result, layer, metric.name, metric)
+    if not_applicable(result, layer, metric.name) and not any(v.check is not None for v in shown):
+        return "n/a"   # e.g. accuracy on a layer the head does not read
     return "; ".join(v.plain() for v in shown) if shown else "-"
 
 

@@ -86,3 +86,11 @@ def left_out(deselected: int, not_run: int) -> str:
     if not_run:
         parts.append(f"{not_run} check{'s' if not_run != 1 else ''} not run")
     return ", ".join(parts)
+
+
+def not_applicable(result: Any, layer: str, metric: str) -> bool:
+    """Whether ``metric`` does not apply on ``layer`` of ``result`` (e.g. accuracy with no head): shown as n/a."""
+    from ..metrics.types import NOT_APPLICABLE
+
+    found = result.layers[layer].metrics.get(metric) if layer in result.layers else None
+    return found is not None and found.undefined_reason.startswith(NOT_APPLICABLE)

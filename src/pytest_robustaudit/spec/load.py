@@ -18,13 +18,14 @@ from ..extract import DEVICE_HELP, DEVICE_PATTERN, PRECISIONS
 from ..registries import Registries
 from .checks_section import DEFAULT_LAYERS, ChecksSection
 from .data_section import DataSection
+from .head_section import HeadSection
 from .model_section import ModelSection
 from .schema import AuditSpec, DataSpec, ReferenceSpec
 from .validator import SEED_LIMIT, _kind
 from .yamlsource import Doc, load_doc
 
 TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", "seed", "reference", "store_dtype",
-            "confidence", "min_images", "resamples")
+            "confidence", "min_images", "resamples", "head")
 #: how rows are kept in the activation store (store.entries.STORE_DTYPES; numpy-free here)
 STORE_DTYPE_NAMES = ("float32", "float16")
 REFERENCE_KEYS = ("model", "baseline", "entry")
@@ -46,7 +47,7 @@ def load_spec(file: Path, registries: Registries, env: Mapping[str, str] | None 
     raise SpecError(problems)
 
 
-class SpecValidator(ModelSection, DataSection, ChecksSection):
+class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection):
     """The whole document: the top-level keys and ``reference``; each other section from its module."""
 
     def __init__(self, doc: Doc, registries: Registries, problems: list[Problem]):
@@ -83,6 +84,8 @@ class SpecValidator(ModelSection, DataSection, ChecksSection):
                                               f"({', '.join(model.arrays)})", f"add '{layer}: FILE' under model.arrays")
         reference = self.reference(top["reference"]) if top.get("reference") is not None else None
         checks = self.checks(top["checks"], layers) if "checks" in top else ()
+        head = self.head(top.get("head"), model.source if model is not None else None)
+        self.head_checks(head, checks)
         relative = [c for c in checks if c.relative]
         if relative and reference is None and "reference" not in top:
             self.problem(("checks", relative[0].metric), "relative bounds (min_ratio, max_ratio, min_delta, max_delta) "
@@ -92,7 +95,21 @@ class SpecValidator(ModelSection, DataSection, ChecksSection):
         return AuditSpec(path=self.file, name=str(name), model=model, data=data, layers=layers, checks=checks,
                          device=device, precision=precision or "fp32", seed=seed or 0, reference=reference,
                          store_dtype=store_dtype or "float32", confidence=confidence, min_images=min_images,
-                         resamples=resamples)
+                         resamples=resamples, head=head)
+
+
+    def head_checks(self, head: Any, checks: tuple) -> None:
+        """A check of a metric that reads the head, on a spec with ``head: none``, cannot be measured."""
+        if head.kind != "none":
+            return
+        from ..metrics.types import READS_HEAD
+
+        for check in checks:
+            metric = self.registries.metrics.get(check.metric) if check.metric in self.registries.metrics.names() else None
+            if metric is not None and metric.reads == READS_HEAD:
+                self.problem(("checks", check.metric), f"{check.metric} reads the classification head, but the spec "
+                             "sets `head: none`", "remove `head: none` (default: auto), or remove this check")
+                return
 
     def reference(self, value: Any) -> ReferenceSpec | None:
         path = ("reference",)

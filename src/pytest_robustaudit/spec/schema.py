@@ -175,6 +175,24 @@ class ReferenceSpec:
 
 
 @dataclass(frozen=True)
+class HeadSpec:
+    """The classification head the accuracy and direction metrics read (spec key ``head``).
+
+    ``kind``: ``auto`` (the model's own classifier for timm/factory models that have one, a zero-shot
+    head for open_clip), ``classifier``, ``zero-shot`` or ``none``.  ``classes`` (zero-shot only):
+    the class names (None: ImageNet-1k); ``templates``: a named set (``openai``, ``simple``) or
+    prompts with ``{}``.  ``explicit``: the spec wrote ``head:`` (a zero-shot head is then built
+    even when no check reads it).
+    """
+
+    kind: str = "auto"
+    classes: tuple[str, ...] | None = None
+    templates: str | tuple[str, ...] = "openai"
+    explicit: bool = False
+    where: Located | None = None
+
+
+@dataclass(frozen=True)
 class AuditSpec:
     """A whole audit: one model, its probe data, the layers to read and the checks to assert."""
 
@@ -192,3 +210,4 @@ class AuditSpec:
     confidence: float | None = None  # default confidence of its checks (None: the ini audit_confidence, else none)
     min_images: int | None = None    # below this many usable images every check fails (docs/intervals.md)
     resamples: int | None = None     # bootstrap resamples per interval (None: the ini audit_resamples, else 1000)
+    head: HeadSpec = field(default_factory=HeadSpec)

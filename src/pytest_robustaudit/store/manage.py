@@ -124,7 +124,7 @@ def clear(root: os.PathLike | str) -> tuple[int, int]:
     records = list_entries(root)
     for record in records:
         store.remove(record.key)
-    for name in (ENTRIES, INCOMPLETE, LOCKS, MODELS):
+    for name in (ENTRIES, INCOMPLETE, LOCKS, MODELS, "heads"):  # heads/: head_source.HEADS
         shutil.rmtree(root / name, ignore_errors=True)
     with contextlib.suppress(OSError):
         store.memo_path.unlink()
