@@ -354,12 +354,22 @@ def test_twenty_models_three_layers_stay_small_and_fast():
 # --------------------------------------------------------------------------------------------
 
 
+def test_a_head_column_shows_where_one_audit_has_a_head_and_n_a_elsewhere():
+    from pytest_robustaudit.metrics.types import MetricValue
+
+    labelled = make_result("labelled")
+    labelled.layers["representation"].metrics["top1_accuracy"] = MetricValue(0.691, {"correct": 691, "labelled": 1000})
+    lines = terminal_table([labelled, make_result("plain", outliers=(), seed=5)])
+    assert lines[0].split()[5] == "top-1" and "prunable" not in lines[0]
+    assert "0.691" in lines[2] and " n/a " in lines[3]
+
+
 def test_terminal_table_columns_and_rows():
     lines = terminal_table([make_result("clip-a", layers=("representation", "blocks.3")), make_result("plain", outliers=(), seed=5)],
                            {"/audits/broken.yaml": "checkpoint /x is truncated\n    fix: download again"})
     header = lines[0].split()
-    assert header == ["model", "layer", "kurtosis", "rotated", "outliers", "top-1", "prunable", "pass/fail", "verdict"]
-    assert " n/a " in lines[2]  # made from the summary alone: the head metrics do not apply
+    # made from the summary alone: the head metrics apply nowhere, so their columns are left out
+    assert header == ["model", "layer", "kurtosis", "rotated", "outliers", "pass/fail", "verdict"]
     assert set(lines[1]) == {"-"}
     widths = {len(line) for line in lines[:2]}
     assert len(widths) == 1

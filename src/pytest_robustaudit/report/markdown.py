@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import headline
 from ..metrics.types import NOT_APPLICABLE, controls_of, headline_metrics
 from ..results import AuditResult, tally
-from .values import not_applicable, check_label, left_out, shown_values
+from .values import applying, check_label, left_out, not_applicable, shown_values
 
 #: a "<" that could open an HTML tag or comment: escaped; "3 < min 5" stays as written
 _TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
@@ -46,7 +46,7 @@ def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = 
 
         metrics = BUILTIN_METRICS
     found = headline_metrics(metrics)
-    shown = [m for m in found if m.name not in controls_of(found)]
+    shown = applying([m for m in found if m.name not in controls_of(found)], results)
     errors = errors or {}
     problems = [(r, c) for r in results for c in r.checks if c.status == "fail"]
     failed, total = len(problems), sum(len(r.checks) for r in results)

@@ -58,14 +58,22 @@ def columns(metrics: Any = None) -> list[Metric]:
     return ordered
 
 
-def headers(metrics: Any = None) -> tuple[str, ...]:
-    return ("model", "layer", *(m.headline for m in columns(metrics)), "pass/fail", "verdict")
+def shown_columns(results: Iterable[AuditResult], metrics: Any = None) -> list[Metric]:
+    """:func:`columns` that apply to some audit of ``results`` (no all-n/a column, e.g. top-1 with no labels)."""
+    from .values import applying
+
+    return applying(columns(metrics), results)
+
+
+def headers(metrics: Any = None, results: Iterable[AuditResult] = ()) -> tuple[str, ...]:
+    return ("model", "layer", *(m.headline for m in shown_columns(results, metrics)), "pass/fail", "verdict")
 
 
 def rows(results: Iterable[AuditResult], errors: dict[Any, str] | None = None,
          metrics: Any = None) -> list[tuple[str, ...]]:
     """The table's rows (strings), without header."""
-    shown = columns(metrics)
+    results = list(results)
+    shown = shown_columns(results, metrics)
     out: list[tuple[str, ...]] = []
     for result in results:
         for i, layer in enumerate(result.layers):
@@ -90,10 +98,11 @@ def terminal_table(results: Iterable[AuditResult], errors: dict[Any, str] | None
     ``metrics``: the registry (or metrics) whose headline declarations make the columns (default:
     the built-ins).
     """
+    results = list(results)
     body = rows(results, errors, metrics)
     if not body:
         return []
-    head = headers(metrics)
+    head = headers(metrics, results)
     numeric = set(range(2, len(head) - 2))
     widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(head)]
 

@@ -10,7 +10,7 @@ Free of pytest.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from ..checks import format_number, params_label, verdict_text
 from ..results import AuditResult, CheckOutcome
@@ -94,3 +94,13 @@ def not_applicable(result: Any, layer: str, metric: str) -> bool:
 
     found = result.layers[layer].metrics.get(metric) if layer in result.layers else None
     return found is not None and found.undefined_reason.startswith(NOT_APPLICABLE)
+
+
+def applying(metrics: Iterable[Any], results: Iterable[Any]) -> list[Any]:
+    """The ``metrics`` that apply somewhere in ``results`` (a summary column that would read n/a on every
+    row, such as accuracy in a run without labels, is left out; all of them when there is no result)."""
+    results = list(results)
+    if not results:
+        return list(metrics)
+    return [m for m in metrics
+            if any(not not_applicable(r, layer, m.name) for r in results for layer in r.layers)]
