@@ -21,11 +21,12 @@ from .data_section import DataSection
 from .head_section import HeadSection
 from .model_section import ModelSection
 from .schema import AuditSpec, DataSpec, ReferenceSpec
+from .shifts_section import ShiftsSection
 from .validator import SEED_LIMIT, _kind
 from .yamlsource import Doc, load_doc
 
 TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", "seed", "reference", "store_dtype",
-            "confidence", "min_images", "resamples", "head")
+            "confidence", "min_images", "resamples", "head", "shifts")
 #: how rows are kept in the activation store (store.entries.STORE_DTYPES; numpy-free here)
 STORE_DTYPE_NAMES = ("float32", "float16")
 REFERENCE_KEYS = ("model", "baseline", "entry")
@@ -47,7 +48,7 @@ def load_spec(file: Path, registries: Registries, env: Mapping[str, str] | None 
     raise SpecError(problems)
 
 
-class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection):
+class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, ShiftsSection):
     """The whole document: the top-level keys and ``reference``; each other section from its module."""
 
     def __init__(self, doc: Doc, registries: Registries, problems: list[Problem]):
@@ -86,6 +87,8 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection):
         checks = self.checks(top["checks"], layers) if "checks" in top else ()
         head = self.head(top.get("head"), model.source if model is not None else None)
         self.head_checks(head, checks)
+        shifts = self.shifts(top.get("shifts"))
+        self.shift_checks(shifts, checks)
         relative = [c for c in checks if c.relative]
         if relative and reference is None and "reference" not in top:
             self.problem(("checks", relative[0].metric), "relative bounds (min_ratio, max_ratio, min_delta, max_delta) "
@@ -95,7 +98,7 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection):
         return AuditSpec(path=self.file, name=str(name), model=model, data=data, layers=layers, checks=checks,
                          device=device, precision=precision or "fp32", seed=seed or 0, reference=reference,
                          store_dtype=store_dtype or "float32", confidence=confidence, min_images=min_images,
-                         resamples=resamples, head=head)
+                         resamples=resamples, head=head, shifts=shifts)
 
 
     def head_checks(self, head: Any, checks: tuple) -> None:
@@ -110,6 +113,22 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection):
                 self.problem(("checks", check.metric), f"{check.metric} reads the classification head, but the spec "
                              "sets `head: none`", "remove `head: none` (default: auto), or remove this check")
                 return
+
+    def shift_checks(self, shifts: tuple, checks: tuple) -> None:
+        """A check's ``shift`` / ``corruption`` parameter must name a shift of the spec (or ``mean``)."""
+        natural = [s.name for s in shifts if s.natural]
+        corruptions = sorted({s.corruption for s in shifts if s.kind == "corruption"})
+        for check in checks:
+            for param, known, what in (("shift", natural, "natural shift"), ("corruption", corruptions, "corruption")):
+                value = check.params.get(param)
+                if value is None or value == "mean" or value in known:
+                    continue
+                from ..registry import suggest
+
+                listed = ", ".join(known) or f"none: the spec's `shifts` gives no {what}"
+                self.problem(("checks", check.metric, param), f"{param} '{value}' is not a {what} of this spec "
+                             f"(its {what}s: {listed}).{suggest(str(value), tuple(known))}",
+                             f"name one of them, `mean`, or add it under `shifts:` (docs/spec.md#shifts)")
 
     def reference(self, value: Any) -> ReferenceSpec | None:
         path = ("reference",)

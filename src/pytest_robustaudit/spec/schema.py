@@ -193,6 +193,39 @@ class HeadSpec:
 
 
 @dataclass(frozen=True)
+class ShiftSpec:
+    """One shifted set the head is scored on (spec key ``shifts``, one entry each; docs/spec.md).
+
+    ``kind``: ``folder`` (images at ``path``, measured through the activation store like the probe),
+    ``given`` (an ``accuracy`` the user measured elsewhere, with its ``source``) or ``corruption``
+    (the probe images corrupted with ``corruption`` at ``severity``, issue 18; ``seed`` None: the
+    spec's).  ``set``: one of the five standard natural shifts (``imagenet_v2``, ``imagenet_r``,
+    ``imagenet_sketch``, ``objectnet``, ``imagenet_a``), which fixes the class subset, the label
+    mapping and the effective-robustness baseline; None: a user folder scored on the classes its
+    labels cover.  A ``given`` entry named ``imagenet`` is the clean ImageNet accuracy that
+    effective robustness and the drops use instead of the probe's top-1.
+    """
+
+    name: str
+    kind: str
+    path: Path | None = None
+    set: str | None = None
+    labels: str = "auto"
+    limit: int | None = None
+    accuracy: float | None = None
+    source: str = ""
+    corruption: str | None = None
+    severity: int | None = None
+    seed: int | None = None
+    where: Located | None = None
+
+    @property
+    def natural(self) -> bool:
+        """A natural shift (a folder or a given accuracy), as opposed to a synthetic corruption."""
+        return self.kind != "corruption" and self.name != "imagenet"
+
+
+@dataclass(frozen=True)
 class AuditSpec:
     """A whole audit: one model, its probe data, the layers to read and the checks to assert."""
 
@@ -211,3 +244,4 @@ class AuditSpec:
     min_images: int | None = None    # below this many usable images every check fails (docs/intervals.md)
     resamples: int | None = None     # bootstrap resamples per interval (None: the ini audit_resamples, else 1000)
     head: HeadSpec = field(default_factory=HeadSpec)
+    shifts: tuple[ShiftSpec, ...] = ()   # shifted sets scored with the head (docs/spec.md#shifts)
