@@ -53,7 +53,7 @@ def resolved_kind(spec: "AuditSpec") -> str:
 
 def head_wanted(spec: "AuditSpec", registries: "Registries") -> bool:
     """True when the spec asks for the head: it writes ``head:`` or one of its checks reads the head."""
-    if spec.head.explicit:
+    if spec.head.explicit or getattr(spec, "shifts", ()):   # shifted sets are scored with the head
         return True
     metrics = registries.metrics
     return any(c.metric in metrics and metrics.get(c.metric).reads == READS_HEAD for c in spec.checks)

@@ -81,9 +81,10 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
         # one pass over each layer's stored rows for its intervals, while the store is open (no model runs)
         samples = layer_samples(spec, registries, got, spec.resamples or settings.resamples)
         head = HeadSource(spec, registries, opened, got.fingerprint, got.model, progress, got.device)
+        shifts = _shift_source(spec, registries, probe, got, opened, progress, options.refresh_before)
         for name, stats in got.stats.items():
             inputs = LayerInputs(stats, name, _rows_of(got.entries.get(name), name), got.row_labels, head,
-                                 where=head.where)
+                                 where=head.where, shifts=shifts)
             result = LayerResult(name, stats, inputs=inputs)
             for metric_name in registries.metrics.names():
                 result.metrics[metric_name] = result.evaluate(registries.metrics.get(metric_name))
@@ -114,6 +115,17 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
         activations={"from_store": got.from_store, "extracted": got.extracted, "keys": got.keys,
                      "store": options.describe, "mode": options.mode},
     )
+
+
+def _shift_source(spec: AuditSpec, registries: Registries, probe: Any, got: Any, store: Any, progress: Any,
+                  refresh_before: float | None) -> Any:
+    """The audit's shifted sets, scored when a shift metric first asks (None: the spec has none)."""
+    if not spec.shifts or probe is None:
+        return None
+    from .shifts import ShiftSource
+
+    return ShiftSource(spec, registries, probe, got.device, store, {n: s.dim for n, s in got.stats.items()},
+                       progress, refresh_before)
 
 
 def layer_samples(spec: AuditSpec, registries: Registries, got: Any, resamples: int) -> dict[str, Any]:

@@ -7,6 +7,8 @@
 * :mod:`.head_metrics`: top-1 / top-5 accuracy of the classification head on the stored rows.
 * :mod:`.directions`: the head's privileged directions (importance, effective rank, outlier alignment)
   and pruning curves.
+* :mod:`.shift_metrics`: accuracy under the spec's shifted sets, drops, effective robustness
+  (:mod:`.robustness`: the baselines and the rank correlation; :mod:`.relation`: across audits).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from .head_metrics import HEAD_METRICS
 from .inputs import LayerInputs
 from .outliers import BUILTIN_METRICS as OUTLIER_METRICS
 from .outliers import kurtosis, outlier_indices
+from .shift_metrics import SHIFT_METRICS
 from .types import (NOT_APPLICABLE, READS_HEAD, READS_OUTLIER_SUMMARY, ChartReference, Evidence, Metric, MetricValue,
                     NotApplicable, Param, headline_metrics, not_applicable, unusable_reason)
 
 #: every built-in metric: the outlier analysis, then the metrics that read the head (accuracy, directions)
-BUILTIN_METRICS = OUTLIER_METRICS + HEAD_METRICS + DIRECTION_METRICS
+BUILTIN_METRICS = OUTLIER_METRICS + HEAD_METRICS + DIRECTION_METRICS + SHIFT_METRICS
 
 __all__ = ["BUILTIN_METRICS", "DIRECTION_METRICS", "HEAD_METRICS", "LayerInputs", "NOT_APPLICABLE", "NotApplicable", "OUTLIER_METRICS",
-           "READS_HEAD", "not_applicable", "READS_OUTLIER_SUMMARY", "ChartReference", "Evidence", "Metric", "MetricValue", "Param",
+           "READS_HEAD", "SHIFT_METRICS", "not_applicable", "READS_OUTLIER_SUMMARY", "ChartReference", "Evidence", "Metric", "MetricValue", "Param",
            "headline_metrics", "kurtosis", "outlier_indices", "unusable_reason"]

@@ -25,12 +25,13 @@ class LayerInputs:
 
     def __init__(self, stats: Any, layer: str = "", rows: Callable[[], Iterator[np.ndarray]] | None = None,
                  labels: Sequence[str | None] | None = None, head_source: Callable[[], Any] | None = None,
-                 where: str = ""):
+                 where: str = "", shifts: Callable[["LayerInputs"], Any] | None = None):
         self.stats = stats
         self.layer = layer or getattr(stats, "layer", "")
         self._rows = rows
         self.labels = None if labels is None else list(labels)
         self._head_source = head_source
+        self._shifts = shifts
         self.where = where
         #: the spec asked for its head explicitly: labels it does not know are an error, not "not applicable"
         self.strict = bool(getattr(head_source, "strict", False))
@@ -68,6 +69,21 @@ class LayerInputs:
                                 f"width {head.width} (the head reads the layer it was trained on, normally "
                                 "`representation`)")
         return head
+
+    def shift_results(self) -> Any:
+        """This layer's scores on the spec's shifted sets (a :class:`~..shifts.ShiftResults`, cached), or
+        :class:`NotApplicable` with the reason (no ``shifts``, no head, not the head's layer)."""
+        def build():
+            if self._shifts is None:
+                raise NotApplicable("no shifted sets (the audit provides none)")
+            try:
+                return self._shifts(self), ""
+            except NotApplicable as why:
+                return None, str(why)
+        found, why = self.cached("shifts", build)
+        if found is None:
+            raise NotApplicable(why)
+        return found
 
     def targets(self) -> np.ndarray:
         """Each row's class index of the head (int64, -1 unlabelled); an error naming both sides when

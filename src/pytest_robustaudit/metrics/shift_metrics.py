@@ -1,0 +1,279 @@
+"""Metrics of the head under distribution shift: accuracy per shift, drops, effective robustness.
+
+Why here: the outlier metrics are proposed as indicators of ImageNet-shift robustness; these are the
+thing itself, read from the shifts the spec names (:mod:`..shifts` scores them once per audit, from
+stored rows).  Natural shifts (folders of ImageNet-V2/-R/-Sketch/-A/ObjectNet or a user's set, and
+accuracies given in the spec) and synthetic corruptions (issue 18) are reported as separate
+quantities: corruptions never enter effective robustness.
+
+Intervals (docs/metrics.md#shifts): one measured accuracy is binomial (Clopper-Pearson on its
+correct/total); a mean over sets has no single count and carries none.  The drops and effective
+robustness resample the images (family ``resampled``): each measured set is redrawn independently
+(a bootstrap of a mean of 0/1 values is a binomial draw, so it is drawn as one), a corruption drawn
+jointly with the clean probe because they are the same images (a multinomial over the images'
+per-image values), and accuracies given in the spec held fixed (their sampling error is unknown here,
+said in the note).  Percentile interval of the replicates.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .types import READS_HEAD, Evidence, Metric, MetricValue, NotApplicable, Param
+
+#: the parameter value asking for the mean over the shifts (or corruptions) of the spec
+MEAN = "mean"
+
+
+# --------------------------------------------------------------------------------------------------
+# selecting shifts
+
+
+def _natural(inputs: Any, shift: str) -> tuple[Any, list]:
+    results = inputs.shift_results()
+    natural = results.natural()
+    if not natural:
+        raise NotApplicable("the spec's shifts are all corruptions (see corruption_accuracy); no natural shift")
+    if shift == MEAN:
+        return results, natural
+    score = results.scores.get(shift)
+    if score is None or not score.natural:
+        raise NotApplicable(f"no natural shift named '{shift}' (the spec has: {', '.join(s.name for s in natural)})")
+    return results, [score]
+
+
+def _corrupted(inputs: Any, corruption: str, severity: int) -> tuple[Any, list]:
+    results = inputs.shift_results()
+    found = results.corruptions()
+    if not found:
+        raise NotApplicable("the spec's shifts give no corruption (`- {corruption: gaussian_noise, severity: 3}`)")
+    chosen = [s for s in found if (corruption == MEAN or s.corruption == corruption)
+              and (severity == 0 or s.severity == severity)]
+    if not chosen:
+        have = ", ".join(s.name for s in found)
+        raise NotApplicable(f"no corruption {corruption if corruption != MEAN else ''}"
+                            f"{f' at severity {severity}' if severity else ''} among the spec's shifts ({have})")
+    return results, chosen
+
+
+def _details(results: Any, scores: list) -> dict[str, Any]:
+    details: dict[str, Any] = {"shifts": {s.name: s.describe() for s in scores}, "clean": results.clean,
+                               "clean_source": results.clean_source, "layer": results.layer}
+    if len(scores) == 1 and scores[0].correct is not None:
+        details.update(correct=scores[0].n_correct, total=scores[0].n)
+    return details
+
+
+def _mean(scores: list) -> float:
+    return float(np.mean([s.accuracy for s in scores]))
+
+
+# --------------------------------------------------------------------------------------------------
+# resampling (the ``resampled`` interval family)
+
+
+def _redraw(score: Any, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """Bootstrap replicates of one set's accuracy: a binomial draw (measured) or the value (given)."""
+    if score.correct is None:
+        return np.full(resamples, score.accuracy)
+    return rng.binomial(score.n, score.accuracy, resamples) / score.n
+
+
+def _clean_redraw(results: Any, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    if results.clean_source.startswith("given") or results.clean_correct is None:
+        return np.full(resamples, results.clean)
+    n = results.clean_correct.size
+    return rng.binomial(n, results.clean_correct.mean(), resamples) / n
+
+
+def _paired_mean(per_image: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """Bootstrap replicates of the mean of ``per_image`` values: a multinomial over its distinct values
+    (exactly the bootstrap over images, without an n x resamples index array)."""
+    values, counts = np.unique(per_image, return_counts=True)
+    draws = rng.multinomial(per_image.size, counts / per_image.size, resamples)
+    return draws @ values / per_image.size
+
+
+def _note(results: Any, scores: list) -> str:
+    given = [s.name for s in scores if s.correct is None]
+    if results.clean_source.startswith("given"):
+        given.insert(0, "imagenet")
+    return (f"given accuracies held fixed ({', '.join(given)}): their own sampling error is not known here"
+            if given else "")
+
+
+def _drop_replicates(inputs: Any, *, seed: int, resamples: int, shift: str = MEAN, **_: Any):
+    results, scores = _natural(inputs, shift)
+    rng = np.random.default_rng(seed)
+    shifted = np.mean([_redraw(s, rng, resamples) for s in scores], axis=0)
+    boot = _clean_redraw(results, rng, resamples) - shifted
+    n = sum(s.n for s in scores) + (results.clean_correct.size if results.clean_correct is not None else 0)
+    return boot, n, _note(results, scores)
+
+
+def _corruption_matrix(results: Any, scores: list) -> np.ndarray:
+    """Per probe image: clean correct minus the mean over ``scores`` of corrupted correct (paired)."""
+    clean = results.clean_correct
+    if clean is None or any(s.n != clean.size for s in scores):
+        raise NotApplicable("the corrupted and clean rows do not pair image for image (different counts)")
+    return clean.astype(np.float64) - np.mean([s.correct for s in scores], axis=0)
+
+
+def _corruption_drop_replicates(inputs: Any, *, seed: int, resamples: int, corruption: str = MEAN,
+                                severity: int = 0, **_: Any):
+    results, scores = _corrupted(inputs, corruption, severity)
+    rng = np.random.default_rng(seed)
+    return _paired_mean(_corruption_matrix(results, scores), rng, resamples), scores[0].n, \
+        "paired: the corrupted images are the probe images"
+
+
+# --------------------------------------------------------------------------------------------------
+# effective robustness
+
+
+def _standard(scores: list) -> tuple[dict[str, float], list[str]]:
+    """{standard set: accuracy (the mean of the spec's entries of that set)}, and the natural shifts
+    left out of ER (no standard set, so no baseline)."""
+    from .robustness import SHIFTS
+
+    by_set: dict[str, list[float]] = {}
+    left_out = []
+    for s in scores:
+        if s.set in SHIFTS:
+            by_set.setdefault(s.set, []).append(s.accuracy)
+        else:
+            left_out.append(s.name)
+    return {k: float(np.mean(v)) for k, v in by_set.items()}, left_out
+
+
+def _er_of(clean: np.ndarray, per_set: dict[str, np.ndarray]) -> np.ndarray:
+    """ER for arrays of replicates (the same formula as :func:`.robustness.effective_robustness`)."""
+    from .robustness import MEAN5, SHIFTS, shipped_baseline
+
+    def expected(name: str) -> np.ndarray:
+        line = shipped_baseline(name)
+        with np.errstate(divide="ignore", over="ignore"):
+            z = line.b1 * (np.log(clean) - np.log1p(-clean)) + line.b0
+            return 1.0 / (1.0 + np.exp(-z))
+
+    if set(per_set) == set(SHIFTS):
+        return np.mean([per_set[s] for s in SHIFTS], axis=0) - expected(MEAN5)
+    return np.mean([per_set[s] - expected(s) for s in per_set], axis=0)
+
+
+def _effective_robustness(inputs: Any) -> MetricValue:
+    from .robustness import SHIFTS, RobustnessError, effective_robustness
+
+    results, scores = _natural(inputs, MEAN)
+    per_set, left_out = _standard(scores)
+    if not per_set:
+        raise NotApplicable(f"no standard natural shift among the spec's shifts ({', '.join(s.name for s in scores)}): "
+                            "effective robustness needs a baseline, shipped for imagenet-v2, imagenet-r, "
+                            "imagenet-sketch, objectnet and imagenet-a (give `set:`)")
+    try:
+        if set(per_set) == set(SHIFTS):
+            er = effective_robustness(results.clean, float(np.mean([per_set[s] for s in SHIFTS])))
+        else:
+            er = effective_robustness(results.clean, per_set)
+    except RobustnessError as error:
+        raise NotApplicable(f"effective robustness is undefined here: {error.message}") from None
+    details = _details(results, [s for s in scores if s.set in SHIFTS])
+    details.pop("correct", None)
+    details.pop("total", None)
+    details.update(method=er.method, expected=er.expected, shift_accuracy=er.shift_accuracy,
+                   per_shift=dict(er.per_shift), sets=sorted(per_set, key=SHIFTS.index),
+                   baselines=[{"shift": b.shift, "b1": b.b1, "b0": b.b0, "n_models": b.n_models} for b in er.baselines])
+    if left_out:
+        details["left_out"] = left_out
+    return MetricValue(float(er), details)
+
+
+def _er_replicates(inputs: Any, *, seed: int, resamples: int, **_: Any):
+    from .robustness import SHIFTS
+
+    results, scores = _natural(inputs, MEAN)
+    rng = np.random.default_rng(seed)
+    clean = _clean_redraw(results, rng, resamples)
+    grouped: dict[str, list[np.ndarray]] = {}
+    used = []
+    for s in scores:
+        if s.set in SHIFTS:
+            grouped.setdefault(s.set, []).append(_redraw(s, rng, resamples))
+            used.append(s)
+    if not grouped:
+        raise NotApplicable("no standard natural shift")
+    boot = _er_of(clean, {k: np.mean(v, axis=0) for k, v in grouped.items()})
+    n = sum(s.n for s in used) + (results.clean_correct.size if results.clean_correct is not None else 0)
+    return boot[np.isfinite(boot)], n, _note(results, used)
+
+
+# --------------------------------------------------------------------------------------------------
+# the metrics
+
+
+def _shift_accuracy(inputs: Any, shift: str = MEAN) -> MetricValue:
+    results, scores = _natural(inputs, shift)
+    return MetricValue(_mean(scores), _details(results, scores))
+
+
+def _accuracy_drop(inputs: Any, shift: str = MEAN) -> MetricValue:
+    results, scores = _natural(inputs, shift)
+    details = _details(results, scores)
+    details.pop("correct", None)
+    details.pop("total", None)
+    return MetricValue(results.clean - _mean(scores), details)
+
+
+def _corruption_accuracy(inputs: Any, corruption: str = MEAN, severity: int = 0) -> MetricValue:
+    results, scores = _corrupted(inputs, corruption, severity)
+    return MetricValue(_mean(scores), _details(results, scores))
+
+
+def _corruption_drop(inputs: Any, corruption: str = MEAN, severity: int = 0) -> MetricValue:
+    """Against the clean top-1 on the same probe images (never a clean accuracy given in the spec)."""
+    results, scores = _corrupted(inputs, corruption, severity)
+    details = _details(results, scores)
+    details.pop("correct", None)
+    details.pop("total", None)
+    if results.clean_correct is None or results.clean_correct.size == 0:
+        raise NotApplicable("no labelled probe image: the clean top-1 the corruptions compare with is undefined")
+    clean = float(results.clean_correct.mean())
+    details.update(clean=clean, clean_source="top-1 on the probe images (the images corrupted)")
+    return MetricValue(clean - _mean(scores), details)
+
+
+_SHIFT = {"shift": Param(str, MEAN, "a natural shift's name from the spec's `shifts`, or `mean` over them")}
+_CORRUPTION = {"corruption": Param(str, MEAN, "a corruption of the spec's `shifts`, or `mean` over them"),
+               "severity": Param(int, 0, "a severity 1-5, or 0 for every severity the spec gives", minimum=0)}
+_MEASURED = Evidence("informational", "What the outlier metrics are meant to predict, measured on the spec's "
+                                      "shifted sets with the same head; not itself an indicator.")
+_ER = Evidence("informational", "Effective robustness (Taori et al. 2020): the robustness the paper's outlier "
+                                "features are said to indicate, measured; the report relates the two across models.")
+
+SHIFT_METRICS: tuple[Metric, ...] = (
+    Metric("shift_accuracy", _shift_accuracy,
+           "Top-1 of the head on a natural shifted set of the spec (its class subset), or the mean over them.",
+           "#{x in S : argmax_{c in C_S} logit_c(h(x)) in Y(x)} / #S (C_S: the set's classes); mean: average over the sets",
+           unit="fraction", direction="higher", params=dict(_SHIFT), reads=READS_HEAD, evidence=_MEASURED,
+           interval="binomial"),
+    Metric("accuracy_drop", _accuracy_drop, "Clean top-1 minus the top-1 under a natural shift (or their mean).",
+           "clean top-1 - shift_accuracy", unit="fraction", direction="lower", params=dict(_SHIFT),
+           reads=READS_HEAD, evidence=_MEASURED, interval="resampled", interval_input=_drop_replicates),
+    Metric("effective_robustness", _effective_robustness,
+           "Mean shifted accuracy minus what standard ImageNet models of the same clean accuracy reach.",
+           "ER = mean_s acc_s - sigmoid(b1 logit(clean) + b0) (all five: mean-of-five baseline; otherwise each set "
+           "against its own baseline, then averaged)", unit="fraction", direction="higher", reads=READS_HEAD,
+           evidence=_ER, headline="ER", chart_scale="linear", interval="resampled", interval_input=_er_replicates),
+    Metric("corruption_accuracy", _corruption_accuracy,
+           "Top-1 of the head on the probe images corrupted (ImageNet-C), at one corruption and severity or the mean.",
+           "#{x : argmax_c logit_c(h(corrupt(x))) = y(x)} / #labelled; mean over the chosen (corruption, severity)",
+           unit="fraction", direction="higher", params=dict(_CORRUPTION), reads=READS_HEAD, evidence=_MEASURED,
+           interval="binomial"),
+    Metric("corruption_drop", _corruption_drop, "Clean top-1 minus the corrupted top-1 on the same images.",
+           "clean top-1 - corruption_accuracy (paired image for image)", unit="fraction", direction="lower",
+           params=dict(_CORRUPTION), reads=READS_HEAD, evidence=_MEASURED, interval="resampled",
+           interval_input=_corruption_drop_replicates),
+)

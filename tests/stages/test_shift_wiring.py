@@ -1,0 +1,232 @@
+"""Shifted sets wired into audits (issue 17): the spec's `shifts`, folders scored through the store on
+their class subset, accuracies given in the spec, effective robustness through the spec path,
+corruption shifts dispatched to the issue-18 measurer, and located errors for bad entries.
+
+A tiny factory model (a 6-wide representation and a 3-class classifier) on generated images in class
+folders 0/1/2; the expected accuracies are numpy computations from the same stored rows."""
+
+from __future__ import annotations
+
+import csv
+import sys
+import textwrap
+import types
+
+import numpy as np
+import pytest
+
+from pytest_robustaudit.activations import StoreOptions
+from pytest_robustaudit.errors import AuditError, SpecError
+from pytest_robustaudit.metrics.robustness import effective_robustness, shipped_accuracies_path
+from pytest_robustaudit.registries import standalone
+from pytest_robustaudit.runner import run_audit
+from pytest_robustaudit.spec import load_spec
+
+FACTORY = '''
+import torch
+from torch import nn
+from torchvision import transforms
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.fc = nn.Linear(8, 6)
+        self.classifier = nn.Linear(6, 3)
+
+    def get_classifier(self):
+        return self.classifier
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+def build(size=16):
+    return Tiny(), transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()])
+'''
+
+
+def _images(root, labels, per_class, seed):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for label in labels:
+        (root / label).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(root / label / f"im{i}.png")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "tiny_shift_factory.py").write_text(FACTORY)
+    _images(tmp_path / "images", ("0", "1", "2"), 4, 0)
+    _images(tmp_path / "shifted", ("0", "1"), 6, 1)   # a user's set covering 2 of the 3 classes
+    return tmp_path
+
+
+def spec_of(folder, shifts, checks="kurtosis_mean: {min: 0}", layers="[representation, module:conv]"):
+    text = textwrap.dedent(f"""\
+        model: {{source: factory, factory: tiny_shift_factory.py:build}}
+        data: {{path: images, batch_size: 4}}
+        layers: {layers}
+        device: cpu
+        """) + "shifts:\n" + textwrap.indent(textwrap.dedent(shifts), "  ") + f"checks:\n  {checks}\n"
+    path = folder / "spec.yaml"
+    path.write_text(text)
+    return load_spec(path, standalone())
+
+
+def _restricted_top1(store_root, spec, shift_path, columns):
+    """numpy: top-1 of the classifier on the shift's stored rows, logits restricted to ``columns``."""
+    import dataclasses
+
+    from pytest_robustaudit import data
+    from pytest_robustaudit.activations import measure_layers
+    from pytest_robustaudit.spec.schema import DataSpec
+
+    sub = dataclasses.replace(spec, data=DataSpec(path=shift_path, batch_size=4), layers=("representation",))
+    got = measure_layers(sub, standalone(), data.discover(sub.data), "cpu", StoreOptions(root=store_root).open())
+    assert not got.extracted   # the audit stored them: read back, never extracted twice
+    rows = np.concatenate(list(got.entries["representation"].rows("representation"))).astype(np.float64)
+    module = got.model().module
+    w = module.classifier.weight.detach().double().numpy()
+    b = module.classifier.bias.detach().double().numpy()
+    logits = (rows @ w.T + b)[:, columns]
+    predicted = np.asarray(columns)[logits.argmax(axis=1)]
+    truth = np.array([int(label) for label in got.row_labels])
+    return float((predicted == truth).mean())
+
+
+def test_user_folder_is_scored_on_its_classes_through_the_store(folder):
+    spec = spec_of(folder, "- {path: shifted, name: mine}\n", "shift_accuracy: {min: 0, shift: mine}")
+    assert spec.shifts[0].kind == "folder" and spec.shifts[0].path == folder / "shifted"
+    store = StoreOptions(root=folder / "store")
+    result = run_audit(spec, standalone(), store=store)
+    rep = result.layers["representation"]
+    value = rep.metrics["shift_accuracy"]
+    assert value.value == _restricted_top1(folder / "store", spec, folder / "shifted", [0, 1])
+    mine = value.details["shifts"]["mine"]
+    assert mine["classes"] == 2 and mine["total"] == 12 and mine["from_store"] is False
+    assert value.details["correct"] == round(value.value * 12)
+    top1 = rep.metrics["top1_accuracy"].value
+    assert rep.metrics["accuracy_drop"].value == pytest.approx(top1 - value.value)
+    # intervals: Clopper-Pearson on the shift's count, a bootstrap for the drop
+    assert rep.intervals["shift_accuracy"].method == "Clopper-Pearson exact"
+    assert rep.intervals["accuracy_drop"].has_interval
+    # no standard set: ER is not applicable, saying why; the conv layer is not the head's
+    er = rep.metrics["effective_robustness"]
+    assert er.undefined_reason.startswith("not applicable") and "baseline" in er.undefined_reason
+    conv = result.layers["module:conv"].metrics["shift_accuracy"]
+    assert conv.undefined_reason.startswith("not applicable") and "layer the head reads" in conv.undefined_reason
+    assert result.check("shift_accuracy", "representation").passed
+    # second run: the shift's rows come from the store
+    again = run_audit(spec, standalone(), store=StoreOptions(root=folder / "store"))
+    assert again.layers["representation"].metrics["shift_accuracy"].details["shifts"]["mine"]["from_store"] is True
+    assert again.layers["representation"].metrics["shift_accuracy"].value == value.value
+
+
+def _testbed(model):
+    with open(shipped_accuracies_path(), newline="") as handle:
+        return next(row for row in csv.DictReader(handle) if row["model"] == model)
+
+
+@pytest.mark.parametrize("model, expected", [("resnet50_clip_zeroshot", 0.24), ("resnet50", -0.02)])
+def test_effective_robustness_from_given_accuracies_through_the_spec(folder, model, expected):
+    """open_clip RN50/openai (zero-shot) and torchvision ResNet-50, their six accuracies from the shipped
+    imagenet-testbed table written into a spec: ER about +0.24 and -0.02 (the issue's reference values)."""
+    row = _testbed(model)
+    sets = ("imagenet-v2", "imagenet-r", "imagenet-sketch", "objectnet", "imagenet-a")
+    entries = f"- {{name: imagenet, accuracy: {row['imagenet']}, source: imagenet-testbed}}\n" + "".join(
+        f"- {{set: {s}, accuracy: {row[s.replace('-', '_')]}, source: imagenet-testbed {model}}}\n" for s in sets)
+    spec = spec_of(folder, entries, "effective_robustness: {min: -1}")
+    result = run_audit(spec, standalone())
+    er = result.layers["representation"].metrics["effective_robustness"]
+    assert er.value == pytest.approx(expected, abs=0.01)
+    mean5 = np.mean([float(row[s.replace("-", "_")]) for s in sets])
+    assert er.value == pytest.approx(float(effective_robustness(float(row["imagenet"]), mean5)), abs=1e-12)
+    assert er.details["method"].startswith("against the mean5 baseline")
+    assert er.details["clean_source"] == "given in the spec: imagenet-testbed"
+    # all accuracies given: nothing to resample, said so
+    assert "given accuracies held fixed" in result.layers["representation"].intervals["effective_robustness"].note
+
+
+def test_er_on_a_subset_of_the_five_is_per_shift_averaged(folder):
+    spec = spec_of(folder, "- {name: imagenet, accuracy: 0.76, source: s}\n- {set: imagenet-r, accuracy: 0.36, source: s}\n"
+                           "- {name: extra, accuracy: 0.5, source: s}\n")
+    er = run_audit(spec, standalone()).layers["representation"].metrics["effective_robustness"]
+    assert er.value == pytest.approx(float(effective_robustness(0.76, {"imagenet_r": 0.36})))
+    assert er.details["method"].startswith("each shift against its own baseline")
+    assert er.details["left_out"] == ["extra"]
+
+
+def test_corruption_shifts_go_to_the_issue_18_measurer(folder, monkeypatch):
+    """The dispatch, with a stand-in measurer: it gets the audit's probe, the head's layer, the corruption,
+    severity and seed, and its rows are scored on all classes, the drop paired with the clean images."""
+    from pytest_robustaudit.activations import measure_layers
+
+    calls = []
+
+    def fake(spec, registries, probe, device, store, progress=None, refresh_before=None, *, corruption, severity, seed):
+        calls.append((spec.layers, probe.root.name, corruption, severity, seed))
+        return measure_layers(spec, registries, probe, device, store, progress, refresh_before)  # clean rows
+
+    monkeypatch.setitem(sys.modules, "pytest_robustaudit.corrupted", types.SimpleNamespace(measure_corrupted=fake))
+    spec = spec_of(folder, "- {corruption: gaussian_noise, severity: [1, 3], seed: 7}\n")
+    assert [s.name for s in spec.shifts] == ["gaussian_noise/1", "gaussian_noise/3"]
+    result = run_audit(spec, standalone())
+    rep = result.layers["representation"]
+    assert calls == [(("representation",), "images", "gaussian_noise", 1, 7),
+                     (("representation",), "images", "gaussian_noise", 3, 7)]
+    top1 = rep.metrics["top1_accuracy"].value
+    assert rep.metrics["corruption_accuracy"].value == top1   # the stand-in returns the clean rows
+    assert rep.metrics["corruption_drop"].value == 0.0
+    assert rep.evaluate(standalone().metrics.get("corruption_accuracy"), {"severity": 3}).value == top1
+    # corruptions are their own quantity: no natural shift, so no shift accuracy and no ER
+    assert rep.metrics["shift_accuracy"].undefined_reason.startswith("not applicable")
+    assert rep.metrics["effective_robustness"].undefined_reason.startswith("not applicable")
+
+
+def test_missing_corruption_measurer_is_a_located_error(folder, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pytest_robustaudit.corrupted", None)   # import fails as when absent
+    spec = spec_of(folder, "- {corruption: defocus_blur, severity: 2}\n")
+    with pytest.raises(AuditError) as error:
+        run_audit(spec, standalone())
+    text = str(error.value)
+    assert "no corruption measurement" in text and "fix:" in text
+
+
+@pytest.mark.parametrize("entries, key, words", [
+    ("- {path: nowhere}\n", "shifts[0].path", "does not exist"),
+    ("- {path: shifted, set: imagenet-q}\n", "shifts[0].set", "Did you mean: imagenet-"),
+    ("- {name: objectnet, accuracy: 42}\n", "shifts[0].accuracy", "looks like a percentage"),
+    ("- {name: objectnet, accuracy: 0.42}\n", "shifts[0].source", "needs its `source`"),
+    ("- {path: shifted}\n- {label: x}\n", "shifts[1]", "needs `path`"),
+    ("- {path: shifted, colour: red}\n", "shifts[0].colour", "unknown key"),
+    ("- {corruption: gausian_noise}\n", "shifts[0].corruption", "Did you mean: gaussian_noise"),
+    ("- {corruption: fog, severity: 9}\n", "shifts[0].severity", "not one of 1, 2, 3, 4, 5"),
+    ("- {path: shifted, name: mean}\n", "shifts[0].name", "reserved"),
+    ("- {path: shifted}\n- {path: shifted}\n", "shifts", "two shifts are named 'shifted'"),
+    ("{path: shifted}\n", "shifts", "expected a list"),
+])
+def test_bad_entries_are_located_spec_errors(folder, entries, key, words):
+    with pytest.raises(SpecError) as error:
+        spec_of(folder, entries)
+    text = str(error.value)
+    assert f"spec.yaml:" in text and f"{key}:" in text and words in text and "fix:" in text
+
+
+def test_a_check_naming_an_unknown_shift_is_a_spec_error(folder):
+    with pytest.raises(SpecError) as error:
+        spec_of(folder, "- {path: shifted, name: mine}\n", "shift_accuracy: {min: 0, shift: mien}")
+    assert "shift 'mien' is not a natural shift of this spec" in str(error.value) and "mine" in str(error.value)
+
+
+def test_labels_outside_a_standard_set_name_the_set(folder):
+    """A folder declared ImageNet-R whose labels are not ImageNet-R classes: the audit's located error
+    (the tiny head has 3 classes, so first: the standard sets need an ImageNet-1k head)."""
+    spec = spec_of(folder, "- {path: shifted, set: imagenet-r}\n")
+    with pytest.raises(AuditError) as error:
+        run_audit(spec, standalone())
+    assert "shifts[0].path" in str(error.value) and "ImageNet-1k classes" in str(error.value)
