@@ -25,6 +25,8 @@ _EXPORTS = {
     "AuditSession": "runner", "run_audit": "runner", "StoreOptions": "activations",
     "load_spec": "spec.load",
     "LayerStats": "metrics.outlier_stats", "layer_stats": "metrics.from_arrays",
+    "effective_robustness": "metrics.robustness", "spearman_with_interval": "metrics.robustness",
+    "outlier_robustness_correlation": "metrics.relation",
 }
 
 __all__ = sorted(_EXPORTS)

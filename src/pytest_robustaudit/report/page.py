@@ -27,6 +27,7 @@ from .provenance import readable, readable_path
 from .sections import PageContext, PageSection, build_sections, register_section
 from .values import check_label, check_verdict, is_default, left_out
 from .directions import direction_figures
+from . import shifts as _shifts  # noqa: F401,E402 - registers the shifts section (issue 17)
 
 TEMPLATE = "report.html.j2"
 MARK = {"pass": "✓", "fail": "✗", "skip": "–"}
