@@ -148,8 +148,9 @@ def test_effective_robustness_from_given_accuracies_through_the_spec(folder, mod
     assert er.value == pytest.approx(float(effective_robustness(float(row["imagenet"]), mean5)), abs=1e-12)
     assert er.details["method"].startswith("against the mean5 baseline")
     assert er.details["clean_source"] == "given in the spec: imagenet-testbed"
-    # all accuracies given: nothing to resample, said so
-    assert "given accuracies held fixed" in result.layers["representation"].intervals["effective_robustness"].note
+    # all accuracies given: nothing to resample, no interval, said so
+    interval = result.layers["representation"].intervals["effective_robustness"]
+    assert not interval.has_interval and "no measured image to resample" in interval.note
 
 
 def test_er_on_a_subset_of_the_five_is_per_shift_averaged(folder):
@@ -230,3 +231,15 @@ def test_labels_outside_a_standard_set_name_the_set(folder):
     with pytest.raises(AuditError) as error:
         run_audit(spec, standalone())
     assert "shifts[0].path" in str(error.value) and "ImageNet-1k classes" in str(error.value)
+
+
+def test_er_interval_propagates_the_measured_clean_accuracy(folder):
+    """Clean top-1 measured on the probe, ImageNet-R given: the interval redraws the clean accuracy
+    (binomial over the 12 probe images) through the logit and the baseline, the given one held fixed."""
+    spec = spec_of(folder, "- {set: imagenet-r, accuracy: 0.36, source: s}\n")
+    layer = run_audit(spec, standalone()).layers["representation"]
+    er, interval = layer.metrics["effective_robustness"], layer.intervals["effective_robustness"]
+    clean = layer.metrics["top1_accuracy"].value
+    assert er.value == pytest.approx(float(effective_robustness(clean, {"imagenet_r": 0.36})))
+    assert interval.has_interval and interval.low < er.value < interval.high and interval.n == 12
+    assert "given accuracies held fixed (imagenet-r)" in interval.note

@@ -82,8 +82,15 @@ def _redraw(score: Any, rng: np.random.Generator, resamples: int) -> np.ndarray:
     return rng.binomial(score.n, score.accuracy, resamples) / score.n
 
 
+_ALL_GIVEN = "every accuracy it reads is given in the spec: no measured image to resample"
+
+
+def _clean_given(results: Any) -> bool:
+    return results.clean_source.startswith("given") or results.clean_correct is None
+
+
 def _clean_redraw(results: Any, rng: np.random.Generator, resamples: int) -> np.ndarray:
-    if results.clean_source.startswith("given") or results.clean_correct is None:
+    if _clean_given(results):
         return np.full(resamples, results.clean)
     n = results.clean_correct.size
     return rng.binomial(n, results.clean_correct.mean(), resamples) / n
@@ -110,7 +117,9 @@ def _drop_replicates(inputs: Any, *, seed: int, resamples: int, shift: str = MEA
     rng = np.random.default_rng(seed)
     shifted = np.mean([_redraw(s, rng, resamples) for s in scores], axis=0)
     boot = _clean_redraw(results, rng, resamples) - shifted
-    n = sum(s.n for s in scores) + (results.clean_correct.size if results.clean_correct is not None else 0)
+    n = sum(s.n for s in scores) + (0 if _clean_given(results) else results.clean_correct.size)
+    if n == 0:
+        raise NotApplicable(_ALL_GIVEN)
     return boot, n, _note(results, scores)
 
 
@@ -206,7 +215,9 @@ def _er_replicates(inputs: Any, *, seed: int, resamples: int, **_: Any):
     if not grouped:
         raise NotApplicable("no standard natural shift")
     boot = _er_of(clean, {k: np.mean(v, axis=0) for k, v in grouped.items()})
-    n = sum(s.n for s in used) + (results.clean_correct.size if results.clean_correct is not None else 0)
+    n = sum(s.n for s in used) + (0 if _clean_given(results) else results.clean_correct.size)
+    if n == 0:
+        raise NotApplicable(_ALL_GIVEN)
     return boot[np.isfinite(boot)], n, _note(results, used)
 
 

@@ -33,6 +33,11 @@ RESERVED = ("mean",)
 CLEAN = "imagenet"
 
 
+def spelled(shift_set: str | None) -> str | None:
+    """``imagenet_r`` -> ``imagenet-r``: how a spec writes a standard set (the default shift name)."""
+    return next((k for k, v in SET_NAMES.items() if v == shift_set), None)
+
+
 def canonical_set(text: str) -> str | None:
     """``imagenet-r`` / ``imagenet_r`` -> ``imagenet_r``; None for anything else."""
     spelled = str(text).strip().lower().replace("_", "-")
@@ -122,7 +127,7 @@ class ShiftsSection(Validator):
         self.mapping(entry, path, FOLDER_KEYS)
         folder = self.existing_path(entry["path"], path + ("path",), want_dir=True)
         shift_set = self._set(entry, path)
-        default = shift_set or (folder.name if folder is not None else None)
+        default = spelled(shift_set) or (folder.name if folder is not None else None)
         name = self._name(entry, path, default)
         labels = self.choice(entry.get("labels", "auto"), path + ("labels",), LABEL_MODES)
         limit = self.integer(entry["limit"], path + ("limit",), 1) if entry.get("limit") is not None else None
@@ -134,7 +139,7 @@ class ShiftsSection(Validator):
     def _given(self, entry: dict, path: tuple) -> ShiftSpec | None:
         self.mapping(entry, path, GIVEN_KEYS)
         shift_set = self._set(entry, path)
-        name = self._name(entry, path, shift_set)
+        name = self._name(entry, path, spelled(shift_set))
         if name is None and "name" not in entry and shift_set is None:
             self.problem(path, "an accuracy given in the spec needs `name` (or `set`)",
                          "e.g. `{name: objectnet, accuracy: 0.42, source: \"...\"}`")
