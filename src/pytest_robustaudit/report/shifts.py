@@ -235,7 +235,7 @@ def _er_shifted(results: Sequence[Any], table: ShiftTable) -> float:
 
 def _shifts_section(ctx: PageContext) -> list[PageSection]:
     """Shifted sets and effective robustness (issue 17)."""
-    from .page import _safe
+    from markupsafe import Markup as _safe   # our own SVG: already escaped where it holds text
 
     view = shifts_view(ctx.results)
     if view is None:
