@@ -23,7 +23,8 @@ def _with_shifts(name, kurtosis, er, seed=0, clean=0.7, shifted=0.4):
                              "classes": 200, "from_store": True},
               "objectnet": {"kind": "given", "set": "objectnet", "accuracy": 0.3, "source": "paper, table 2"}}
     common = {"clean": clean, "clean_source": "top-1 on the probe images", "layer": "representation"}
-    metrics["shift_accuracy"] = MetricValue(0.35, {"shifts": shifts, **common})
+    pruning = {"imagenet-r": {"grid": [0.0, 0.5, 0.9], "importance": [shifted, shifted, 0.2], "unpruned": shifted}}
+    metrics["shift_accuracy"] = MetricValue(0.35, {"shifts": shifts, "pruning": pruning, **common})
     metrics["effective_robustness"] = MetricValue(er, {"shift_accuracy": shifted, "method": "each shift against its "
                                                        "own baseline, then averaged (imagenet_r, objectnet)", **common})
     return result
@@ -57,6 +58,7 @@ def test_report_shows_shifts_scatter_and_correlation_and_survives_the_record():
     assert "relation-scatter" in html and "outlier-er-correlation" in html
     assert "+1.00" in html   # the planted ranking: kurtosis and ER in the same order
     assert "paper, table 2" in html and "40/100" in html
+    assert 'id="shift-prune-0-0-0"' in html and "Pruning curve on imagenet-r" in html
     _, again = loads(dumps(results))
     assert render_report(again).count("er-scatter") == html.count("er-scatter")
     assert 'id="shifts"' not in render_report([make_result("plain")])   # nothing to show: no section

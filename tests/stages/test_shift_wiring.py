@@ -121,10 +121,28 @@ def test_user_folder_is_scored_on_its_classes_through_the_store(folder):
     conv = result.layers["module:conv"].metrics["shift_accuracy"]
     assert conv.undefined_reason.startswith("not applicable") and "layer the head reads" in conv.undefined_reason
     assert result.check("shift_accuracy", "representation").passed
+    # pruning on the shifted set: p = 0 keeps every direction (the unpruned accuracy); p = 0.5 as numpy does
+    curve = rep.metrics["shift_accuracy"].details["pruning"]["mine"]
+    assert curve["importance"][0] == value.value and curve["labelled"] == 12
+    pruned = standalone().metrics.get("shift_accuracy_at_pruning")
+    assert rep.evaluate(pruned, {"shift": "mine", "p": 0.0}).value == value.value
+    assert rep.evaluate(pruned, {"shift": "mine", "p": 0.5}).value == _pruned_top1(rep.inputs, 0.5, [0, 1])
     # second run: the shift's rows come from the store
     again = run_audit(spec, standalone(), store=StoreOptions(root=folder / "store"))
     assert again.layers["representation"].metrics["shift_accuracy"].details["shifts"]["mine"]["from_store"] is True
     assert again.layers["representation"].metrics["shift_accuracy"].value == value.value
+
+
+def _pruned_top1(inputs, p, columns):
+    """numpy: the head pruned to its top ceil((1-p) r) importance directions, on the shift's stored rows."""
+    from pytest_robustaudit.metrics.directions import directions, keep_count, pruned_logits
+
+    score = inputs.shift_results().scores["mine"]
+    found = directions(inputs)
+    rows = np.concatenate(list(score.rows())).astype(np.float64)
+    logits = pruned_logits(inputs.head(), rows, found, found["order"]["importance"], keep_count(p, found["r"]))
+    predicted = np.asarray(columns)[logits[:, columns].argmax(axis=1)]
+    return float((predicted == np.array([t[0] for t in score.targets])).mean())
 
 
 def _testbed(model):

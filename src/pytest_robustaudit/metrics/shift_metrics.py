@@ -227,7 +227,15 @@ def _er_replicates(inputs: Any, *, seed: int, resamples: int, **_: Any):
 
 def _shift_accuracy(inputs: Any, shift: str = MEAN) -> MetricValue:
     results, scores = _natural(inputs, shift)
-    return MetricValue(_mean(scores), _details(results, scores))
+    details = _details(results, scores)
+    if shift == MEAN:   # the pruning curve on each measured set, for the report (when the head has directions)
+        try:
+            curves = shift_pruning_curves(inputs)
+        except NotApplicable:
+            curves = {}
+        if curves:
+            details["pruning"] = curves
+    return MetricValue(_mean(scores), details)
 
 
 def _accuracy_drop(inputs: Any, shift: str = MEAN) -> MetricValue:
@@ -256,6 +264,90 @@ def _corruption_drop(inputs: Any, corruption: str = MEAN, severity: int = 0) -> 
     return MetricValue(clean - _mean(scores), details)
 
 
+# --------------------------------------------------------------------------------------------------
+# pruning on the shifted sets (the directions' pruning curve, evaluated on a shift's stored rows)
+
+
+def pruned_shift_correct(inputs: Any, score: Any, ps: Any, ranking: str = "importance") -> np.ndarray:
+    """Per scored image of ``score``'s set, whether the head pruned to its top ``ceil((1 - p) r)``
+    directions (ranked on the probe, :func:`.directions.directions`) classifies it right, logits
+    restricted to the set's classes: bool ``[n, len(ps)]`` (cached per layer)."""
+    from .directions import RANKINGS, directions, keep_count
+
+    if ranking not in RANKINGS:
+        raise NotApplicable(f"unknown ranking {ranking!r}; use one of {', '.join(RANKINGS)}")
+    ps = tuple(float(p) for p in ps)
+    if any(not 0.0 <= p < 1.0 for p in ps):
+        raise NotApplicable(f"pruning fractions must lie in [0, 1), got {ps}")
+    if score.rows is None:
+        raise NotApplicable(f"shift '{score.name}' is an accuracy given in the spec: no rows to prune on")
+
+    def build():
+        found = directions(inputs)
+        head = inputs.head()
+        order = found["order"][ranking]
+        vt, us = found["vt"][order], found["us"][:, order]
+        ks = [keep_count(p, found["r"]) for p in ps]
+        columns = score.columns
+        blocks, offset, scored = [], 0, 0
+        try:
+            chunks = list(score.rows())
+        except OSError as error:
+            raise NotApplicable(f"the stored rows of shift '{score.name}' are gone ({error}); use a kept "
+                                "activation store (--audit-cache on)") from None
+        for chunk in chunks:
+            n = chunk.shape[0]
+            keep = score.keep[offset:offset + n]
+            offset += n
+            if not keep.any():
+                continue
+            proj = head.features(np.asarray(chunk)[keep]) @ vt.T
+            wanted = score.targets[scored:scored + int(keep.sum())]
+            scored += int(keep.sum())
+            block = np.zeros((len(wanted), len(ps)), dtype=bool)
+            for i, k in enumerate(ks):
+                logits = proj[:, :k] @ us[:, :k].T
+                if head.logit_scale != 1.0:
+                    logits *= head.logit_scale
+                if head.bias is not None:
+                    logits += head.bias
+                restricted = logits if columns is None else logits[:, columns]
+                picked = np.argmax(restricted, axis=1)
+                predicted = picked if columns is None else columns[picked]
+                block[:, i] = [int(c) in a for c, a in zip(predicted, wanted)]
+            blocks.append(block)
+        return np.concatenate(blocks) if blocks else np.zeros((0, len(ps)), dtype=bool)
+    return inputs.cached(f"shift-pruned:{score.name}:{ranking}:{ps!r}", build)
+
+
+def shift_pruning_curves(inputs: Any, grid: Any = None) -> dict[str, dict[str, Any]]:
+    """Per measured natural shift: top-1 at each grid p, ranked by importance (for the report)."""
+    from .directions import DEFAULT_GRID
+
+    grid = tuple(DEFAULT_GRID if grid is None else grid)
+    out = {}
+    for score in inputs.shift_results().natural():
+        if score.rows is None:
+            continue
+        correct = pruned_shift_correct(inputs, score, grid)
+        out[score.name] = {"grid": [float(p) for p in grid], "importance": correct.mean(axis=0).tolist(),
+                           "unpruned": score.accuracy, "labelled": int(correct.shape[0])}
+    return out
+
+
+def _shift_accuracy_at_pruning(inputs: Any, shift: str = MEAN, p: float = 0.5, ranking: str = "importance") -> MetricValue:
+    results, scores = _natural(inputs, shift)
+    measured = [s for s in scores if s.rows is not None]
+    if not measured:
+        raise NotApplicable("no measured natural shift (accuracies given in the spec have no rows to prune on)")
+    accuracies = [float(pruned_shift_correct(inputs, s, (p,), ranking)[:, 0].mean()) for s in measured]
+    details = {"p": p, "ranking": ranking, "shifts": {s.name: a for s, a in zip(measured, accuracies)},
+               "unpruned": {s.name: s.accuracy for s in measured}}
+    if len(measured) == 1:
+        details.update(correct=int(round(accuracies[0] * measured[0].n)), total=measured[0].n)
+    return MetricValue(float(np.mean(accuracies)), details)
+
+
 _SHIFT = {"shift": Param(str, MEAN, "a natural shift's name from the spec's `shifts`, or `mean` over them")}
 _CORRUPTION = {"corruption": Param(str, MEAN, "a corruption of the spec's `shifts`, or `mean` over them"),
                "severity": Param(int, 0, "a severity 1-5, or 0 for every severity the spec gives", minimum=0)}
@@ -278,6 +370,14 @@ SHIFT_METRICS: tuple[Metric, ...] = (
            "ER = mean_s acc_s - sigmoid(b1 logit(clean) + b0) (all five: mean-of-five baseline; otherwise each set "
            "against its own baseline, then averaged)", unit="fraction", direction="higher", reads=READS_HEAD,
            evidence=_ER, headline="ER", chart_scale="linear", interval="resampled", interval_input=_er_replicates),
+    Metric("shift_accuracy_at_pruning", _shift_accuracy_at_pruning,
+           "Top-1 on a measured natural shift of the head pruned to its top ceil((1-p) r) directions (ranked on the "
+           "probe), or the mean over the measured shifts.",
+           "acc_S(h V_k V_k^T W^T + b), k = ceil((1 - p) r), logits restricted to C_S", unit="fraction",
+           direction="higher", params={**_SHIFT, "p": Param(float, 0.5, "fraction of the directions removed, in [0, 1)",
+                                                            minimum=0.0),
+                                       "ranking": Param(str, "importance", "importance or singular_value")},
+           reads=READS_HEAD, evidence=_MEASURED, interval="binomial"),
     Metric("corruption_accuracy", _corruption_accuracy,
            "Top-1 of the head on the probe images corrupted (ImageNet-C), at one corruption and severity or the mean.",
            "#{x : argmax_c logit_c(h(corrupt(x))) = y(x)} / #labelled; mean over the chosen (corruption, severity)",

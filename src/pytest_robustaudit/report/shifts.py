@@ -46,6 +46,7 @@ class ShiftsView:
     relations: list[dict[str, Any]] = field(default_factory=list)
     relation_scatter: str = ""
     note: str = ""
+    pruning: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _logit(p: float) -> float:
@@ -203,6 +204,24 @@ def _relation_row(relation: Any) -> dict[str, Any]:
             "why": s.reason, "left_out": "; ".join(relation.left_out)}
 
 
+def shift_pruning_figures(results: Sequence[Any]) -> list[dict[str, Any]]:
+    """Per audit, layer and measured natural shift: the head's pruning curve on that set (importance
+    ranking from the probe), the unpruned top-1 on the set dashed."""
+    from .directions import pruning_curve_svg
+
+    figures = []
+    for i, result in enumerate(results):
+        for j, (name, layer) in enumerate(result.layers.items()):
+            value = layer.metrics.get("shift_accuracy")
+            curves = (value.details or {}).get("pruning") if _defined(value) else None
+            for k, (shift, curve) in enumerate((curves or {}).items()):
+                title = f"{result.name}: pruning curve on {shift}, layer '{name}'"
+                figures.append({"key": f"shift-prune-{i}-{j}-{k}", "title": title,
+                                "svg": pruning_curve_svg(curve, f"Pruning curve on {shift}: {result.name}",
+                                                         curve.get("unpruned"))})
+    return figures
+
+
 def shifts_view(results: Sequence[Any]) -> ShiftsView | None:
     """The section's data, or None when no audit of the run has a shift metric."""
     from ..metrics.relation import outlier_robustness_correlation, relations
@@ -214,7 +233,7 @@ def shifts_view(results: Sequence[Any]) -> ShiftsView | None:
     points = [(f"{t.audit}" + (f" ({t.layer})" if t.layer != "representation" else ""), t.clean,
                _er_shifted(results, t)) for t in tables if t.er is not None]
     view = ShiftsView(tables, scatter=er_scatter_svg(points, "Effective robustness: ImageNet vs shifted accuracy")
-                      if points else "")
+                      if points else "", pruning=shift_pruning_figures(results))
     if len(results) >= 2 and points:
         found = relations(results)
         view.relations = [_relation_row(r) for r in found]
@@ -242,6 +261,8 @@ def _shifts_section(ctx: PageContext) -> list[PageSection]:
         return []
     view.scatter = _safe(view.scatter) if view.scatter else ""
     view.relation_scatter = _safe(view.relation_scatter) if view.relation_scatter else ""
+    for figure in view.pruning:
+        figure["svg"] = _safe(figure["svg"])
     return [PageSection("shifts", "Shifted sets and effective robustness", "sections/shifts.html.j2", view, 36)]
 
 
