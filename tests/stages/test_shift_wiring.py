@@ -261,3 +261,18 @@ def test_er_interval_propagates_the_measured_clean_accuracy(folder):
     assert er.value == pytest.approx(float(effective_robustness(clean, {"imagenet_r": 0.36})))
     assert interval.has_interval and interval.low < er.value < interval.high and interval.n == 12
     assert "given accuracies held fixed (imagenet-r)" in interval.note
+
+
+def test_measured_shifts_with_head_none_are_a_spec_error(folder):
+    (folder / "spec.yaml").write_text(textwrap.dedent("""\
+        model: {source: factory, factory: tiny_shift_factory.py:build}
+        data: images
+        head: none
+        shifts:
+          - {path: shifted}
+        checks:
+          kurtosis_mean: {min: 0}
+        """))
+    with pytest.raises(SpecError) as error:
+        load_spec(folder / "spec.yaml", standalone())
+    assert "shifts: shifted sets are scored with the classification head" in str(error.value)

@@ -89,6 +89,14 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, Shift
         self.head_checks(head, checks)
         shifts = self.shifts(top.get("shifts"))
         self.shift_checks(shifts, checks)
+        measured = [s for s in shifts if s.kind != "given"]
+        if measured and head.kind == "none":
+            self.problem(("shifts",), "shifted sets are scored with the classification head, but the spec sets "
+                         "`head: none`", "remove `head: none` (default: auto), or remove the folder and corruption shifts")
+        if measured and model is not None and model.source == "activations":
+            self.problem(("shifts",), "folder and corruption shifts run the model on images, but `source: activations` "
+                         "audits features from elsewhere (no model)", "give their accuracies instead: "
+                         "`{name: ..., accuracy: ..., source: ...}`")
         relative = [c for c in checks if c.relative]
         if relative and reference is None and "reference" not in top:
             self.problem(("checks", relative[0].metric), "relative bounds (min_ratio, max_ratio, min_delta, max_delta) "

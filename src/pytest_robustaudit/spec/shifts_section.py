@@ -149,8 +149,8 @@ class ShiftsSection(Validator):
         source = entry.get("source")
         if not isinstance(source, str) or not source.strip():
             self.problem(path + ("source",), "an accuracy given in the spec needs its `source` "
-                         f"(got {_kind(source)})", "say where the number comes from, e.g. `source: \"Radford et al. "
-                         "2021, table 16\"` (it is shown beside the value in the report)")
+                         f"(got {_kind(source)})", "say where the number comes from, e.g. `source: \"imagenet-testbed, "
+                         "resnet50\"` (it is shown beside the value in the report)")
             source = None
         if name is None or accuracy is None or source is None or self._reserved(name, path, given=True):
             return None
