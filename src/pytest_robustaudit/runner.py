@@ -120,7 +120,7 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
 def _shift_source(spec: AuditSpec, registries: Registries, probe: Any, got: Any, store: Any, progress: Any,
                   refresh_before: float | None) -> Any:
     """The audit's shifted sets, scored when a shift metric first asks (None: the spec has none)."""
-    if not spec.shifts or probe is None:
+    if probe is None:   # features from elsewhere: no images to score (the metrics say so)
         return None
     from .shifts import ShiftSource
 
