@@ -414,8 +414,17 @@ class ShiftSource:
             if any(not s.natural for s in scores.values()) and head is not None:
                 per_image = clean_correct(inputs)   # corruption drops compare the same images
         else:
-            per_image = clean_correct(inputs)
-            if per_image.size == 0:
-                raise NotApplicable("no labelled probe image: the clean top-1 that the shifts compare with is undefined")
-            clean, source = float(per_image.mean()), "top-1 on the probe images"
+            try:
+                per_image = clean_correct(inputs)
+            except NotApplicable as why:
+                per_image = np.zeros(0, dtype=bool)
+                source = f"undefined: {why}"
+            else:
+                source = "top-1 on the probe images"
+            if per_image.size == 0:   # the shifts still have their accuracies; drops and ER say why not
+                clean, per_image = float("nan"), None
+                source = source if source.startswith("undefined") else \
+                    "undefined: no labelled probe image (label the probe, or give `{name: imagenet, accuracy: ...}`)"
+            else:
+                clean = float(per_image.mean())
         return ShiftResults(inputs.layer, scores, clean, source, per_image)

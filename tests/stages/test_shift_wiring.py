@@ -66,10 +66,10 @@ def folder(tmp_path):
     return tmp_path
 
 
-def spec_of(folder, shifts, checks="kurtosis_mean: {min: 0}", layers="[representation, module:conv]"):
+def spec_of(folder, shifts, checks="kurtosis_mean: {min: 0}", layers="[representation, module:conv]", labels="auto"):
     text = textwrap.dedent(f"""\
         model: {{source: factory, factory: tiny_shift_factory.py:build}}
-        data: {{path: images, batch_size: 4}}
+        data: {{path: images, batch_size: 4, labels: {labels}}}
         layers: {layers}
         device: cpu
         """) + "shifts:\n" + textwrap.indent(textwrap.dedent(shifts), "  ") + f"checks:\n  {checks}\n"
@@ -276,3 +276,11 @@ def test_measured_shifts_with_head_none_are_a_spec_error(folder):
     with pytest.raises(SpecError) as error:
         load_spec(folder / "spec.yaml", standalone())
     assert "shifts: shifted sets are scored with the classification head" in str(error.value)
+
+
+def test_an_unlabelled_probe_still_scores_the_shifts_and_says_why_there_is_no_drop(folder):
+    spec = spec_of(folder, "- {path: shifted, name: mine}\n", labels="none")
+    rep = run_audit(spec, standalone()).layers["representation"]
+    assert 0 <= rep.metrics["shift_accuracy"].value <= 1
+    drop = rep.metrics["accuracy_drop"]
+    assert drop.undefined_reason.startswith("not applicable: the clean top-1 is undefined")

@@ -59,6 +59,13 @@ def _corrupted(inputs: Any, corruption: str, severity: int) -> tuple[Any, list]:
     return results, chosen
 
 
+def _clean(results: Any) -> float:
+    """The clean accuracy a drop or ER compares with, or NotApplicable saying why there is none."""
+    if not math.isfinite(results.clean):
+        raise NotApplicable(f"the clean top-1 is {results.clean_source}")
+    return results.clean
+
+
 def _details(results: Any, scores: list) -> dict[str, Any]:
     details: dict[str, Any] = {"shifts": {s.name: s.describe() for s in scores}, "clean": results.clean,
                                "clean_source": results.clean_source, "layer": results.layer}
@@ -177,6 +184,7 @@ def _effective_robustness(inputs: Any) -> MetricValue:
     from .robustness import SHIFTS, RobustnessError, effective_robustness
 
     results, scores = _natural(inputs, MEAN)
+    _clean(results)
     per_set, left_out = _standard(scores)
     if not per_set:
         raise NotApplicable(f"no standard natural shift among the spec's shifts ({', '.join(s.name for s in scores)}): "
@@ -243,7 +251,7 @@ def _accuracy_drop(inputs: Any, shift: str = MEAN) -> MetricValue:
     details = _details(results, scores)
     details.pop("correct", None)
     details.pop("total", None)
-    return MetricValue(results.clean - _mean(scores), details)
+    return MetricValue(_clean(results) - _mean(scores), details)
 
 
 def _corruption_accuracy(inputs: Any, corruption: str = MEAN, severity: int = 0) -> MetricValue:
