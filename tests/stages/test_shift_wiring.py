@@ -284,3 +284,41 @@ def test_an_unlabelled_probe_still_scores_the_shifts_and_says_why_there_is_no_dr
     assert 0 <= rep.metrics["shift_accuracy"].value <= 1
     drop = rep.metrics["accuracy_drop"]
     assert drop.undefined_reason.startswith("not applicable: the clean top-1 is undefined")
+
+
+def _imagenet_head():
+    from types import SimpleNamespace
+
+    from pytest_robustaudit.metrics.robustness import imagenet1k_wnids
+
+    return SimpleNamespace(class_ids=imagenet1k_wnids(), num_classes=1000, description="an ImageNet-1k head")
+
+
+def test_standard_sets_map_their_own_folder_layouts():
+    from pytest_robustaudit.metrics.robustness import objectnet_mapping, shift_class_subset
+    from pytest_robustaudit.shifts import ShiftError, score_rows, set_targets
+
+    head = _imagenet_head()
+    columns, accepted = set_targets("imagenet_r", ["n01443537", None], head, "spec.yaml: shifts[0].path")
+    assert columns.tolist() == list(shift_class_subset("imagenet_r")) and accepted == [(1,), ()]
+    _, accepted = set_targets("imagenet_v2", ["0", "999", "n01440764"], head, "w")     # V2: folders are indices
+    assert accepted == [(0,), (999,), (0,)]
+    clock = objectnet_mapping()["Alarm clock"]
+    columns, accepted = set_targets("objectnet", [clock["folder"], "Alarm clock"], head, "w")
+    assert accepted == [tuple(clock["imagenet_indices"])] * 2 and len(columns) == 125
+    with pytest.raises(ShiftError) as error:
+        set_targets("imagenet_a", ["n01440764"], head, "spec.yaml:7: shifts[1].path")   # tench: not an ImageNet-A class
+    assert "spec.yaml:7: shifts[1].path" in str(error.value) and "not classes of imagenet_a" in str(error.value)
+
+    # scoring: the argmax over the set's columns only; an ObjectNet image is right on any of its classes
+    class Logits:
+        num_classes = 1000
+
+        def logits(self, rows, subset=None):
+            full = np.asarray(rows, dtype=np.float64)
+            return full if subset is None else full[:, subset]
+    rows = np.zeros((1, 1000), dtype=np.float32)
+    rows[0, 0] = 9.0                                # tench: outside ObjectNet's classes, ignored
+    rows[0, clock["imagenet_indices"][1]] = 1.0     # digital clock
+    correct, keep, excluded = score_rows([rows], Logits(), columns, [tuple(clock["imagenet_indices"])])
+    assert correct.tolist() == [True] and keep.tolist() == [True] and excluded == {}
