@@ -20,7 +20,7 @@ from .sections import PageContext, PageSection, register_section
 from .svg import BLUE, GREY, LIGHT, ORANGE, Scale, _n, _open, _placeholder, _x_axis, _y_axis, esc, tick_label
 
 #: accuracy ticks of the logit axes
-LOGIT_TICKS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+LOGIT_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 #: the palette audits cycle through in the scatters
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777")
 
