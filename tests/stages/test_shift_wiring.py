@@ -242,9 +242,9 @@ def test_a_check_naming_an_unknown_shift_is_a_spec_error(folder):
     assert "shift 'mien' is not a natural shift of this spec" in str(error.value) and "mine" in str(error.value)
 
 
-def test_labels_outside_a_standard_set_name_the_set(folder):
-    """A folder declared ImageNet-R whose labels are not ImageNet-R classes: the audit's located error
-    (the tiny head has 3 classes, so first: the standard sets need an ImageNet-1k head)."""
+def test_a_standard_set_needs_an_imagenet_head(folder):
+    """A folder declared ImageNet-R on a 3-class head: the audit's error, located at the entry's path
+    (labels outside the set's classes: test_standard_sets_map_their_own_folder_layouts)."""
     spec = spec_of(folder, "- {path: shifted, set: imagenet-r}\n")
     with pytest.raises(AuditError) as error:
         run_audit(spec, standalone())
