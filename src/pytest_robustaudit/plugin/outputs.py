@@ -266,12 +266,10 @@ def report_link(config: pytest.Config, html_path: Path | None) -> str:
 
 def _metrics(config: pytest.Config) -> Any:
     """The run's metric registry (its declarations shape every output), or None when it is broken."""
-    from ..errors import AuditError
-
     try:
         return run_state(config).registries.metrics
-    except AuditError:  # e.g. a metric registered twice: already a collection error, listed in the report
-        return None
+    except Exception:  # noqa: BLE001 - a metric registered twice, a registering hook that raises: already a
+        return None    # collection error, listed in the report; the outputs must still be written
 
 
 def _write(outputs: Outputs, what: str, path: Path, write: Callable[[Path], object]) -> None:
