@@ -295,7 +295,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
     if outputs.results or outputs.errors:
         terminalreporter.write_sep("=", "robustaudit summary")
-        for line in terminal_table(outputs.results, outputs.errors, _metrics(config)):
+        for line in terminal_table(outputs.results, outputs.errors, _metrics(config),
+                                   intervals=config.get_verbosity() > 0):
             terminalreporter.write_line(escaped(line))
         deselected, not_run = not_shown(config)
         if deselected or not_run:
