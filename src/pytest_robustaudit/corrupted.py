@@ -67,6 +67,7 @@ def corruption_variant(name: str, severity: int, seed: int, store: "ActivationSt
 
         folder = frost_dir()
         key["textures"] = [store.hasher.sha256(folder / file) for file in FROST_FILES[:5]]
+        store.hasher.save()
     label = name if len(corruption.severities) == 1 else f"{name} severity {severity}"
     if seed:
         label += f" seed {seed}"
