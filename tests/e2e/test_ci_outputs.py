@@ -3,6 +3,8 @@ the marks of an interrupted run."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from support import spec_text
@@ -24,8 +26,9 @@ def test_markdown_summary_for_the_job_page(pytester, tiny_checkpoints):
     assert text.startswith("## Robustness audit: ❌ 1 of 4 checks failed")
     assert "| plain \\| &lt;b>model&lt;/b> | `representation` | `timm:vit_tiny_patch16_224 [plain.safetensors]` | 11 |" \
         in text  # a tag cannot open; the rest reads as written
-    # the outliers column shows the value checked, its mark and its parameters
-    assert "| 3 ✗ (factor=10) | ❌ 1/2 |" in text
+    # the outliers column shows the value checked, its interval, its mark and its parameters
+    assert "| 3 [3, 3] ✗ (factor=10) | ❌ 1/2 |" in text
+    assert re.search(r"\| 2\.836 \[2\.7\d*, 2\.9\d*\] ✓ \| ", text), text   # the plain model's kurtosis_mean
     assert "- **planted** · `representation::outlier_count (factor=10)`: outlier_count on layer 'representation' " \
            "(factor=10) = 3 > max 0\n  - required: at most 0 (lower values pass)\n" in text  # its own bullet
     assert "&lt;=" not in text and "&gt;" not in text

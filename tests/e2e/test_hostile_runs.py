@@ -139,6 +139,9 @@ def test_unreadable_folder_and_dangling_spec_links_are_collection_errors_naming_
     assert "dangling.yaml: the symbolic link leads nowhere" in out and "loop.yaml: the symbolic link leads nowhere" in out
     assert "Traceback" not in out and "denied" in out
     result.stdout.fnmatch_lines(["*good*PASS*", "*secret*ERROR*cannot list the folder*"])
+    named = pytester.runpytest("--audit", "audits/loop.yaml")
+    assert named.ret == pytest.ExitCode.USAGE_ERROR
+    named.stderr.fnmatch_lines(["*loop.yaml: a symbolic link that leads nowhere (a loop*"])
 
 
 def test_a_deeply_nested_spec_is_a_located_error_not_internalerror(pytester, audits):
@@ -241,3 +244,17 @@ def test_one_output_that_fails_costs_no_other(pytester, audits):
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*could not write the report to*RuntimeError: a broken report plugin*"])
     assert (pytester.path / "r.json").exists() and (pytester.path / "s.md").exists()
+
+
+def test_an_unexpected_error_in_a_registering_hook_is_reported_not_internalerror(pytester, audits):
+    """A metrics plugin that raises while registering stops the run with its error shown once, and the
+    outputs are still written (no INTERNALERROR from the summary or the report)."""
+    pytester.makeconftest("""
+        def pytest_robustaudit_register_metrics(metrics):
+            raise RuntimeError("a broken metrics plugin")
+    """)
+    result = pytester.runpytest("--audit", "audits/good.yaml", "--audit-json", "record.json")
+    out = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in out and "RuntimeError: a broken metrics plugin" in out
+    assert result.ret in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.TESTS_FAILED)
+    assert (pytester.path / "record.json").exists()

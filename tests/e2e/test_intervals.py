@@ -131,6 +131,35 @@ def test_ini_confidence_is_the_project_default(pytester, tiny_checkpoints):
     assert not math.isnan(check["interval"]["low"])
 
 
+def test_the_bootstrap_method_is_set_by_ini_and_overridden_by_the_spec(pytester, tiny_checkpoints):
+    pytester.makeini("[pytest]\naudit_bootstrap_method = percentile\naudit_resamples = 200\n")
+    pytester.makefile(".yaml", spec=spec_text(tiny_checkpoints["plain"], "kurtosis_mean: {min: 0}\n"))
+    pytester.runpytest("--audit", "spec.yaml", "--audit-json", "record.json", "--no-audit-report")
+    intervals = _record(pytester)["layers"][0]["intervals"]
+    assert intervals["kurtosis_mean"]["method"] == "percentile bootstrap"
+    assert intervals["outlier_count"]["method"] == "per-feature exceedance"   # a count keeps its own method
+    pytester.makefile(".yaml", spec=spec_text(tiny_checkpoints["plain"], "kurtosis_mean: {min: 0}\n",
+                                              extra="bootstrap_method: bca\n"))
+    pytester.runpytest("--audit", "spec.yaml", "--audit-json", "record.json", "--no-audit-report")
+    intervals = _record(pytester)["layers"][0]["intervals"]
+    assert intervals["kurtosis_mean"]["method"] == "BCa bootstrap"
+    assert intervals["kurtosis_median"]["method"] == "percentile bootstrap"
+    assert "BCa asked for: percentile used" in intervals["kurtosis_median"]["note"]
+
+
+def test_a_bad_bootstrap_method_is_named_with_the_way_out(pytester, tiny_checkpoints):
+    pytester.makefile(".yaml", spec=spec_text(tiny_checkpoints["plain"], "kurtosis_mean: {min: 0}\n",
+                                              extra="bootstrap_method: bcaa\n"))
+    result = pytester.runpytest("--audit", "spec.yaml", "--no-audit-report")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*bootstrap_method*'bcaa' is not one of auto, percentile, bca*"])
+    pytester.makeini("[pytest]\naudit_bootstrap_method = jackknife\n")
+    pytester.makefile(".yaml", spec=spec_text(tiny_checkpoints["plain"], "kurtosis_mean: {min: 0}\n"))
+    result = pytester.runpytest("--audit", "spec.yaml", "--no-audit-report")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0 and "audit_bootstrap_method 'jackknife'" in out and "Traceback" not in out
+
+
 @pytest.mark.parametrize("bad", ["confidence: 1.5", "confidence: [1]"])
 def test_spec_confidence_is_validated(pytester, tiny_checkpoints, bad):
     pytester.makefile(".yaml", spec=spec_text(tiny_checkpoints["plain"], "kurtosis_mean: {min: 0}\n", extra=bad + "\n"))

@@ -62,4 +62,6 @@ def test_store_path_on_cuda_pins_memory_and_matches_the_cpu(tmp_path):
     assert results["cuda"].activations["extracted"] == ["representation"], "cuda is another key than cpu"
     cpu, gpu = (results[d].layers["representation"].stats for d in ("cpu", "cuda"))
     np.testing.assert_allclose(gpu.kurtosis, cpu.kurtosis, rtol=1e-4)
-    np.testing.assert_allclose(gpu.profile, cpu.profile, rtol=1e-4)
+    # near-dead features (mean |h| around 1e-7 beside 0.04) differ by float32 rounding of cuDNN's kernels
+    # vs the CPU's: relative to the layer's largest feature, not to themselves (measured on an H200: 9e-10)
+    np.testing.assert_allclose(gpu.profile, cpu.profile, rtol=1e-4, atol=1e-5 * float(np.max(cpu.profile)))

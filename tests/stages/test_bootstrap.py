@@ -298,3 +298,22 @@ def test_an_undecided_count_says_how_many_images_would_decide_it():
     v = verdict("outlier_count", iv, maximum=0, confidence=True)
     assert v.outcome == "inconclusive" and v.images_needed == iv.settle_n
     assert f"about {iv.settle_n} images would settle it (now 12)" in v.message
+
+
+def test_the_method_can_be_asked_for_and_a_median_keeps_percentile():
+    from pytest_robustaudit.metrics.bootstrap import METHODS, per_image_interval
+    from pytest_robustaudit.spec.load import BOOTSTRAP_METHODS
+
+    assert BOOTSTRAP_METHODS == METHODS
+    values = np.random.default_rng(3).gamma(2.0, 3.0, size=80)
+    auto = per_image_interval(values, "mean", seed=7)
+    plain = per_image_interval(values, "mean", seed=7, method="percentile")
+    weights = bs.resample_weights(80, 1000, 7)
+    expected = np.quantile(weights @ values / 80, [0.025, 0.975])
+    assert (plain.method, auto.method) == ("percentile bootstrap", "BCa bootstrap")
+    np.testing.assert_allclose([plain.low, plain.high], expected, rtol=1e-12)
+    assert (auto.low, auto.high) != (plain.low, plain.high)      # BCa corrects the skew the percentile ignores
+    median = per_image_interval(values, "median", seed=7, method="bca")
+    assert median.method == "percentile bootstrap" and "BCa asked for" in median.note
+    with pytest.raises(ValueError, match="method must be one of"):
+        per_image_interval(values, "mean", seed=7, method="jackknife")

@@ -322,3 +322,18 @@ def test_standard_sets_map_their_own_folder_layouts():
     rows[0, clock["imagenet_indices"][1]] = 1.0     # digital clock
     correct, keep, excluded = score_rows([rows], Logits(), columns, [tuple(clock["imagenet_indices"])])
     assert correct.tolist() == [True] and keep.tolist() == [True] and excluded == {}
+
+
+def test_corruption_shifts_with_the_real_measurer_are_stored_and_read_back(folder):
+    """The issue-18 measurer itself (pytest_robustaudit.corrupted): each (corruption, severity) scored on
+    the 12 probe images, the drop paired with them, and the corrupted rows read from the store next time."""
+    pytest.importorskip("pytest_robustaudit.corrupted")
+    spec = spec_of(folder, "- {corruption: gaussian_noise, severity: [1, 5]}\n")
+    first = run_audit(spec, standalone(), store=StoreOptions(root=folder / "store")).layers["representation"]
+    shifts = first.metrics["corruption_accuracy"].details["shifts"]
+    assert sorted(shifts) == ["gaussian_noise/1", "gaussian_noise/5"]
+    assert all(s["total"] == 12 and s["from_store"] is False for s in shifts.values())
+    assert first.intervals["corruption_drop"].note.startswith("paired")
+    again = run_audit(spec, standalone(), store=StoreOptions(root=folder / "store")).layers["representation"]
+    assert all(s["from_store"] for s in again.metrics["corruption_accuracy"].details["shifts"].values())
+    assert again.metrics["corruption_drop"].value == first.metrics["corruption_drop"].value

@@ -40,7 +40,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["DEFAULT_LEVEL", "DEFAULT_RESAMPLES", "SIDED", "Interval", "bca_ends", "binomial_interval", "derive_seed",
+__all__ = ["DEFAULT_LEVEL", "DEFAULT_RESAMPLES", "METHODS", "SIDED", "Interval", "bca_ends", "binomial_interval", "derive_seed",
            "no_interval", "paired_difference", "per_image_interval", "percentile_interval", "resample_weights", "tail_probabilities",
            "unpaired_difference"]
 
@@ -48,6 +48,11 @@ DEFAULT_LEVEL = 0.95
 DEFAULT_RESAMPLES = 1000
 SIDED = ("two-sided", "lower", "upper")
 PER_IMAGE_STATISTICS = ("mean", "median", "ratio_of_means")
+#: bootstrap methods a run or spec may ask for (``audit_bootstrap_method``, spec ``bootstrap_method``):
+#: ``auto`` is each family's own choice (docs/intervals.md); ``percentile`` and ``bca`` override it
+#: where the family resamples images with the ordinary bootstrap (per-image values; BCa falls back
+#: to percentile for a median, whose jackknife is inconsistent, and says so)
+METHODS = ("auto", "percentile", "bca")
 
 _NORMAL = NormalDist()
 
@@ -252,33 +257,44 @@ def _point(x: np.ndarray, statistic: str) -> float:
     return float(_combine(statistic, _weighted_means(x, np.ones((1, x.shape[0])))[0]))
 
 
-def _method(statistic: str) -> str:
-    return "percentile bootstrap" if statistic == "median" else "BCa bootstrap"
+def _method(statistic: str, method: str = "auto") -> str:
+    """The method a per-image statistic uses under ``method`` (see :data:`METHODS`)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "percentile" or statistic == "median":
+        return "percentile bootstrap"
+    return "BCa bootstrap"
 
 
 def per_image_interval(values: Any, statistic: str = "mean", *, seed: int, level: float = DEFAULT_LEVEL,
-                       resamples: int = DEFAULT_RESAMPLES, sided: str = "two-sided") -> Interval:
+                       resamples: int = DEFAULT_RESAMPLES, sided: str = "two-sided", method: str = "auto") -> Interval:
     """Interval for a statistic of per-image values: ``"mean"`` / ``"ratio_of_means"`` (BCa), ``"median"`` (percentile).
 
     ``values``: a 1-D array (NaN = undefined for that image, ignored as the metric ignores it), or
     ``(numerator, denominator)`` arrays for ``"ratio_of_means"`` (``basis_ratio`` = mean neuron-basis
-    kurtosis / mean rotated kurtosis, each over the images where it is defined).
+    kurtosis / mean rotated kurtosis, each over the images where it is defined).  ``method``: one of
+    :data:`METHODS` (``auto``: BCa for means and ratios, percentile for a median).
     """
     tails = tail_probabilities(level, sided)
+    used = _method(statistic, method)
+    note = "BCa asked for: percentile used (the jackknife of a median is inconsistent)" \
+        if method == "bca" and statistic == "median" else ""
     x = _columns(values, statistic)
     n = x.shape[0]
     value = _point(x, statistic)
     if n < 2 or not math.isfinite(value):
-        return Interval(value, math.nan, math.nan, level, _method(statistic), sided, 0, n,
+        return Interval(value, math.nan, math.nan, level, used, sided, 0, n,
                         note="fewer than 2 usable images: no interval" if math.isfinite(value) else "undefined value")
     w = resample_weights(n, resamples, seed)
     if statistic == "median":
         low, high = _percentile_ends(_weighted_medians(x[:, 0], w), tails)
+    elif used == "percentile bootstrap":
+        low, high = _percentile_ends(_combine(statistic, _weighted_means(x, w)), tails)
     else:
         boot = _combine(statistic, _weighted_means(x, w))
         jack = _combine(statistic, _jackknife_means(x))
         low, high = bca_ends(boot, value, jack, tails)
-    return Interval(value, low, high, level, _method(statistic), sided, resamples, n)
+    return Interval(value, low, high, level, used, sided, resamples, n, note=note)
 
 
 def paired_difference(a: Any, b: Any, a_index: Sequence[int], b_index: Sequence[int], statistic: str = "mean", *,

@@ -68,6 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("audit_confidence", default="",
                   help="default confidence of every check, e.g. 0.95: gate on the interval (docs/intervals.md)")
     parser.addini("audit_resamples", default="", help="bootstrap resamples per interval (default 1000)")
+    parser.addini("audit_bootstrap_method", default="",
+                  help="auto (each family's own), percentile or bca: the bootstrap of per-image metrics")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -266,12 +266,10 @@ def report_link(config: pytest.Config, html_path: Path | None) -> str:
 
 def _metrics(config: pytest.Config) -> Any:
     """The run's metric registry (its declarations shape every output), or None when it is broken."""
-    from ..errors import AuditError
-
     try:
         return run_state(config).registries.metrics
-    except AuditError:  # e.g. a metric registered twice: already a collection error, listed in the report
-        return None
+    except Exception:  # noqa: BLE001 - a metric registered twice, a registering hook that raises: already a
+        return None    # collection error, listed in the report; the outputs must still be written
 
 
 def _write(outputs: Outputs, what: str, path: Path, write: Callable[[Path], object]) -> None:
@@ -297,7 +295,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
     if outputs.results or outputs.errors:
         terminalreporter.write_sep("=", "robustaudit summary")
-        for line in terminal_table(outputs.results, outputs.errors, _metrics(config)):
+        for line in terminal_table(outputs.results, outputs.errors, _metrics(config),
+                                   intervals=config.get_verbosity() > 0):
             terminalreporter.write_line(escaped(line))
         deselected, not_run = not_shown(config)
         if deselected or not_run:

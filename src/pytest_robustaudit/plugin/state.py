@@ -270,8 +270,10 @@ def _kept(text: str) -> str:
     return "...\n" + text[-FAILURE_TEXT_LIMIT:].split("\n", 1)[-1]
 
 def interval_settings(config: pytest.Config) -> "IntervalSettings":
-    """The ini keys ``audit_confidence`` and ``audit_resamples`` (docs/intervals.md), checked."""
+    """The ini keys ``audit_confidence``, ``audit_resamples`` and ``audit_bootstrap_method``
+    (docs/intervals.md), checked."""
     from ..errors import AuditError
+    from ..spec.load import BOOTSTRAP_METHODS
     from ..intervals import IntervalSettings
 
     confidence, resamples = config.getini("audit_confidence").strip(), config.getini("audit_resamples").strip()
@@ -286,4 +288,8 @@ def interval_settings(config: pytest.Config) -> "IntervalSettings":
                          fix="e.g. audit_confidence = 0.95")
     if count is not None and count < 50:
         raise AuditError(f"ini key audit_resamples must be at least 50, got {resamples}", fix="e.g. audit_resamples = 1000")
-    return IntervalSettings(confidence=level, **({"resamples": count} if count else {}))
+    method = config.getini("audit_bootstrap_method").strip() or "auto"
+    if method not in BOOTSTRAP_METHODS:
+        raise AuditError(f"ini key audit_bootstrap_method {method!r} is not a method",
+                         fix=f"use one of {', '.join(BOOTSTRAP_METHODS)} (docs/intervals.md)")
+    return IntervalSettings(confidence=level, method=method, **({"resamples": count} if count else {}))

@@ -5,7 +5,9 @@ when it declares one: kurtosis, rotated, outliers for the built-ins), checks pas
 verdict; specs that could not run get one ERROR row with the first line of their message.  A
 metric cell shows the value each check of it on that layer judged, with the check's mark and the
 parameters it ran at (``0 ✓ (factor=100)``), else the default-parameter value, labelled and
-unmarked (:mod:`.values`).  The
+unmarked (:mod:`.values`).  With ``intervals`` (pytest ``-v``) each value is followed by its
+confidence interval, ``2.836 [2.704, 2.937] ✓``; without, the table stays within a 120-column
+terminal and the intervals are in the failure messages, the Markdown summary and the report.  The
 metric columns come from the metrics' own declarations, so a plugin's headline metric gets a
 column like a built-in.  Free of pytest.
 """
@@ -30,13 +32,13 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _metric(result: AuditResult, layer: str, metric: Metric) -> str:
+def _metric(result: AuditResult, layer: str, metric: Metric, intervals: bool = False) -> str:
     from .values import not_applicable
 
     shown = shown_values(result, layer, metric.name, metric)
     if not_applicable(result, layer, metric.name) and not any(v.check is not None for v in shown):
         return "n/a"   # e.g. accuracy on a layer the head does not read
-    return "; ".join(v.plain() for v in shown) if shown else "-"
+    return "; ".join(v.plain(intervals=intervals) for v in shown) if shown else "-"
 
 
 def columns(metrics: Any = None) -> list[Metric]:
@@ -70,7 +72,7 @@ def headers(metrics: Any = None, results: Iterable[AuditResult] = ()) -> tuple[s
 
 
 def rows(results: Iterable[AuditResult], errors: dict[Any, str] | None = None,
-         metrics: Any = None) -> list[tuple[str, ...]]:
+         metrics: Any = None, intervals: bool = False) -> list[tuple[str, ...]]:
     """The table's rows (strings), without header."""
     results = list(results)
     shown = shown_columns(results, metrics)
@@ -83,7 +85,7 @@ def rows(results: Iterable[AuditResult], errors: dict[Any, str] | None = None,
             verdict = "FAIL" if failed else ("PASS" if passed else ("SKIP" if skipped else "-"))
             counted = f"{passed}/{failed}" + (f" ({skipped} skip)" if skipped else "")
             out.append((_clip(result.name, MAX_MODEL) if i == 0 else "", _clip(layer, MAX_LAYER),
-                        *(_metric(result, layer, metric) for metric in shown), counted if checks else "-", verdict))
+                        *(_metric(result, layer, metric, intervals) for metric in shown), counted if checks else "-", verdict))
     for path, message in (errors or {}).items():
         out.append((_clip(os.path.basename(os.fspath(path)), MAX_MODEL), "-", *("-" for _ in shown), "-",
                     "ERROR: " + _clip(headline(message), MAX_ERROR)))
@@ -91,7 +93,7 @@ def rows(results: Iterable[AuditResult], errors: dict[Any, str] | None = None,
 
 
 def terminal_table(results: Iterable[AuditResult], errors: dict[Any, str] | None = None,
-                   metrics: Any = None) -> list[str]:
+                   metrics: Any = None, intervals: bool = False) -> list[str]:
     """The summary as lines of text (no trailing spaces); empty when there is nothing to show.
 
     ``checks`` reads passed/failed (plus skipped when any); numbers have 4 significant digits.
@@ -99,7 +101,7 @@ def terminal_table(results: Iterable[AuditResult], errors: dict[Any, str] | None
     the built-ins).
     """
     results = list(results)
-    body = rows(results, errors, metrics)
+    body = rows(results, errors, metrics, intervals)
     if not body:
         return []
     head = headers(metrics, results)

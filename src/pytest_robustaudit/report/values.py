@@ -27,15 +27,26 @@ class ShownValue:
     params: str
     status: str = ""
     check: CheckOutcome | None = None
+    #: the value's confidence interval (metrics/bootstrap.py Interval) when it has one, else None
+    interval: Any = None
 
     @property
     def text(self) -> str:
         return format_number(self.value)
 
-    def plain(self, marks: dict[str, str] = MARKS) -> str:
-        """``0 ✓ (factor=100)``, ``1 (factor=10)``, ``20.59 ✗``, ``3.02``."""
+    @property
+    def interval_text(self) -> str:
+        """``[13.9, 15.2]`` ("" without an interval): what the summaries show after the value."""
+        iv = self.interval
+        if iv is None or not getattr(iv, "has_interval", False):
+            return ""
+        return f"[{format_number(iv.low)}, {format_number(iv.high)}]"
+
+    def plain(self, marks: dict[str, str] = MARKS, intervals: bool = True) -> str:
+        """``0 [0, 1] ✓ (factor=100)``, ``1 (factor=10)``, ``20.59 [18.2, 23.1] ✗``, ``3.02``."""
         mark = f" {marks[self.status]}" if self.status else ""
-        return f"{self.text}{mark}" + (f" ({self.params})" if self.params else "")
+        shown = f" {self.interval_text}" if intervals and self.interval_text else ""
+        return f"{self.text}{shown}{mark}" + (f" ({self.params})" if self.params else "")
 
 
 def defaults_of(metric: Any) -> dict[str, Any]:
@@ -51,12 +62,23 @@ def shown_values(result: AuditResult, layer: str, metric: str, declared: Any = N
     """What a summary cell of ``metric`` on ``layer`` shows: each checked value with its verdict and
     parameters; when the metric is not checked there, its default-parameter value without a mark."""
     checked = checks_of(result, layer, metric)
+    layer_result = result.layers.get(layer)
+    default = layer_result.intervals.get(metric) if layer_result is not None else None
     if checked:
-        return [ShownValue(c.value, params_label(c.params), c.status, c) for c in checked]
-    found = result.layers[layer].metrics.get(metric) if layer in result.layers else None
+        return [ShownValue(c.value, params_label(c.params), c.status, c, _two_sided(c, default, declared))
+                for c in checked]
+    found = layer_result.metrics.get(metric) if layer_result is not None else None
     if found is None:
         return []
-    return [ShownValue(found.value, params_label(defaults_of(declared)))]
+    return [ShownValue(found.value, params_label(defaults_of(declared)), interval=default)]
+
+
+def _two_sided(check: CheckOutcome, default: Any, declared: Any) -> Any:
+    """The interval a summary shows beside a checked value: the two-sided one at the run's level (the
+    layer's, when the check ran at the default parameters), else the one the check itself saw."""
+    if default is not None and is_default(check, declared):
+        return default
+    return check.interval
 
 
 def is_default(check: CheckOutcome, declared: Any) -> bool:

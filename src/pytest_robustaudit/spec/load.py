@@ -26,9 +26,11 @@ from .validator import SEED_LIMIT, _kind
 from .yamlsource import Doc, load_doc
 
 TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", "seed", "reference", "store_dtype",
-            "confidence", "min_images", "resamples", "head", "shifts")
+            "confidence", "min_images", "resamples", "bootstrap_method", "head", "shifts")
 #: how rows are kept in the activation store (store.entries.STORE_DTYPES; numpy-free here)
 STORE_DTYPE_NAMES = ("float32", "float16")
+#: metrics.bootstrap.METHODS (numpy-free here; a test keeps the two equal)
+BOOTSTRAP_METHODS = ("auto", "percentile", "bca")
 REFERENCE_KEYS = ("model", "baseline", "entry")
 
 
@@ -73,6 +75,8 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, Shift
         confidence = self.confidence(top.get("confidence"), ("confidence",))
         min_images = self.integer(top["min_images"], ("min_images",), 1) if top.get("min_images") is not None else None
         resamples = self.integer(top["resamples"], ("resamples",), 50) if top.get("resamples") is not None else None
+        method = self.choice(top["bootstrap_method"], ("bootstrap_method",), BOOTSTRAP_METHODS) \
+            if top.get("bootstrap_method") is not None else None
         model = self.model(top["model"], ("model",)) if "model" in top else None
         data = self.data(top["data"]) if "data" in top else None
         layers = self.layers(top.get("layers", list(model.arrays) if model and model.arrays else list(DEFAULT_LAYERS)))
@@ -106,7 +110,7 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, Shift
         return AuditSpec(path=self.file, name=str(name), model=model, data=data, layers=layers, checks=checks,
                          device=device, precision=precision or "fp32", seed=seed or 0, reference=reference,
                          store_dtype=store_dtype or "float32", confidence=confidence, min_images=min_images,
-                         resamples=resamples, head=head, shifts=shifts)
+                         resamples=resamples, bootstrap_method=method, head=head, shifts=shifts)
 
 
     def head_checks(self, head: Any, checks: tuple) -> None:

@@ -243,5 +243,7 @@ class AuditSpec:
     confidence: float | None = None  # default confidence of its checks (None: the ini audit_confidence, else none)
     min_images: int | None = None    # below this many usable images every check fails (docs/intervals.md)
     resamples: int | None = None     # bootstrap resamples per interval (None: the ini audit_resamples, else 1000)
+    #: bootstrap method of the per-image families (None: the ini audit_bootstrap_method, else "auto")
+    bootstrap_method: str | None = None
     head: HeadSpec = field(default_factory=HeadSpec)
     shifts: tuple[ShiftSpec, ...] = ()   # shifted sets scored with the head (docs/spec.md#shifts)

@@ -107,15 +107,20 @@ class CorruptingPreprocess:
         self.geometric, self.tensor_part = split_eval_transform(preprocess)
         self.name, self.severity, self.seed = name, int(severity), int(seed)
 
-    def __call__(self, image):
+    def corrupted_crop(self, image):
+        """The corrupted eval crop of a PIL image, as the HxWx3 uint8 array the model's tensor part gets
+        (to look at, or to hash: nothing writes it anywhere)."""
         import numpy as np
-        from PIL import Image
 
         from .table import corrupt
 
         crop = np.asarray(self.geometric(image).convert("RGB"))
-        out = corrupt(crop, self.name, self.severity, self.seed, index=content_index(crop))
-        return self.tensor_part(Image.fromarray(out))
+        return corrupt(crop, self.name, self.severity, self.seed, index=content_index(crop))
+
+    def __call__(self, image):
+        from PIL import Image
+
+        return self.tensor_part(Image.fromarray(self.corrupted_crop(image)))
 
     def __repr__(self) -> str:
         return f"CorruptingPreprocess({self.name}, severity={self.severity}, seed={self.seed})"

@@ -21,6 +21,9 @@ from ...errors import AuditError
 from . import blur, digital, noise, weather
 
 SEVERITIES = (1, 2, 3, 4, 5)
+#: Bumped when a corruption's output for the same crop, severity and seed changes: part of the store
+#: keys of corrupted sets (``corrupted.py``; the package's source hash is in them too).
+CORRUPTION_VERSION = 1
 
 
 class CorruptionError(AuditError):
