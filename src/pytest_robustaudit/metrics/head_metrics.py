@@ -45,20 +45,13 @@ def accuracy_counts(inputs: Any) -> dict[str, int]:
 
         head, targets, finite = head_targets(inputs)
         usable = np.where(finite, targets, -1)
-        chunks = _finite_chunks(inputs, finite)
+        chunks = inputs.finite_rows()
         counts = topk_counts(chunks, usable[finite], head, ks=ACCURACY_KS)
         counts["unlabelled"] = int((targets < 0).sum())
         counts["nonfinite"] = int((~finite & (targets >= 0)).sum())
         return counts
     return inputs.cached("topk_counts", build)
 
-
-def _finite_chunks(inputs: Any, finite: np.ndarray):
-    offset = 0
-    for chunk in inputs.rows():
-        n = chunk.shape[0]
-        yield chunk[finite[offset:offset + n]]
-        offset += n
 
 
 def _topk(k: int):

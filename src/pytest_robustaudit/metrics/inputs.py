@@ -103,6 +103,15 @@ class LayerInputs:
                                   [np.zeros(0, dtype=bool)])
         return self.cached("finite", build)
 
+    def finite_rows(self) -> Iterator[np.ndarray]:
+        """The stored rows in chunks without the rows that hold NaN/Inf (in order; what head metrics read)."""
+        finite = self.finite_mask()
+        offset = 0
+        for chunk in self.rows():
+            n = chunk.shape[0]
+            yield chunk[finite[offset:offset + n]]
+            offset += n
+
     def cached(self, name: str, build: Callable[[], Any]) -> Any:
         """``build()`` once per layer under ``name`` (an exception is not cached: asked again, it is raised again)."""
         if name not in self._cache:
