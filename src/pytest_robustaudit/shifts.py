@@ -311,6 +311,14 @@ def score_shifts(spec: "AuditSpec", registries: Any, head: Any, layers: Sequence
     Each folder and corruption is measured once for all ``layers`` (one forward pass when missing from
     the store); a given accuracy is copied as it is."""
     out: dict[str, dict[str, ShiftScore]] = {layer: {} for layer in layers}
+    corrupted = [shift for shift in spec.shifts if shift.kind == "corruption"]
+    if corrupted and probe is not None and not any(image.label for image in probe.images):
+        first = corrupted[0]
+        raise ShiftError(where=str(first.where) if first.where else f"{spec.path}: shifts",
+                         message=f"the probe images carry no labels, so the corrupted sets made from them "
+                                 f"('{first.name}' ...) cannot be scored (said before any model runs)",
+                         fix="label the probe data (class sub-folders with `labels: folder`, or wnid-prefixed file "
+                             "names with `labels: wnid`, docs/data.md), or drop the corruption entries")
     for shift in spec.shifts:
         if shift.kind == "given":
             if shift.name == "imagenet":

@@ -286,6 +286,18 @@ def test_an_unlabelled_probe_still_scores_the_shifts_and_says_why_there_is_no_dr
     assert drop.undefined_reason.startswith("not applicable: the clean top-1 is undefined")
 
 
+def test_corruptions_of_an_unlabelled_probe_are_refused_before_any_model_runs(folder, monkeypatch):
+    calls = []
+    monkeypatch.setitem(sys.modules, "pytest_robustaudit.corrupted",
+                        types.SimpleNamespace(measure_corrupted=lambda *a, **k: calls.append(k)))
+    spec = spec_of(folder, "- {corruption: gaussian_noise, severity: 3}\n", labels="none")
+    with pytest.raises(AuditError) as error:
+        run_audit(spec, standalone())
+    assert calls == []        # refused before the corrupted set is extracted
+    assert error.value.where.endswith("shifts[0].corruption") and "carry no labels" in error.value.message
+    assert "labels: folder" in error.value.fix
+
+
 def _imagenet_head():
     from types import SimpleNamespace
 
