@@ -7,10 +7,13 @@
 * :mod:`.head_metrics`: top-1 / top-5 accuracy of the classification head on the stored rows.
 * :mod:`.directions`: the head's privileged directions (importance, effective rank, outlier alignment)
   and pruning curves.
+* :mod:`.concepts` (on arrays) and :mod:`.concept_metrics` (registered): concepts a layer encodes,
+  the directions that detect them, polysemanticity and overlap, each with its null (informational).
 """
 
 from __future__ import annotations
 
+from .concept_metrics import CONCEPT_METRICS
 from .directions import DIRECTION_METRICS
 from .head_metrics import HEAD_METRICS
 from .inputs import LayerInputs
@@ -20,8 +23,8 @@ from .types import (NOT_APPLICABLE, READS_HEAD, READS_OUTLIER_SUMMARY, ChartRefe
                     NotApplicable, Param, headline_metrics, not_applicable, unusable_reason)
 
 #: every built-in metric: the outlier analysis, then the metrics that read the head (accuracy, directions)
-BUILTIN_METRICS = OUTLIER_METRICS + HEAD_METRICS + DIRECTION_METRICS
+BUILTIN_METRICS = OUTLIER_METRICS + HEAD_METRICS + DIRECTION_METRICS + CONCEPT_METRICS
 
-__all__ = ["BUILTIN_METRICS", "DIRECTION_METRICS", "HEAD_METRICS", "LayerInputs", "NOT_APPLICABLE", "NotApplicable", "OUTLIER_METRICS",
+__all__ = ["BUILTIN_METRICS", "CONCEPT_METRICS", "DIRECTION_METRICS", "HEAD_METRICS", "LayerInputs", "NOT_APPLICABLE", "NotApplicable", "OUTLIER_METRICS",
            "READS_HEAD", "not_applicable", "READS_OUTLIER_SUMMARY", "ChartReference", "Evidence", "Metric", "MetricValue", "Param",
            "headline_metrics", "kurtosis", "outlier_indices", "unusable_reason"]

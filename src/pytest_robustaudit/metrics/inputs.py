@@ -25,13 +25,15 @@ class LayerInputs:
 
     def __init__(self, stats: Any, layer: str = "", rows: Callable[[], Iterator[np.ndarray]] | None = None,
                  labels: Sequence[str | None] | None = None, head_source: Callable[[], Any] | None = None,
-                 where: str = ""):
+                 where: str = "", concepts: Any = None):
         self.stats = stats
         self.layer = layer or getattr(stats, "layer", "")
         self._rows = rows
         self.labels = None if labels is None else list(labels)
         self._head_source = head_source
         self.where = where
+        #: the concept bank's rows on this layer (:class:`~..concept_source.ConceptInputs`), None without a bank
+        self.concepts = concepts
         #: the spec asked for its head explicitly: labels it does not know are an error, not "not applicable"
         self.strict = bool(getattr(head_source, "strict", False))
         self._cache: dict[str, Any] = {}
