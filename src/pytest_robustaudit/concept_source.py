@@ -64,9 +64,10 @@ class ConceptSource:
     kinds: tuple[str, ...]
     rows: dict[str, np.ndarray]
     labels: np.ndarray
-    bank: dict[str, Any]
+    bank: dict[str, Any]   # the bank's identity: description, concepts, images, digest of names and image hashes
     skipped: int
     reference: Callable[[str], Any] | None = None
+    run: dict[str, Any] = field(default_factory=dict)   # how this run got the rows (provenance only)
 
     def for_layer(self, layer: str) -> ConceptInputs | None:
         if layer not in self.rows:
@@ -77,7 +78,8 @@ class ConceptSource:
                              self.bank, self.reference, self.skipped)
 
     def describe(self) -> dict[str, Any]:
-        return dict(self.bank)
+        """The bank's identity (what the metrics' details carry) and how this run got its rows."""
+        return {**self.bank, **self.run}
 
 
 def bank_of(concepts: Any, folder: Path | None = None) -> Any:
@@ -132,11 +134,11 @@ def measure_concepts(spec: Any, registries: Any, got: Any, device: str, store: A
         for h in measured.image_hashes:
             digest.update(h.encode())
         kinds = tuple(c.kind for c in bank.concepts)
-        info = {"bank": spec.concepts.describe(), "builtin": bool(spec.concepts.builtin),
-                "concepts": len(bank.names), "images": len(measured.image_hashes), "digest": digest.hexdigest(),
-                "skipped": len(measured.skipped), "extracted": bool(measured.extracted),
-                "seconds": round(time.perf_counter() - started, 3)}
-        return ConceptSource(spec, bank.names, kinds, rows, labels, info, len(measured.skipped), reference)
+        identity = {"bank": spec.concepts.describe(), "builtin": bool(spec.concepts.builtin),
+                    "concepts": len(bank.names), "images": len(measured.image_hashes), "digest": digest.hexdigest()}
+        run = {"skipped": len(measured.skipped), "extracted": bool(measured.extracted),
+               "seconds": round(time.perf_counter() - started, 3)}
+        return ConceptSource(spec, bank.names, kinds, rows, labels, identity, len(measured.skipped), reference, run)
     finally:
         if temp is not None:
             with contextlib.suppress(OSError):
