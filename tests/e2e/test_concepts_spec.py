@@ -59,7 +59,7 @@ def folder(tmp_path):
 
 
 def test_builtin_bank_through_the_store_once_per_content(folder):
-    from pytest_robustaudit import activations, load_spec, run_audit, standalone
+    from pytest_robustaudit import load_spec, run_audit, standalone
     from pytest_robustaudit.activations import StoreOptions
 
     registries = standalone()
@@ -67,9 +67,8 @@ def test_builtin_bank_through_the_store_once_per_content(folder):
     path.write_text(spec_text(folder))
     spec = load_spec(path, registries)
     store = StoreOptions(folder / "store")
-    before = activations.EXTRACTIONS["count"]
     first = run_audit(spec, registries, store=store)
-    assert activations.EXTRACTIONS["count"] == before + 2      # the probe photos, then the bank
+    assert first.activations["extracted"] == ["representation"]     # the probe photos, then the bank
     bank = first.provenance["concepts"]
     assert bank["builtin"] and bank["concepts"] == 8 and bank["images"] == 64 and bank["extracted"]
     assert not list(folder.glob("robustaudit-concepts-*"))     # the drawn bank is gone after the run
@@ -88,7 +87,7 @@ def test_builtin_bank_through_the_store_once_per_content(folder):
 
     # a second run: the bank is drawn again byte for byte, so its keys match and the store answers
     second = run_audit(spec, registries, store=StoreOptions(folder / "store"))
-    assert activations.EXTRACTIONS["count"] == before + 2 and not second.provenance["concepts"]["extracted"]
+    assert second.activations["extracted"] == [] and not second.provenance["concepts"]["extracted"]
     assert second.provenance["concepts"]["digest"] == bank["digest"]
     again = second.layers["representation"].metrics
     for name in ("concepts_encoded", "unique_concepts", "polysemanticity"):
