@@ -236,3 +236,13 @@ def test_report_section_shows_the_concepts_by_kind_the_histogram_and_the_overlap
     assert "model-a vs model-b: Jaccard" in section
     # one audit: no matrix
     assert "overlap-plot" not in render_report(results[:1], standalone().metrics)
+
+
+def test_a_concept_left_with_one_image_cannot_be_probed_but_directions_still_rank_it():
+    rows, labels, head = head_and_rows()
+    rows[np.flatnonzero(labels == 3)[1:]] = np.nan          # NaN rows are left out: concept 3 keeps one image
+    inputs = inputs_for(rows, labels, head)
+    reason = METRICS["concepts_encoded"].evaluate(inputs).undefined_reason
+    assert reason.startswith(NOT_APPLICABLE + "concept probing cannot run") and "2 images" in reason
+    unique = METRICS["unique_concepts"].evaluate(inputs)      # an AUROC needs one positive only
+    assert not unique.undefined_reason and "null" in unique.details

@@ -167,6 +167,8 @@ def _unique_concepts(inputs: Any, directions: str) -> MetricValue:
             if directions == kind:
                 raise
             details[f"{kind}_note"] = f"not probed: {why}"
+    if not results:
+        raise NotApplicable("; ".join(details[k] for k in details if k.endswith("_note")))
     hits = np.zeros(len(c.names), dtype=bool)
     for result in results.values():
         hits |= result.detects.any(axis=1)
