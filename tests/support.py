@@ -36,6 +36,21 @@ def shared_data(name: str) -> Path:
     return path
 
 
+def regroup_200x5(target: Path, every: int = 1) -> Path:
+    """../shared/data/imagenet-200x5 as a concept folder bank under ``target``: one folder per label (the
+    file name after the id) holding symlinks to its 5 images; ``every`` > 1 keeps every so many labels
+    (sorted), for a smaller bank.  Skips the test when the data is absent."""
+    source = shared_data("imagenet-200x5")
+    images = sorted(source.glob("*.jpg"))
+    keep = sorted({image.stem.split("_", 2)[2] for image in images})[::every]
+    for image in images:
+        label = image.stem.split("_", 2)[2]
+        if label in keep:
+            (target / label).mkdir(parents=True, exist_ok=True)
+            (target / label / image.name).symlink_to(image)
+    return target
+
+
 def spec_text(checkpoint: Path, checks: str, data: Path = PHOTOS, extra: str = "", layers: str = "[representation]") -> str:
     """A timm vit_tiny spec reading ``checkpoint``, probing ``data``, with the given checks block."""
     return textwrap.dedent(f"""\

@@ -148,6 +148,7 @@ class Measured:
     model: Callable[[], "LoadedModel"] | None = None   # builds (once) the model, for who needs it itself
     entries: dict[str, "Entry"] = field(default_factory=dict)   # the stored rows of each layer
     row_labels: list[str | None] | None = None   # the probe label of each stored row (None: not known)
+    handle: Any = None   # the model as measure_layers held it: pass it back to measure another image set
 
     @property
     def from_store(self) -> bool:
@@ -354,17 +355,20 @@ class _Model:
 
 def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet", device: str,
                    store: "ActivationStore", progress: Progress | None = None,
-                   refresh_before: float | None = None, variant: ImageVariant | None = None) -> Measured:
+                   refresh_before: float | None = None, variant: ImageVariant | None = None,
+                   model: Any = None) -> Measured:
     """Every layer of ``spec`` summarised from stored rows, extracting once whatever is missing.
 
-    ``variant``: the probe images changed on their way to the model (a corruption); its own keys."""
+    ``variant``: the probe images changed on their way to the model (a corruption); its own keys.
+    ``model``: the ``handle`` of an earlier :class:`Measured` of the same spec, so that a second image
+    set (a concept bank) on the same model builds the model at most once."""
     from .store import content_key, extraction_parts, hash_files
 
     progress = progress or Progress()
     problems_before = len(store.problems)
     store_dtype = getattr(spec, "store_dtype", "float32")
     image_hashes = hash_files([image.path for image in probe.images], store.hasher, skip_unreadable=True)
-    model = _Model(spec, registries, store)
+    model = model if model is not None else _Model(spec, registries, store)
     weights, preprocess, canary = model.identity(probe, image_hashes)
     numerics = _numerics(device, spec.precision)
     versions = _versions()
@@ -431,7 +435,7 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
                     precision=spec.precision, batch_size=run_info["batch_size"], n_found=len(probe.images),
                     skipped=skipped, image_hashes=first.images, description=description, fingerprint=fingerprint,
                     provenance=provenance, notes=list(run_info["notes"]) + list(store.problems[problems_before:]),
-                    model=model.loaded, entries=dict(entries),
+                    model=model.loaded, entries=dict(entries), handle=model,
                     row_labels=row_labels if len(row_labels) == len(first.images) else None)
 
 

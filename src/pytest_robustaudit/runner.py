@@ -52,11 +52,14 @@ class Reference:
 
 
 def measure(spec: AuditSpec, registries: Registries, device: str | None = None, store: Any = None,
-            progress: Any = None, intervals: IntervalSettings | None = None) -> AuditResult:
+            progress: Any = None, intervals: IntervalSettings | None = None,
+            reference: "Reference | None" = None) -> AuditResult:
     """Compute every metric on every layer of ``spec`` from the activation store; no verdicts yet.
 
     ``store`` is a :class:`~.activations.StoreOptions` (None: a private temporary store for this
-    call); layers missing from it are extracted once, in one forward pass, and written to it first."""
+    call); layers missing from it are extracted once, in one forward pass, and written to it first.
+    A spec with ``concepts:`` measures its concept bank the same way (``reference``: what
+    ``concept_overlap`` compares with)."""
     import torch  # noqa: F401 - imported before the clock starts: a cost of the process, not of this audit
 
     from . import data
@@ -83,9 +86,16 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
                                 spec.bootstrap_method or settings.method)
         head = HeadSource(spec, registries, opened, got.fingerprint, got.model, progress, got.device)
         shifts = _shift_source(spec, registries, probe, got, opened, progress, options.refresh_before)
+        concepts = None
+        if spec.concepts is not None and probe is not None:
+            from .concept_source import measure_concepts, reference_lookup
+
+            concepts = measure_concepts(spec, registries, got, target, opened, progress, options.refresh_before,
+                                        reference_lookup(reference))
         for name, stats in got.stats.items():
             inputs = LayerInputs(stats, name, _rows_of(got.entries.get(name), name), got.row_labels, head,
-                                 where=head.where, shifts=shifts)
+                                 where=head.where, shifts=shifts,
+                                 concepts=concepts.for_layer(name) if concepts else None)
             result = LayerResult(name, stats, inputs=inputs)
             for metric_name in registries.metrics.names():
                 result.metrics[metric_name] = result.evaluate(registries.metrics.get(metric_name))
@@ -102,6 +112,8 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
     provenance: dict[str, Any] = {**got.provenance, "label_mode": probe.label_mode if probe else "none",
                                   "classes": len(probe.classes) if probe else 0, "notes": got.notes,
                                   "head": head.describe()}
+    if concepts is not None:
+        provenance["concepts"] = concepts.describe()
     if got.model is not None and registries.hook is not None and \
             registries.hook.pytest_robustaudit_provenance.get_hookimpls():
         loaded = got.model()  # a plugin asks about the model itself: built now if the store made it unnecessary
@@ -218,7 +230,7 @@ def run_audit(spec: AuditSpec, registries: Registries, device: str | None = None
               intervals: IntervalSettings | None = None) -> AuditResult:
     """Audit ``spec`` (``device`` overrides the spec's, e.g. from ``--audit-device``; ``store``: the
     :class:`~.activations.StoreOptions`, None for a private temporary store)."""
-    result = measure(spec, registries, device, store, progress, intervals)
+    result = measure(spec, registries, device, store, progress, intervals, reference)
     if result.n_images == 0:
         first = result.skipped[0]
         raise AuditError(f"none of the {result.n_found} images in {spec.data.path} could be read "
@@ -335,7 +347,8 @@ class AuditSession:
         if ref.model is not None:
             # the same reference model on the same probe setup is audited once, whichever spec asks
             key = repr((dataclasses.replace(ref.model, where=None), dataclasses.replace(spec.data, where=None),
-                        spec.layers, spec.precision, spec.seed))
+                        spec.layers, spec.precision, spec.seed,
+                        dataclasses.replace(spec.concepts, where=None) if spec.concepts else None))
             if key not in self._references:
                 twin = dataclasses.replace(spec, name=f"{spec.name} (reference)", model=ref.model, checks=(),
                                            reference=None)

@@ -9,10 +9,13 @@
   and pruning curves.
 * :mod:`.shift_metrics`: accuracy under the spec's shifted sets, drops, effective robustness
   (:mod:`.robustness`: the baselines and the rank correlation; :mod:`.relation`: across audits).
+* :mod:`.concepts` (on arrays) and :mod:`.concept_metrics` (registered): concepts a layer encodes,
+  the directions that detect them, polysemanticity and overlap, each with its null (informational).
 """
 
 from __future__ import annotations
 
+from .concept_metrics import CONCEPT_METRICS
 from .directions import DIRECTION_METRICS
 from .head_metrics import HEAD_METRICS
 from .inputs import LayerInputs
@@ -23,8 +26,8 @@ from .types import (NOT_APPLICABLE, READS_HEAD, READS_OUTLIER_SUMMARY, ChartRefe
                     NotApplicable, Param, headline_metrics, not_applicable, unusable_reason)
 
 #: every built-in metric: the outlier analysis, then the metrics that read the head (accuracy, directions)
-BUILTIN_METRICS = OUTLIER_METRICS + HEAD_METRICS + DIRECTION_METRICS + SHIFT_METRICS
+BUILTIN_METRICS = OUTLIER_METRICS + HEAD_METRICS + DIRECTION_METRICS + SHIFT_METRICS + CONCEPT_METRICS
 
-__all__ = ["BUILTIN_METRICS", "DIRECTION_METRICS", "HEAD_METRICS", "LayerInputs", "NOT_APPLICABLE", "NotApplicable", "OUTLIER_METRICS",
+__all__ = ["BUILTIN_METRICS", "CONCEPT_METRICS", "DIRECTION_METRICS", "HEAD_METRICS", "LayerInputs", "NOT_APPLICABLE", "NotApplicable", "OUTLIER_METRICS",
            "READS_HEAD", "SHIFT_METRICS", "not_applicable", "READS_OUTLIER_SUMMARY", "ChartReference", "Evidence", "Metric", "MetricValue", "Param",
            "headline_metrics", "kurtosis", "outlier_indices", "unusable_reason"]

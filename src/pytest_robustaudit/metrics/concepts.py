@@ -105,6 +105,9 @@ class DirectionResult:
     null_per_direction: np.ndarray
     seed: int
     informational: bool = True
+    #: [repeats, C] bool: concept c detected by some random direction of null draw r (for the null of a
+    #: union over several sets of directions, drawn in step)
+    null_hits: np.ndarray | None = None
 
     @property
     def detects(self) -> np.ndarray:
@@ -374,11 +377,12 @@ def detect_concepts(X: np.ndarray, labels: np.ndarray, directions: np.ndarray, n
                    for _ in range(repeats)]
     null_best = np.stack([a.max(axis=1) for a in null_aurocs])
     threshold = float(np.quantile(null_best, quantile))
-    null_unique = np.array([(a > threshold).any(axis=1).sum() for a in null_aurocs])
+    null_hits = np.stack([(a > threshold).any(axis=1) for a in null_aurocs])
+    null_unique = null_hits.sum(axis=1)
     null_per_direction = np.stack([(a > threshold).sum(axis=0) for a in null_aurocs])
     return DirectionResult(names=names, auroc=auroc, sign_free=sign_free, threshold=threshold, quantile=quantile,
                            null_best=null_best, null_unique=null_unique, null_per_direction=null_per_direction,
-                           seed=seed)
+                           seed=seed, null_hits=null_hits)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ class LayerInputs:
 
     def __init__(self, stats: Any, layer: str = "", rows: Callable[[], Iterator[np.ndarray]] | None = None,
                  labels: Sequence[str | None] | None = None, head_source: Callable[[], Any] | None = None,
-                 where: str = "", shifts: Callable[["LayerInputs"], Any] | None = None):
+                 where: str = "", shifts: Callable[["LayerInputs"], Any] | None = None, concepts: Any = None):
         self.stats = stats
         self.layer = layer or getattr(stats, "layer", "")
         self._rows = rows
@@ -33,6 +33,8 @@ class LayerInputs:
         self._head_source = head_source
         self._shifts = shifts
         self.where = where
+        #: the concept bank's rows on this layer (:class:`~..concept_source.ConceptInputs`), None without a bank
+        self.concepts = concepts
         #: the spec asked for its head explicitly: labels it does not know are an error, not "not applicable"
         self.strict = bool(getattr(head_source, "strict", False))
         self._cache: dict[str, Any] = {}

@@ -18,6 +18,9 @@ READS_OUTLIER_SUMMARY = "outlier summary"
 #: ... or the layer's stored rows with the probe labels and the classification head
 #: (``compute(inputs, **params)``, ``inputs`` a :class:`~.inputs.LayerInputs`)
 READS_HEAD = "stored rows, labels and head"
+#: ... or the concept bank's rows on the layer (``compute(inputs, **params)``, ``inputs.concepts``; the
+#: concept metrics, docs/concepts.md), with the head's directions when the audit has a head
+READS_CONCEPTS = "the concept bank's rows"
 #: the prefix of ``MetricValue.undefined_reason`` for a metric that does not apply to a layer
 NOT_APPLICABLE = "not applicable: "
 

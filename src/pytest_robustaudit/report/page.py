@@ -28,6 +28,7 @@ from .sections import PageContext, PageSection, build_sections, register_section
 from .values import check_label, check_verdict, is_default, left_out
 from .directions import direction_figures
 from . import shifts as _shifts  # noqa: F401,E402 - registers the shifts section (issue 17)
+from . import concepts as _concepts  # noqa: F401,E402 - registers the concepts section (issue 20)
 
 TEMPLATE = "report.html.j2"
 MARK = {"pass": "✓", "fail": "✗", "skip": "–"}

@@ -17,6 +17,7 @@ from ..errors import Problem, SpecError
 from ..extract import DEVICE_HELP, DEVICE_PATTERN, PRECISIONS
 from ..registries import Registries
 from .checks_section import DEFAULT_LAYERS, ChecksSection
+from .concepts_section import ConceptsSection
 from .data_section import DataSection
 from .head_section import HeadSection
 from .model_section import ModelSection
@@ -26,7 +27,7 @@ from .validator import SEED_LIMIT, _kind
 from .yamlsource import Doc, load_doc
 
 TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", "seed", "reference", "store_dtype",
-            "confidence", "min_images", "resamples", "bootstrap_method", "head", "shifts")
+            "confidence", "min_images", "resamples", "bootstrap_method", "head", "shifts", "concepts")
 #: how rows are kept in the activation store (store.entries.STORE_DTYPES; numpy-free here)
 STORE_DTYPE_NAMES = ("float32", "float16")
 #: metrics.bootstrap.METHODS (numpy-free here; a test keeps the two equal)
@@ -50,7 +51,7 @@ def load_spec(file: Path, registries: Registries, env: Mapping[str, str] | None 
     raise SpecError(problems)
 
 
-class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, ShiftsSection):
+class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, ShiftsSection, ConceptsSection):
     """The whole document: the top-level keys and ``reference``; each other section from its module."""
 
     def __init__(self, doc: Doc, registries: Registries, problems: list[Problem]):
@@ -101,6 +102,9 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, Shift
             self.problem(("shifts",), "folder and corruption shifts run the model on images, but `source: activations` "
                          "audits features from elsewhere (no model)", "give their accuracies instead: "
                          "`{name: ..., accuracy: ..., source: ...}`")
+        concepts = self.concepts(top.get("concepts"), model.source if model is not None else None)
+        if concepts is not None or top.get("concepts") is None:   # (a bank with problems was reported already)
+            self.concept_checks(concepts, checks, top.get("reference"))
         relative = [c for c in checks if c.relative]
         if relative and reference is None and "reference" not in top:
             self.problem(("checks", relative[0].metric), "relative bounds (min_ratio, max_ratio, min_delta, max_delta) "
@@ -110,7 +114,8 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, Shift
         return AuditSpec(path=self.file, name=str(name), model=model, data=data, layers=layers, checks=checks,
                          device=device, precision=precision or "fp32", seed=seed or 0, reference=reference,
                          store_dtype=store_dtype or "float32", confidence=confidence, min_images=min_images,
-                         resamples=resamples, bootstrap_method=method, head=head, shifts=shifts)
+                         resamples=resamples, bootstrap_method=method, head=head, shifts=shifts,
+                         concepts=concepts)
 
 
     def head_checks(self, head: Any, checks: tuple) -> None:

@@ -226,6 +226,37 @@ class ShiftSpec:
 
 
 @dataclass(frozen=True)
+class ConceptsSpec:
+    """The concept bank probed by the concept metrics (spec key ``concepts``; docs/concepts.md).
+
+    Either a folder bank (``path``: one sub-folder of images per concept, at least ``min_images``
+    each) or the built-in procedural bank (``builtin``: drawn at run time from ``bank_seed``,
+    ``images_per_concept`` images of ``size`` pixels, all built-in concepts or those in ``names``).
+    ``quantile``, ``null_repeats``, ``folds`` and ``alpha`` set the probe and its null; the probe's
+    own seed is the spec's ``seed``.
+    """
+
+    path: Path | None = None
+    builtin: bool = False
+    bank_seed: int = 0
+    images_per_concept: int = 10
+    size: int = 224
+    names: tuple[str, ...] | None = None
+    min_images: int = 5
+    quantile: float = 0.99
+    null_repeats: int | None = None
+    folds: int = 5
+    alpha: float = 1.0
+    where: Located | None = None
+
+    def describe(self) -> str:
+        if self.builtin:
+            count = f"{len(self.names)} concepts" if self.names else "all concepts"
+            return f"built-in bank (seed {self.bank_seed}, {count}, {self.images_per_concept} images of {self.size} px)"
+        return f"folder bank {self.path}"
+
+
+@dataclass(frozen=True)
 class AuditSpec:
     """A whole audit: one model, its probe data, the layers to read and the checks to assert."""
 
@@ -247,3 +278,4 @@ class AuditSpec:
     bootstrap_method: str | None = None
     head: HeadSpec = field(default_factory=HeadSpec)
     shifts: tuple[ShiftSpec, ...] = ()   # shifted sets scored with the head (docs/spec.md#shifts)
+    concepts: ConceptsSpec | None = None   # the concept bank of the concept metrics (None: none probed)

@@ -1,0 +1,116 @@
+"""Concepts through the spec path (issue 20): `concepts: {builtin: ...}` on a tiny factory model, the bank
+drawn at run time and measured through the activation store (extracted once per content), the four
+concept metrics with their nulls, a check written on one, the overlap with a reference model, the JSON
+record and the report section."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from support import PHOTOS
+
+FACTORY = '''
+import torch
+from torch import nn
+from torchvision import transforms
+
+
+class Tiny(nn.Module):
+    """A conv and a 12-wide representation, and a 4-class classifier its forward does not apply."""
+
+    def __init__(self, seed):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(3, 16, 3)
+        self.fc = nn.Linear(16, 12)
+        self.classifier = nn.Linear(12, 4)
+
+    def get_classifier(self):
+        return self.classifier
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+def build(seed=0):
+    return Tiny(seed), transforms.Compose([transforms.Resize(32), transforms.CenterCrop(32), transforms.ToTensor()])
+'''
+
+#: 8 built-in concepts x 8 images of 32 px: four colours, two textures, two shapes
+CONCEPTS = ("concepts: {builtin: true, seed: 0, images_per_concept: 8, size: 32, null_repeats: 40, names: "
+            "[colour-red, colour-green, colour-blue, colour-yellow, stripes-vertical-coarse, checkers-square-coarse, "
+            "shape-circle, shape-cross]}")
+
+
+def spec_text(folder, name="tiny", seed=0, checks="kurtosis_mean: {min: 0}", extra=""):
+    return textwrap.dedent(f"""\
+        name: {name}
+        model: {{source: factory, factory: {folder / 'tiny_concepts.py'}:build, options: {{seed: {seed}}}}}
+        data: {{path: {PHOTOS}, batch_size: 16}}
+        device: cpu
+        """) + CONCEPTS + "\nchecks:\n" + textwrap.indent(checks, "  ") + "\n" + extra
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "tiny_concepts.py").write_text(FACTORY)
+    return tmp_path
+
+
+def test_builtin_bank_through_the_store_once_per_content(folder):
+    from pytest_robustaudit import load_spec, run_audit, standalone
+    from pytest_robustaudit.activations import StoreOptions
+
+    registries = standalone()
+    path = folder / "spec.yaml"
+    path.write_text(spec_text(folder))
+    spec = load_spec(path, registries)
+    store = StoreOptions(folder / "store")
+    first = run_audit(spec, registries, store=store)
+    assert first.activations["extracted"] == ["representation"]     # the probe photos, then the bank
+    bank = first.provenance["concepts"]
+    assert bank["builtin"] and bank["concepts"] == 8 and bank["images"] == 64 and bank["extracted"]
+    assert not list(folder.glob("robustaudit-concepts-*"))     # the drawn bank is gone after the run
+    layer = first.layers["representation"]
+    encoded = layer.metrics["concepts_encoded"]
+    # a random conv net separates plain colours from the rest: what the probe finds, beside its null
+    assert {"colour-red", "colour-green", "colour-blue"} & set(encoded.details["encoded"])
+    assert encoded.value >= 2 and encoded.details["null"] < 1 and encoded.details["concepts"] == 8
+    for name in ("unique_concepts", "polysemanticity"):
+        value = layer.metrics[name]
+        assert not value.undefined_reason and "null" in value.details, (name, value)
+    unique = layer.metrics["unique_concepts"].details
+    assert unique["neurons"]["directions"] == 12 and unique["head"]["directions"] == 4   # the head's 4 directions
+    assert "reference" in layer.metrics["concept_overlap"].undefined_reason
+    assert layer.intervals["concepts_encoded"].informational
+
+    # a second run: the bank is drawn again byte for byte, so its keys match and the store answers
+    second = run_audit(spec, registries, store=StoreOptions(folder / "store"))
+    assert second.activations["extracted"] == [] and not second.provenance["concepts"]["extracted"]
+    assert second.provenance["concepts"]["digest"] == bank["digest"]
+    again = second.layers["representation"].metrics
+    for name in ("concepts_encoded", "unique_concepts", "polysemanticity"):
+        assert again[name].value == layer.metrics[name].value and again[name].details == layer.metrics[name].details
+
+
+def test_pytest_run_with_a_concept_check_a_reference_and_the_report(pytester, folder):
+    from pytest_robustaudit.record import read_record
+
+    reference = f"reference: {{model: {{source: factory, factory: {folder / 'tiny_concepts.py'}:build, options: {{seed: 1}}}}}}\n"
+    pytester.path.joinpath("spec.yaml").write_text(spec_text(
+        folder, checks="kurtosis_mean: {min: 0}\nconcepts_encoded: {min: 1}\nconcept_overlap: {min: 0}\n"
+                       "unique_concepts: {min: 1000, why: a bound no bank this small can meet}", extra=reference))
+    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider", "--audit", "spec.yaml",
+                                "--audit-json", "record.json", "--audit-report", "report.html")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*unique_concepts*"])
+    _, results = read_record(pytester.path / "record.json")
+    (audit,) = [r for r in results if r.name == "tiny"]
+    overlap = audit.layers["representation"].metrics["concept_overlap"]
+    assert 0 <= overlap.value <= 1 and "null" in overlap.details and overlap.details["concepts"] == 8
+    html = (pytester.path / "report.html").read_text(encoding="utf-8")
+    section = html[html.index('<section id="concepts"'):]
+    assert "not robustness indicators" in section and "polysemanticity-plot" in section
+    assert "colour</td>" in section and "texture</td>" in section and "shape</td>" in section
+    assert "concept_overlap</code>" in section
