@@ -18,7 +18,7 @@ from typing import Any
 from .checks import evaluate
 from .errors import AuditError
 from .intervals import IntervalSettings, layer_intervals
-from .head_source import HeadSource
+from .head_source import HeadSource, head_wanted
 from .metrics.inputs import LayerInputs
 from .metrics.types import MetricValue
 from .registries import Registries
@@ -345,13 +345,19 @@ class AuditSession:
         if ref is None:
             return None
         if ref.model is not None:
+            # the reference audits what the candidate audits: its head (built when the candidate's checks
+            # read one, though the reference itself has no check), shifts, concept bank and intervals
+            wanted = head_wanted(spec, self.registries)
+            head = dataclasses.replace(spec.head, where=None, explicit=spec.head.explicit or wanted)
             # the same reference model on the same probe setup is audited once, whichever spec asks
             key = repr((dataclasses.replace(ref.model, where=None), dataclasses.replace(spec.data, where=None),
-                        spec.layers, spec.precision, spec.seed,
+                        spec.layers, spec.precision, spec.seed, head,
+                        tuple(dataclasses.replace(s, where=None) for s in spec.shifts),
+                        spec.resamples, spec.bootstrap_method,
                         dataclasses.replace(spec.concepts, where=None) if spec.concepts else None))
             if key not in self._references:
                 twin = dataclasses.replace(spec, name=f"{spec.name} (reference)", model=ref.model, checks=(),
-                                           reference=None)
+                                           reference=None, head=head)
                 self._references[key] = _attempt(lambda: run_audit(twin, self.registries, self.device_for(twin),
                                                                    store=self.store, progress=self.progress,
                                                                    intervals=self.intervals))

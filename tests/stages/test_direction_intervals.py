@@ -79,3 +79,31 @@ def test_a_resample_without_outlier_features_is_left_out_and_said():
     measured, iv = _interval("direction_outlier_alignment", inputs)
     assert np.isfinite(measured.value)
     assert "resamples undefined and left out" in iv.note, iv
+
+
+def test_a_loss_of_exactly_the_tolerance_is_within_it(monkeypatch):
+    """17/1000 - 0.01 lies above 7/1000 in floating point: a drop of exactly the tolerance must still hold."""
+    from types import SimpleNamespace
+
+    from pytest_robustaudit.metrics import directions
+
+    assert 7 / 1000 < 17 / 1000 - 0.01      # the rounding the check must not fall for
+    monkeypatch.setattr(directions, "_labelled", lambda inputs: 1000)
+    monkeypatch.setattr(directions, "accuracy_counts", lambda inputs: {"top1": 17})
+    monkeypatch.setattr(directions, "pruning_curve",
+                        lambda inputs, points: {"importance": [17 / 1000, 7 / 1000, 6 / 1000]})
+    assert directions._prunable(SimpleNamespace(layer="representation"), 0.01, "0, 0.1, 0.2").value == 0.1
+
+
+def test_a_sparse_layer_has_the_outliers_outlier_count_counts():
+    """Most features dead (median |activation| 0): the alignment still finds the outlier that
+    outlier_count finds (definition 2), instead of saying there is none."""
+    rows = rows_with_outliers(planted=False)
+    rows[:, 20:] = 0.0                 # 44 of 64 features dead: the profile's median is 0
+    rows[:, 5] *= 200.0
+    inputs, _ = _labelled_inputs(rows=rows)
+    assert np.median(inputs.stats.profile) == 0
+    count = METRICS["outlier_count"].evaluate(inputs).value
+    aligned = METRICS["direction_outlier_alignment"].evaluate(inputs)
+    assert count >= 1 and not aligned.undefined_reason, aligned
+    assert 5 in aligned.details["outlier_features"]

@@ -349,3 +349,21 @@ def test_corruption_shifts_with_the_real_measurer_are_stored_and_read_back(folde
     again = run_audit(spec, standalone(), store=StoreOptions(root=folder / "store")).layers["representation"]
     assert all(s["from_store"] for s in again.metrics["corruption_accuracy"].details["shifts"].values())
     assert again.metrics["corruption_drop"].value == first.metrics["corruption_drop"].value
+
+
+def test_two_specs_sharing_a_reference_model_each_get_it_audited_on_their_own_shifts(folder):
+    """The reference model is audited once per probe setup AND per shifts/head: a second spec with other
+    shifts must not be compared with the reference's values on the first spec's shifts."""
+    from pytest_robustaudit.runner import AuditSession
+
+    reference = "reference: {model: {source: factory, factory: tiny_shift_factory.py:build}}\n"
+    session = AuditSession(standalone())
+    values = []
+    for accuracy in (0.3, 0.5):
+        spec_of(folder, f"- {{set: imagenet-r, accuracy: {accuracy}, source: trial}}\n",
+                "shift_accuracy: {max_delta: 1, shift: imagenet-r}\n" + reference, layers="[representation]")
+        own = folder / f"spec_{accuracy}.yaml"      # two spec files, as two specs of a run are
+        own.write_text((folder / "spec.yaml").read_text())
+        check = session.result(load_spec(own, standalone())).checks[0]
+        values.append(check.reference)
+    assert values == [0.3, 0.5]

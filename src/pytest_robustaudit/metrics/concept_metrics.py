@@ -94,6 +94,10 @@ def head_directions(inputs: Any) -> tuple[np.ndarray, Any]:
     return head_svd(head)["vt"], head
 
 
+#: the random stream of each kind of directions' null besides the neurons' (numpy SeedSequence entropy)
+_KIND_STREAM = {"head": 1}
+
+
 def detection(inputs: Any, kind: str) -> Any:
     """Which directions of ``kind`` (``neurons``: sign kept; ``head``: the head's privileged directions,
     sign-free) detect which concepts, against random orthonormal directions (cached)."""
@@ -109,9 +113,12 @@ def detection(inputs: Any, kind: str) -> Any:
         else:
             vt, head = head_directions(inputs)
             directions, features, sign_free = vt, head.features(rows), True
+        # each kind draws its own random directions: with one seed the head's null would reuse the first
+        # r directions of the neurons' null, and the null of their union (unique_concepts) would be low
+        seed = c.seed if kind == "neurons" else [c.seed, _KIND_STREAM[kind]]
         return _run("detection", lambda: detect_concepts(features, labels, directions, c.names, sign_free=sign_free,
                                                          null_repeats=s["null_repeats"], quantile=s["quantile"],
-                                                         seed=c.seed), rows.shape[1])
+                                                         seed=seed), rows.shape[1])
     return c.cached(f"detect:{kind}", build)
 
 

@@ -350,7 +350,7 @@ def _direction_auroc(X: np.ndarray, directions: np.ndarray, labels: np.ndarray, 
 
 def detect_concepts(X: np.ndarray, labels: np.ndarray, directions: np.ndarray, names: Sequence[str] | None = None,
                     *, sign_free: bool, null_repeats: int | None = None, quantile: float = DEFAULT_QUANTILE,
-                    seed: int = 0) -> DirectionResult:
+                    seed: int | Sequence[int] = 0) -> DirectionResult:
     """Which of ``directions`` [k, d] (unit rows) detect which concepts, against random directions.
 
     AUROC(c, j) ranks the projections ``X @ v_j``: concept c's images against all the others; for

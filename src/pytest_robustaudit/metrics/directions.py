@@ -169,10 +169,10 @@ def outlier_features(inputs: Any, factor: float) -> np.ndarray:
 
 
 def _outliers_of(profile: np.ndarray, factor: float) -> np.ndarray:
+    """``outlier_count``'s outlier features (definition 2: above τ × the live features' reference
+    scale, so a sparse layer whose median is 0 still has its outliers)."""
     from .outliers import outlier_indices
 
-    if not float(np.median(profile)) > 0:
-        return np.zeros(0, dtype=np.int64)
     return outlier_indices(profile, factor)
 
 
@@ -265,7 +265,7 @@ def _prunable_resamples(inputs: Any, seed: int, resamples: int, tolerance: float
     acc = (w @ correct) / n                                   # (B, len(ps))
     unpruned = acc[:, ps.index(0.0)]
     at = acc[:, [ps.index(p) for p in points]]
-    within = np.cumprod(at >= unpruned[:, None] - tolerance, axis=1)   # every grid point up to here holds
+    within = np.cumprod(at >= unpruned[:, None] - tolerance - _ROUNDING, axis=1)   # every grid point up to here holds
     held = within.sum(axis=1).astype(int)
     value = np.where(held > 0, np.asarray(points)[np.maximum(held - 1, 0)], 0.0)
     return value, n, f"{CONDITIONAL_NOTE}, and so is the importance ranking of the full probe set"
@@ -301,8 +301,9 @@ def _alignment(inputs: Any, fraction: float, factor: float, ranking: str) -> Met
     found = directions(inputs)
     outliers = outlier_features(inputs, factor)
     if outliers.size == 0:
-        raise NotApplicable(f"layer '{inputs.layer}' has no outlier feature (none above {factor:g} x the median "
-                            "mean |activation|), so no direction can align with one")
+        raise NotApplicable(f"layer '{inputs.layer}' has no outlier feature (none above {factor:g} x the reference "
+                            "scale of the live features, as outlier_count counts them), so no direction can align "
+                            "with one")
     d = found["vt"].shape[1]
     top = _top_count(fraction, found["r"])
     if ranking not in RANKINGS:
@@ -322,6 +323,11 @@ def _accuracy_at(inputs: Any, p: float, ranking: str) -> MetricValue:
                                             "kept": keep_count(p, found["r"]), "rank": found["r"]})
 
 
+#: accuracies are ratios of counts: 0.69 - 0.01 is not 0.68 in floating point, and a drop of exactly the
+#: tolerance must count as within it (far below one image in 10^9)
+_ROUNDING = 1e-12
+
+
 def _prunable(inputs: Any, tolerance: float, grid: str) -> MetricValue:
     points = parse_grid(grid)
     labelled = _labelled(inputs)
@@ -329,7 +335,7 @@ def _prunable(inputs: Any, tolerance: float, grid: str) -> MetricValue:
     curve = pruning_curve(inputs, points)
     best = 0.0
     for p, acc in zip(points, curve["importance"]):
-        if acc < unpruned - tolerance:
+        if acc < unpruned - tolerance - _ROUNDING:     # a loss of exactly the tolerance is kept
             break
         best = p
     return MetricValue(best, {"tolerance": tolerance, "unpruned": unpruned, "curve": curve})
