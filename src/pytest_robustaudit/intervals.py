@@ -155,6 +155,8 @@ def metric_interval(metric: "Metric", stats: "LayerStats", sample: LayerSample |
         correct = measured.details.get("correct")
         total = measured.details.get("total", measured.details.get("labelled"))
         if correct is None or not total:
+            if callable(metric.interval_input):     # e.g. a mean over several sets: resampled instead
+                return _resampled(metric, merged, measured, inputs, sample, stats.layer, audit, level, sided)
             return _no_interval(value, "no correct/total counts")
         return bs.binomial_interval(int(correct), int(total), level=level, sided=sided)
     if family == "resampled":

@@ -367,3 +367,24 @@ def test_two_specs_sharing_a_reference_model_each_get_it_audited_on_their_own_sh
         check = session.result(load_spec(own, standalone())).checks[0]
         values.append(check.reference)
     assert values == [0.3, 0.5]
+
+
+def test_a_mean_over_sets_carries_a_resampled_interval(folder, monkeypatch):
+    """One set: Clopper-Pearson on its count; a mean over sets (no single count): resampled, the given
+    accuracies held fixed and named, the corrupted sets resampled jointly (the same images)."""
+    from pytest_robustaudit.activations import measure_layers
+
+    def fake(spec, registries, probe, device, store, progress=None, refresh_before=None, **_):
+        return measure_layers(spec, registries, probe, device, store, progress, refresh_before)
+
+    monkeypatch.setitem(sys.modules, "pytest_robustaudit.corrupted", types.SimpleNamespace(measure_corrupted=fake))
+    spec = spec_of(folder, "- {path: shifted, name: mine}\n- {name: objectnet, accuracy: 0.4, source: trial}\n"
+                           "- {corruption: gaussian_noise, severity: [1, 3]}\n")
+    rep = run_audit(spec, standalone()).layers["representation"]
+    for name in ("shift_accuracy", "corruption_accuracy"):
+        value, iv = rep.metrics[name].value, rep.intervals[name]
+        assert iv.method == "percentile bootstrap" and iv.low <= value <= iv.high and iv.high > iv.low, (name, iv)
+    assert "objectnet" in rep.intervals["shift_accuracy"].note and rep.intervals["shift_accuracy"].n == 12
+    assert "same probe images" in rep.intervals["corruption_accuracy"].note
+    one = rep.evaluate(standalone().metrics.get("shift_accuracy"), {"shift": "mine"})
+    assert one.details["correct"] is not None     # a single set keeps its count (Clopper-Pearson)

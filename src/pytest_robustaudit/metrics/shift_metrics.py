@@ -7,7 +7,7 @@ accuracies given in the spec) and synthetic corruptions (issue 18) are reported 
 quantities: corruptions never enter effective robustness.
 
 Intervals (docs/metrics.md#shifts): one measured accuracy is binomial (Clopper-Pearson on its
-correct/total); a mean over sets has no single count and carries none.  The drops and effective
+correct/total); a mean over sets has no single count, so it is resampled like the drops below.  The drops and effective
 robustness resample the images (family ``resampled``): each measured set is redrawn independently
 (a bootstrap of a mean of 0/1 values is a binomial draw, so it is drawn as one), a corruption drawn
 jointly with the clean probe because they are the same images (a multinomial over the images'
@@ -144,6 +144,27 @@ def _corruption_drop_replicates(inputs: Any, *, seed: int, resamples: int, corru
     rng = np.random.default_rng(seed)
     return _paired_mean(_corruption_matrix(results, scores), rng, resamples), scores[0].n, \
         "paired: the corrupted images are the probe images"
+
+
+def _shift_accuracy_replicates(inputs: Any, *, seed: int, resamples: int, shift: str = MEAN, **_: Any):
+    """A mean over natural shifts: each measured set redrawn independently, given ones held fixed."""
+    results, scores = _natural(inputs, shift)
+    n = sum(s.n for s in scores if s.correct is not None)
+    if n == 0:
+        raise NotApplicable(_ALL_GIVEN)
+    rng = np.random.default_rng(seed)
+    return np.mean([_redraw(s, rng, resamples) for s in scores], axis=0), n, _note(results, scores)
+
+
+def _corruption_accuracy_replicates(inputs: Any, *, seed: int, resamples: int, corruption: str = MEAN,
+                                    severity: int = 0, **_: Any):
+    """A mean over corrupted sets: they are the same probe images, so the images are resampled jointly."""
+    results, scores = _corrupted(inputs, corruption, severity)
+    if any(s.n != scores[0].n for s in scores):
+        raise NotApplicable("the corrupted sets do not pair image for image (different counts)")
+    per_image = np.mean([s.correct for s in scores], axis=0)
+    return _paired_mean(per_image, np.random.default_rng(seed), resamples), scores[0].n, \
+        "paired: every corrupted set is the same probe images"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -369,7 +390,7 @@ SHIFT_METRICS: tuple[Metric, ...] = (
            "Top-1 of the head on a natural shifted set of the spec (its class subset), or the mean over them.",
            "#{x in S : argmax_{c in C_S} logit_c(h(x)) in Y(x)} / #S (C_S: the set's classes); mean: average over the sets",
            unit="fraction", direction="higher", params=dict(_SHIFT), reads=READS_HEAD, evidence=_MEASURED,
-           interval="binomial"),
+           interval="binomial", interval_input=_shift_accuracy_replicates),
     Metric("accuracy_drop", _accuracy_drop, "Clean top-1 minus the top-1 under a natural shift (or their mean).",
            "clean top-1 - shift_accuracy", unit="fraction", direction="lower", params=dict(_SHIFT),
            reads=READS_HEAD, evidence=_MEASURED, interval="resampled", interval_input=_drop_replicates),
@@ -390,7 +411,7 @@ SHIFT_METRICS: tuple[Metric, ...] = (
            "Top-1 of the head on the probe images corrupted (ImageNet-C), at one corruption and severity or the mean.",
            "#{x : argmax_c logit_c(h(corrupt(x))) = y(x)} / #labelled; mean over the chosen (corruption, severity)",
            unit="fraction", direction="higher", params=dict(_CORRUPTION), reads=READS_HEAD, evidence=_MEASURED,
-           interval="binomial"),
+           interval="binomial", interval_input=_corruption_accuracy_replicates),
     Metric("corruption_drop", _corruption_drop, "Clean top-1 minus the corrupted top-1 on the same images.",
            "clean top-1 - corruption_accuracy (paired image for image)", unit="fraction", direction="lower",
            params=dict(_CORRUPTION), reads=READS_HEAD, evidence=_MEASURED, interval="resampled",

@@ -102,7 +102,7 @@ class Metric:
     * ``interval``: its confidence-interval family (docs/intervals.md): ``"mean"``, ``"median"``,
       ``"ratio"`` (of two per-image means), ``"extreme"``/``"smooth"`` (profile functionals),
       ``"count"`` (thresholded), ``"binomial"`` (accuracy: ``details`` has ``correct`` and ``total`` or
-      ``labelled``), ``"resampled"`` (the metric resamples itself: see ``interval_input``),
+      ``labelled``; without them, e.g. a mean over sets, ``interval_input`` as for ``"resampled"`` if given), ``"resampled"`` (the metric resamples itself: see ``interval_input``),
       ``"exact"``/``"informational"`` (carries none, said so), or None (none declared).
     * ``interval_input``: what that family resamples: the :class:`LayerStats` attribute of the
       per-image values (``"kurtosis"``), a pair of them for a ratio, a profile statistic
