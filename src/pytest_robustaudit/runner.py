@@ -106,6 +106,8 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
             if store is None:
                 inputs.keep_rows_in_memory()  # the private store goes now; checks at other parameters read them
             layers[name] = result
+        if store is None and shifts is not None:
+            shifts.keep_rows_in_memory()      # likewise the shifted sets' rows
     finally:
         if store is None:
             options.close()

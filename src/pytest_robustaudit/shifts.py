@@ -381,6 +381,15 @@ class ShiftSource:
         self.refresh_before = refresh_before
         self._scores: dict[str, dict[str, ShiftScore]] | None = None
 
+    def keep_rows_in_memory(self) -> None:
+        """Read every scored set's rows now, before a private temporary store (``--audit-cache off``) is
+        removed: a check at other parameters (pruning at another ``p``) reads them again."""
+        for scores in (self._scores or {}).values():
+            for score in scores.values():
+                if score.rows is not None:
+                    kept = [np.array(chunk) for chunk in score.rows()]
+                    score.rows = lambda kept=kept: iter(kept)
+
     @property
     def given_clean(self) -> Any:
         return next((s for s in self.spec.shifts if s.kind == "given" and s.name == "imagenet"), None)

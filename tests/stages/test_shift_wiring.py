@@ -388,3 +388,16 @@ def test_a_mean_over_sets_carries_a_resampled_interval(folder, monkeypatch):
     assert "same probe images" in rep.intervals["corruption_accuracy"].note
     one = rep.evaluate(standalone().metrics.get("shift_accuracy"), {"shift": "mine"})
     assert one.details["correct"] is not None     # a single set keeps its count (Clopper-Pearson)
+
+
+def test_with_a_private_store_a_check_at_another_p_reads_the_shift_rows_kept_in_memory(folder):
+    """--audit-cache off: the temporary store is gone after the audit, yet pruning on the shift at a
+    p other than the default is computed (its rows were kept), equal to a run with a kept store."""
+    spec = spec_of(folder, "- {path: shifted, name: mine}\n")
+    metric = standalone().metrics.get("shift_accuracy_at_pruning")
+    private = run_audit(spec, standalone()).layers["representation"]            # store=None: private, removed
+    kept = run_audit(spec, standalone(), store=StoreOptions(root=folder / "store")).layers["representation"]
+    for p in (0.3, 0.6):
+        value = private.evaluate(metric, {"shift": "mine", "p": p})
+        assert not value.undefined_reason, value
+        assert value.value == kept.evaluate(metric, {"shift": "mine", "p": p}).value
