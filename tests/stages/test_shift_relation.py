@@ -58,6 +58,8 @@ def test_report_shows_shifts_scatter_and_correlation_and_survives_the_record():
     assert "relation-scatter" in html and "outlier-er-correlation" in html
     assert "+1.00" in html   # the planted ranking: kurtosis and ER in the same order
     assert "paper, table 2" in html and "40/100" in html
+    # their ER averages per-shift baselines: the figure says it is not the height above the dashed line
+    assert 'id="er-scatter-note"' in html and "clip-0, clip-1, clip-2, clip-3: fewer than the five" in html
     assert 'id="shift-prune-0-0-0"' in html and "Pruning curve on imagenet-r" in html
     _, again = loads(dumps(results))
     assert render_report(again).count("er-scatter") == html.count("er-scatter")

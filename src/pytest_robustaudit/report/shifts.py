@@ -43,6 +43,8 @@ class ShiftTable:
 class ShiftsView:
     tables: list[ShiftTable]
     scatter: str = ""
+    #: said under the scatter when an audit's ER is not its distance to the dashed mean-of-five line
+    scatter_note: str = ""
     relations: list[dict[str, Any]] = field(default_factory=list)
     relation_scatter: str = ""
     note: str = ""
@@ -234,6 +236,11 @@ def shifts_view(results: Sequence[Any]) -> ShiftsView | None:
                _er_shifted(results, t)) for t in tables if t.er is not None]
     view = ShiftsView(tables, scatter=er_scatter_svg(points, "Effective robustness: ImageNet vs shifted accuracy")
                       if points else "", pruning=shift_pruning_figures(results))
+    averaged = [t.audit for t in tables if t.er is not None and t.er_method.startswith("each shift")]
+    if averaged:
+        view.scatter_note = (f"The dashed line is the mean-of-five baseline. {', '.join(dict.fromkeys(averaged))}: "
+                             "fewer than the five standard sets, so the ER in the table compares each set with "
+                             "its own baseline and averages; it is not the point's height above this line.")
     if len(results) >= 2 and points:
         found = relations(results)
         view.relations = [_relation_row(r) for r in found]

@@ -65,12 +65,23 @@ def shown_values(result: AuditResult, layer: str, metric: str, declared: Any = N
     layer_result = result.layers.get(layer)
     default = layer_result.intervals.get(metric) if layer_result is not None else None
     if checked:
-        return [ShownValue(c.value, params_label(c.params), c.status, c, _two_sided(c, default, declared))
+        return [ShownValue(c.value, cell_params(c.params), c.status, c, _two_sided(c, default, declared))
                 for c in checked]
     found = layer_result.metrics.get(metric) if layer_result is not None else None
     if found is None:
         return []
-    return [ShownValue(found.value, params_label(defaults_of(declared)), interval=default)]
+    return [ShownValue(found.value, cell_params(defaults_of(declared)), interval=default)]
+
+
+def cell_params(params: dict[str, Any]) -> str:
+    """:func:`~..checks.params_label` for a summary cell: a list-valued parameter of more than four items
+    (a pruning grid) is cut to its ends, ``grid=0, 0.1, …, 0.99 (12)``, so one column cannot take the
+    terminal's width; messages and the record keep every value."""
+    short = {}
+    for key, value in params.items():
+        items = [part.strip() for part in value.split(",")] if isinstance(value, str) else []
+        short[key] = f"{items[0]}, {items[1]}, …, {items[-1]} ({len(items)})" if len(items) > 4 else value
+    return params_label(short)
 
 
 def _two_sided(check: CheckOutcome, default: Any, declared: Any) -> Any:
