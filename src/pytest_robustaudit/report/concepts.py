@@ -73,7 +73,7 @@ def polysemanticity_svg(histogram: Sequence[int], null: Sequence[float], title: 
         return _placeholder(width, 60, title, cls, "no direction probed")
     counts += [0.0] * (top - len(counts))
     nulls += [0.0] * (top - len(nulls))
-    left, right, y_top, bottom = 62, width - 12, 24, height - 40
+    left, right, y_top, bottom = 62, width - 12, 40, height - 40   # the legend sits above the plot area
     positive = [v for v in counts + nulls if v > 0]
     hi = max(positive) * 1.5
     lo = min(0.5, min(positive) * 0.8)
@@ -94,9 +94,9 @@ def polysemanticity_svg(histogram: Sequence[int], null: Sequence[float], title: 
             out.append(f'<line class="null-mark" x1="{_n(x - bar / 2 - 3)}" x2="{_n(x + bar / 2 + 3)}" y1="{_n(y)}" '
                        f'y2="{_n(y)}" stroke="{GREY}" stroke-width="2.2" stroke-dasharray="3 2">'
                        f'<title>null: {nv:.3g} direction(s) detect {i} concept(s)</title></line>')
-    out.append(f'<text x="{_n(right - 4)}" y="{_n(y_top + 10)}" text-anchor="end" fill="{BLUE}">this model</text>')
-    out.append(f'<text x="{_n(right - 4)}" y="{_n(y_top + 24)}" text-anchor="end" fill="{GREY}">'
-               f'null: random orthonormal directions</text>')
+    out.append(f'<text x="{_n(right)}" y="12" text-anchor="end" fill="{BLUE}">bars: this model</text>')
+    out.append(f'<text x="{_n(right)}" y="26" text-anchor="end" fill="{GREY}">'
+               f'dashed: null (random orthonormal directions)</text>')
     out.append("</svg>")
     return "".join(out)
 

@@ -74,14 +74,11 @@ def shown_values(result: AuditResult, layer: str, metric: str, declared: Any = N
 
 
 def cell_params(params: dict[str, Any]) -> str:
-    """:func:`~..checks.params_label` for a summary cell: a list-valued parameter of more than four items
-    (a pruning grid) is cut to its ends, ``grid=0, 0.1, …, 0.99 (12)``, so one column cannot take the
-    terminal's width; messages and the record keep every value."""
-    short = {}
-    for key, value in params.items():
-        items = [part.strip() for part in value.split(",")] if isinstance(value, str) else []
-        short[key] = f"{items[0]}, {items[1]}, …, {items[-1]} ({len(items)})" if len(items) > 4 else value
-    return params_label(short)
+    """:func:`~..checks.params_label` for a summary cell, without list-valued parameters of more than four
+    items (a pruning grid): one column must not take the terminal's width; the failure messages, the
+    report's tables and the record keep every value."""
+    return params_label({key: value for key, value in params.items()
+                         if not (isinstance(value, str) and value.count(",") >= 4)})
 
 
 def _two_sided(check: CheckOutcome, default: Any, declared: Any) -> Any:
