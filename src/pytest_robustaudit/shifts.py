@@ -105,6 +105,8 @@ class ShiftResults:
     clean: float
     clean_source: str
     clean_correct: np.ndarray | None = None
+    #: which probe rows ``clean_correct`` scored (finite and labelled), to pair a corrupted set image by image
+    clean_keep: np.ndarray | None = None
 
     def natural(self) -> list[ShiftScore]:
         return [s for s in self.scores.values() if s.natural]
@@ -350,14 +352,19 @@ def score_shifts(spec: "AuditSpec", registries: Any, head: Any, layers: Sequence
 
 def clean_correct(inputs: Any) -> np.ndarray:
     """The head's top-1 correctness per probe row (scored rows only: finite and labelled), float64."""
+    return clean_scored(inputs)[0]
+
+
+def clean_scored(inputs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(correct per scored probe row, mask of the probe rows scored), cached per layer."""
     from .metrics.head_metrics import head_targets
 
     def build():
         head, targets, finite = head_targets(inputs)
         accepted = [(int(t),) if t >= 0 else () for t in targets]
-        correct, _, _ = score_rows(inputs.rows(), head, None, accepted)
-        return correct
-    return inputs.cached("clean_correct", build)
+        correct, keep, _ = score_rows(inputs.rows(), head, None, accepted)
+        return correct, keep
+    return inputs.cached("clean_scored", build)
 
 
 class ShiftSource:
@@ -444,4 +451,10 @@ class ShiftSource:
                     "undefined: no labelled probe image (label the probe, or give `{name: imagenet, accuracy: ...}`)"
             else:
                 clean = float(per_image.mean())
-        return ShiftResults(inputs.layer, scores, clean, source, per_image)
+        keep = None
+        if per_image is not None:
+            try:
+                keep = clean_scored(inputs)[1]
+            except NotApplicable:
+                keep = None
+        return ShiftResults(inputs.layer, scores, clean, source, per_image, keep)

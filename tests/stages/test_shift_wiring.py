@@ -401,3 +401,16 @@ def test_with_a_private_store_a_check_at_another_p_reads_the_shift_rows_kept_in_
         value = private.evaluate(metric, {"shift": "mine", "p": p})
         assert not value.undefined_reason, value
         assert value.value == kept.evaluate(metric, {"shift": "mine", "p": p}).value
+
+
+def test_corrupted_and_clean_images_pair_by_row_not_by_count():
+    """Row 1 is NaN in the clean set and row 3 in the corrupted one: both sets score 3 images, but only
+    rows 0 and 2 are a pair (pairing by count would set image 3 against image 2)."""
+    from types import SimpleNamespace
+
+    from pytest_robustaudit.metrics.shift_metrics import _corruption_matrix
+
+    results = SimpleNamespace(clean_correct=np.array([True, True, False]),
+                              clean_keep=np.array([True, False, True, True]))
+    score = SimpleNamespace(correct=np.array([False, False, True]), keep=np.array([True, True, True, False]), n=3)
+    np.testing.assert_array_equal(_corruption_matrix(results, [score]), [1.0, 0.0])   # rows 0 and 2

@@ -130,20 +130,42 @@ def _drop_replicates(inputs: Any, *, seed: int, resamples: int, shift: str = MEA
     return boot, n, _note(results, scores)
 
 
+def _on_rows(correct: np.ndarray, keep: np.ndarray | None, both: np.ndarray | None) -> np.ndarray:
+    """Per-image values on the rows in ``both``: ``correct`` holds one value per row in ``keep``."""
+    if both is None:
+        return correct.astype(np.float64)
+    full = np.zeros(keep.size)
+    full[keep] = correct
+    return full[both]
+
+
+def _paired_rows(keeps: list) -> np.ndarray | None:
+    """The probe rows scored in every one of ``keeps`` (masks over the same probe rows), or None when a
+    mask is missing (then the sets must have the same rows, checked by count)."""
+    if any(k is None for k in keeps) or len({k.size for k in keeps}) != 1:
+        return None
+    return np.logical_and.reduce(keeps)
+
+
 def _corruption_matrix(results: Any, scores: list) -> np.ndarray:
-    """Per probe image: clean correct minus the mean over ``scores`` of corrupted correct (paired)."""
+    """Per probe image: clean correct minus the mean over ``scores`` of corrupted correct (paired on the
+    images scored in every set: a row NaN in one set only drops out of the pair, never shifts it)."""
     clean = results.clean_correct
-    if clean is None or any(s.n != clean.size for s in scores):
+    if clean is None:
+        raise NotApplicable("no clean top-1 per image to pair the corrupted images with")
+    both = _paired_rows([getattr(results, "clean_keep", None)] + [s.keep for s in scores])
+    if both is None and any(s.n != clean.size for s in scores):
         raise NotApplicable("the corrupted and clean rows do not pair image for image (different counts)")
-    return clean.astype(np.float64) - np.mean([s.correct for s in scores], axis=0)
+    corrupted = np.mean([_on_rows(s.correct, s.keep, both) for s in scores], axis=0)
+    return _on_rows(clean, getattr(results, "clean_keep", None), both) - corrupted
 
 
 def _corruption_drop_replicates(inputs: Any, *, seed: int, resamples: int, corruption: str = MEAN,
                                 severity: int = 0, **_: Any):
     results, scores = _corrupted(inputs, corruption, severity)
     rng = np.random.default_rng(seed)
-    return _paired_mean(_corruption_matrix(results, scores), rng, resamples), scores[0].n, \
-        "paired: the corrupted images are the probe images"
+    matrix = _corruption_matrix(results, scores)
+    return _paired_mean(matrix, rng, resamples), matrix.size, "paired: the corrupted images are the probe images"
 
 
 def _shift_accuracy_replicates(inputs: Any, *, seed: int, resamples: int, shift: str = MEAN, **_: Any):
@@ -160,10 +182,11 @@ def _corruption_accuracy_replicates(inputs: Any, *, seed: int, resamples: int, c
                                     severity: int = 0, **_: Any):
     """A mean over corrupted sets: they are the same probe images, so the images are resampled jointly."""
     results, scores = _corrupted(inputs, corruption, severity)
-    if any(s.n != scores[0].n for s in scores):
+    both = _paired_rows([s.keep for s in scores])
+    if both is None and any(s.n != scores[0].n for s in scores):
         raise NotApplicable("the corrupted sets do not pair image for image (different counts)")
-    per_image = np.mean([s.correct for s in scores], axis=0)
-    return _paired_mean(per_image, np.random.default_rng(seed), resamples), scores[0].n, \
+    per_image = np.mean([_on_rows(s.correct, s.keep, both) for s in scores], axis=0)
+    return _paired_mean(per_image, np.random.default_rng(seed), resamples), per_image.size, \
         "paired: every corrupted set is the same probe images"
 
 
