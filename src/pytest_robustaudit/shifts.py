@@ -415,6 +415,8 @@ class ShiftSource:
             if measured or clean_given is None:
                 raise
             head = None
+        if head is not None and not measured and not any(int(w) == head.width for w in self.widths.values()):
+            head = None    # no layer the head reads, and nothing to score with it: the given accuracies stand
         if head is None:   # every accuracy given in the spec: the numbers belong to the spec's first layer
             if inputs.layer != spec.layers[0]:
                 raise NotApplicable(f"the spec's shift accuracies are all given; they are reported on layer "

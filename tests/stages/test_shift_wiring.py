@@ -414,3 +414,11 @@ def test_corrupted_and_clean_images_pair_by_row_not_by_count():
                               clean_keep=np.array([True, False, True, True]))
     score = SimpleNamespace(correct=np.array([False, False, True]), keep=np.array([True, True, True, False]), n=3)
     np.testing.assert_array_equal(_corruption_matrix(results, [score]), [1.0, 0.0])   # rows 0 and 2
+
+
+def test_given_accuracies_are_reported_when_no_audited_layer_fits_the_head(folder):
+    spec = spec_of(folder, "- {set: imagenet-r, accuracy: 0.3, source: trial}\n"
+                           "- {name: imagenet, accuracy: 0.7, source: trial}\n", layers="[module:conv]")
+    layer = run_audit(spec, standalone()).layers["module:conv"]       # 8 wide; the head reads 6
+    assert layer.metrics["shift_accuracy"].value == 0.3
+    assert np.isfinite(layer.metrics["effective_robustness"].value)
