@@ -52,11 +52,21 @@ def resolved_kind(spec: "AuditSpec") -> str:
 
 
 def head_wanted(spec: "AuditSpec", registries: "Registries") -> bool:
-    """True when the spec asks for the head: it writes ``head:`` or one of its checks reads the head."""
+    """True when the spec asks for the head: it writes ``head:``, one of its checks reads the head, or a
+    check of a concept metric probes the head's directions (``directions: head`` or ``all``)."""
     if spec.head.explicit or getattr(spec, "shifts", ()):   # shifted sets are scored with the head
         return True
     metrics = registries.metrics
-    return any(c.metric in metrics and metrics.get(c.metric).reads == READS_HEAD for c in spec.checks)
+    for check in spec.checks:
+        metric = metrics.get(check.metric) if check.metric in metrics else None
+        if metric is None:
+            continue
+        if metric.reads == READS_HEAD:
+            return True
+        declared = metric.params.get("directions")
+        if declared is not None and str(check.params.get("directions", declared.default)) in ("head", "all"):
+            return True
+    return False
 
 
 class HeadSource:

@@ -166,3 +166,23 @@ def test_head_spec_validation(folder):
     with pytest.raises(SpecError) as error:
         spec_of(folder, extra="head: sometimes\n")
     assert "auto, none, classifier, zero-shot" in str(error.value)
+
+
+def test_the_head_is_wanted_by_a_concept_check_on_its_directions():
+    """An open_clip zero-shot head costs minutes: built when a check reads it, including a concept check
+    whose directions include the head's (default `all`), not for a neuron-only one."""
+    from types import SimpleNamespace
+
+    from pytest_robustaudit.head_source import head_wanted
+    from pytest_robustaudit.registries import standalone
+    from pytest_robustaudit.spec.schema import HeadSpec
+
+    def spec(*checks):
+        return SimpleNamespace(head=HeadSpec(), shifts=(), checks=[SimpleNamespace(metric=m, params=p) for m, p in checks])
+
+    registries = standalone()
+    assert not head_wanted(spec(("kurtosis_mean", {})), registries)
+    assert head_wanted(spec(("unique_concepts", {})), registries)
+    assert head_wanted(spec(("polysemanticity", {"directions": "head"})), registries)
+    assert not head_wanted(spec(("unique_concepts", {"directions": "neurons"})), registries)
+    assert head_wanted(spec(("top1_accuracy", {})), registries)
