@@ -146,6 +146,7 @@ def test_bad_keys_are_located_spec_errors(pytester):
     result = run(pytester, "--audit", "audits", "--no-audit-report")
     out = result.stdout.str()
     assert result.ret != pytest.ExitCode.OK
+    assert "invalid relation file (3 problems):" in out, out
     assert "relation.yaml:2" in out and "relation.metric" in out and "kurtosis_mean" in out, out
     assert "relation.yaml:3" in out and "relation.min_rho" in out and "[-1, 1]" in out
     assert "relation.yaml:4" in out and "unknown key 'confidense'" in out and "confidence" in out

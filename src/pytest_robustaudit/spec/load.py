@@ -62,7 +62,7 @@ def load_audit_file(file: Path, registries: Registries, env: Mapping[str, str] |
         relation = RelationSection(doc, registries, problems).relation_spec()
         if not problems and relation is not None:
             return relation
-        raise SpecError(problems)
+        raise SpecError(problems, "relation file")
     return load_spec(file, registries, env, text)
 
 
