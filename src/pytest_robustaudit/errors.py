@@ -118,10 +118,10 @@ def file_kind(path: Path | str) -> str:
 class SpecError(AuditError):
     """One or more problems found while loading and validating a spec (all reported together)."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], kind: str = "audit spec"):
         self.problems = list(problems)
         count = len(self.problems)
-        head = f"invalid audit spec ({count} problem{'s' if count != 1 else ''}):"
+        head = f"invalid {kind} ({count} problem{'s' if count != 1 else ''}):"
         first = self.problems[0] if self.problems else None
         super().__init__("\n".join([head, *(str(p) for p in self.problems)]))
         # the first problem's location and fix as fields (the rendered text lists them all)

@@ -12,6 +12,9 @@ the number of models, for the report and for users' own assertions::
     relation = outlier_robustness_correlation(results, "kurtosis_mean")
     assert relation.spearman.rho > 0.5
 
+:func:`relation_verdict` bounds it for a run-level relation check (a YAML file whose top level is
+``relation:``, docs/spec.md#relation-checks).
+
 Pure (numpy via :mod:`.robustness`); reads values, never a model.
 """
 
@@ -90,3 +93,64 @@ def outlier_robustness_correlation(results: Iterable[Any], metric: str = "kurtos
 def relations(results: Sequence[Any], metrics: Sequence[str] = RELATED_METRICS, level: float = 0.95) -> list[Relation]:
     """:func:`outlier_robustness_correlation` for each of ``metrics`` (the report's correlation panel)."""
     return [outlier_robustness_correlation(results, m, level=level) for m in metrics]
+
+
+@dataclass(frozen=True)
+class RelationVerdict:
+    """The verdict of a run-level relation check: ``passed`` and the message that explains it."""
+
+    passed: bool
+    message: str
+
+
+def _bounds_text(min_rho: float | None, max_rho: float | None) -> str:
+    parts = ([f"rho ≥ {min_rho:g}"] if min_rho is not None else []) + ([f"rho ≤ {max_rho:g}"] if max_rho is not None else [])
+    return " and ".join(parts)
+
+
+def relation_verdict(relation: Relation, min_rho: float | None = None, max_rho: float | None = None,
+                     confidence: float | None = None, errors: Sequence[str] = ()) -> RelationVerdict:
+    """Bound Spearman's rho of ``relation`` (a run-level check, docs/spec.md#relation-checks).
+
+    Without ``confidence`` the point estimate is compared with the bounds.  With it (the relation
+    computed at that level), the interval decides: inside the bounds passes, wholly outside fails,
+    straddling a bound fails as inconclusive (more models narrow it).  Fewer than 3 models with both
+    values, or a constant column, fail and say why: an unmeasurable relation never passes silently.
+    ``errors``: audits that could not run, listed with those left out."""
+    sp = relation.spearman
+    label = f"Spearman rho({relation.metric}, {relation.robustness})"
+    required = f"\n  required: {_bounds_text(min_rho, max_rho)}" + \
+               (f" with {confidence:.0%} confidence (the whole interval)" if confidence is not None else "")
+    ordered = sorted(zip(relation.x, relation.y, relation.models))   # by the metric: the ranks read left to right
+    pairs = ", ".join(f"{m} ({x:.4g}, {y:+.4g})" for x, y, m in ordered)
+    used = f"\n  models by {relation.metric} ({sp.n}; {relation.metric}, ER): {pairs or 'none'}"
+    gone = [*relation.left_out, *errors]
+    left = f"\n  left out: {'; '.join(gone)}" if gone else ""
+    tail = required + used + left
+    if sp.rho is None:
+        if sp.n < 3:
+            why = (f"only {sp.n} audited model{'s' if sp.n != 1 else ''} with both {relation.metric} and ER: "
+                   "a rank correlation needs at least 3 (give ER through each spec's `shifts:`, docs/robustness.md)")
+        else:
+            why = sp.reason or "undefined"
+        return RelationVerdict(False, f"{label} could not be measured: {why}{tail}")
+    low_ok = min_rho is None or sp.rho >= min_rho
+    high_ok = max_rho is None or sp.rho <= max_rho
+    interval = f" [{sp.low:.3f}, {sp.high:.3f}] ({sp.level:.0%} interval)" if sp.low is not None else ""
+    shown = f"{label} = {sp.rho:.3f}{interval} over {sp.n} models"
+    if confidence is None:
+        if low_ok and high_ok:
+            return RelationVerdict(True, f"{shown}{tail}")
+        side = f"< min_rho {min_rho:g}" if not low_ok else f"> max_rho {max_rho:g}"
+        return RelationVerdict(False, f"{shown}: rho {side}{tail}")
+    if sp.low is None:
+        return RelationVerdict(False, f"{shown}: inconclusive, no interval ({sp.reason or 'undefined'}); "
+                                      f"audit at least 4 models, or drop `confidence`{tail}")
+    inside = (min_rho is None or sp.low >= min_rho) and (max_rho is None or sp.high <= max_rho)
+    outside = (min_rho is not None and sp.high < min_rho) or (max_rho is not None and sp.low > max_rho)
+    if inside:
+        return RelationVerdict(True, f"{shown}{tail}")
+    if outside:
+        return RelationVerdict(False, f"{shown}: the whole interval is outside the bounds{tail}")
+    return RelationVerdict(False, f"{shown}: inconclusive, the interval straddles a bound "
+                                  f"(more models narrow it, or drop `confidence` to bound the estimate){tail}")

@@ -4,6 +4,8 @@ Thin by design: parsing is ``spec/``, running is ``runner.py``, verdicts are ``c
 Collection follows pytest's "Working with non-python tests" example: ``AuditFile`` (one per
 spec) → ``AuditLayer`` (one per layer) → ``AuditItem`` (one per check), so node ids read
 ``audits/x.yaml::representation::kurtosis_mean`` and ``-k``, ``--lf``, ``--junitxml`` just work.
+A relation file (top level ``relation:``) is one run-level ``RelationItem``
+(``audits/relation.yaml::relation::kurtosis_mean``), moved after every audit item.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import pytest
 
 from ..atomic import escape_surrogates
 from ..errors import AuditError, describe_error, display_path, headline
-from .state import SPEC_SUFFIXES, check_key, run_state
+from .state import RELATION_PROPERTY, SPEC_SUFFIXES, check_key, run_state, spec_key
 
 if TYPE_CHECKING:
-    from ..spec.schema import AuditSpec, CheckSpec
+    from ..spec.schema import AuditSpec, CheckSpec, RelationSpec
 
 
 def _is_audit_spec(config: pytest.Config, file_path: Path) -> bool:
@@ -100,12 +102,18 @@ class AuditDir(pytest.Dir):
 class AuditFile(pytest.File):
     """One YAML spec: validated at collection, so a broken spec is a collection error, never skipped."""
 
-    spec: AuditSpec
+    spec: AuditSpec | RelationSpec
 
     def collect(self):
-        from ..spec import load_spec
+        from ..spec import load_audit_file
+        from ..spec.schema import RelationSpec
 
-        self.spec = load_spec(self.path, run_state(self.config).registries)
+        state = run_state(self.config)
+        self.spec = load_audit_file(self.path, state.registries)
+        if isinstance(self.spec, RelationSpec):
+            yield RelationGroup.from_parent(self, name="relation", relation=self.spec)
+            return
+        state.audit_specs[spec_key(self.path)] = self.spec
         for layer in self.spec.layers:
             checks = [c for c in self.spec.checks if c.layer == layer]
             if checks:
@@ -179,6 +187,70 @@ class AuditItem(pytest.Item):
     def reportinfo(self):
         line = self.check.where.line if self.check.where and self.check.where.line else 1
         return self.path, line - 1, f"{self.spec.name}::{self.check.layer}::{self.check.name}"
+
+
+class RelationGroup(pytest.Collector):
+    """The ``relation`` node of a relation file (node ids ``relation.yaml::relation::METRIC``)."""
+
+    def __init__(self, *, relation: RelationSpec, **kwargs):
+        super().__init__(**kwargs)
+        self.relation = relation
+
+    def collect(self):
+        yield RelationItem.from_parent(self, name=self.relation.metric, relation=self.relation)
+
+
+class RelationItem(pytest.Item):
+    """A run-level check: Spearman's rho between an outlier metric and ER across the audits of every
+    spec collected in this process, bounded by the relation file (docs/spec.md#relation-checks).
+
+    It runs after every audit item (:func:`pytest_collection_modifyitems`) and reads their results
+    through the session, which runs each audit once: the audits that already ran cost nothing.  Under
+    pytest-xdist it runs on one worker, which audits there the specs it has not run itself (their
+    activations come from the store when another worker stored them)."""
+
+    def __init__(self, *, relation: RelationSpec, **kwargs):
+        super().__init__(**kwargs)
+        self.relation = relation
+        self.user_properties.append((RELATION_PROPERTY, relation.metric))
+
+    def runtest(self) -> None:
+        from ..metrics.relation import outlier_robustness_correlation, relation_verdict
+
+        state = run_state(self.config)
+        results, errors = [], []
+        for spec in list(state.audit_specs.values()):
+            try:
+                results.append(state.session.result(spec))
+            except Exception as error:  # noqa: BLE001 - the audit's own items show it in full
+                errors.append(f"{spec.name} (could not be audited: {headline(describe_error(error, error.__traceback__))})")
+        mine = spec_key(self.path)
+        errors += [f"{display_path(path)} (invalid spec)" for path in state.invalid_specs if spec_key(path) != mine]
+        relation = self.relation
+        found = outlier_robustness_correlation(results, relation.metric, layer=relation.layer,
+                                               level=relation.confidence or 0.95)
+        verdict = relation_verdict(found, relation.min_rho, relation.max_rho, relation.confidence, errors)
+        self.user_properties.append(("value", found.spearman.rho))
+        self.user_properties.append(("models", found.spearman.n))
+        if not verdict.passed:
+            raise CheckFailed(verdict.message)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, (CheckFailed, AuditError)):
+            return escape_surrogates(f"{display_path(self.path)}: {excinfo.value}")
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        line = self.relation.where.line if self.relation.where and self.relation.where.line else 1
+        return self.path, line - 1, f"relation::{self.relation.metric}"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run-level relation checks go after every other item: the audits they relate have run by then."""
+    relations = [item for item in items if isinstance(item, RelationItem)]
+    if relations:
+        items[:] = [item for item in items if not isinstance(item, RelationItem)] + relations
 
 
 class CheckFailed(AssertionError):

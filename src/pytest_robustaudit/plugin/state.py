@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from ..runner import AuditSession
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+#: the user property that marks a run-level relation check's report (its failure is a verdict on the
+#: run's audits, not an audit that could not run: it never goes to ``failed_items``)
+RELATION_PROPERTY = "robustaudit_relation"
 
 
 @dataclass
@@ -49,6 +52,9 @@ class RunState:
         self.invalid_specs: dict[str, str] = {}
         #: spec path → the first failure pytest reported for one of its items
         self.failed_items: dict[str, str] = {}
+        #: resolved spec path → every audit spec collected in this process, in collection order: what a
+        #: run-level relation check relates (collect.RelationItem)
+        self.audit_specs: dict[str, Any] = {}
         #: exact records that pytest-xdist workers sent the controller
         self.worker_records: list[str] = []
         #: spec path → node id of the item that showed an audit's error in full
@@ -136,7 +142,7 @@ class RunState:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         path = self.spec_path_of(report.nodeid) if report.failed else None
-        if path is not None:
+        if path is not None and not any(key == RELATION_PROPERTY for key, _ in report.user_properties):
             self.failed_items.setdefault(path, _kept(report.longreprtext.strip()) or f"{report.nodeid} failed")
 
 

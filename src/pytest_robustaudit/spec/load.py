@@ -21,7 +21,8 @@ from .concepts_section import ConceptsSection
 from .data_section import DataSection
 from .head_section import HeadSection
 from .model_section import ModelSection
-from .schema import AuditSpec, DataSpec, ReferenceSpec
+from .relation_section import RelationSection, is_relation_doc
+from .schema import AuditSpec, DataSpec, ReferenceSpec, RelationSpec
 from .shifts_section import ShiftsSection
 from .validator import SEED_LIMIT, _kind
 from .yamlsource import Doc, load_doc
@@ -49,6 +50,20 @@ def load_spec(file: Path, registries: Registries, env: Mapping[str, str] | None 
         if not problems and spec is not None:
             return spec
     raise SpecError(problems)
+
+
+def load_audit_file(file: Path, registries: Registries, env: Mapping[str, str] | None = None,
+                    text: str | None = None) -> AuditSpec | RelationSpec:
+    """What a YAML file under ``--audit`` holds: an audit spec, or a run-level relation check (top
+    level ``relation:`` and no ``model:``, :mod:`.relation_section`); :class:`SpecError` otherwise."""
+    file = Path(file)
+    doc, problems = load_doc(file, env, text)
+    if not problems and is_relation_doc(doc.data):
+        relation = RelationSection(doc, registries, problems).relation_spec()
+        if not problems and relation is not None:
+            return relation
+        raise SpecError(problems, "relation file")
+    return load_spec(file, registries, env, text)
 
 
 class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, ShiftsSection, ConceptsSection):

@@ -279,3 +279,22 @@ class AuditSpec:
     head: HeadSpec = field(default_factory=HeadSpec)
     shifts: tuple[ShiftSpec, ...] = ()   # shifted sets scored with the head (docs/spec.md#shifts)
     concepts: ConceptsSpec | None = None   # the concept bank of the concept metrics (None: none probed)
+
+
+@dataclass(frozen=True)
+class RelationSpec:
+    """A run-level check (a YAML file whose top level is ``relation:``): Spearman's rho between an
+    outlier ``metric`` and effective robustness across the run's audits, bounded by ``min_rho`` and/or
+    ``max_rho``; with ``confidence``, the verdict reads the interval (docs/spec.md#relation-checks)."""
+
+    path: Path
+    metric: str = "kurtosis_mean"
+    layer: str | None = None
+    min_rho: float | None = None
+    max_rho: float | None = None
+    confidence: float | None = None
+    where: Located | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
