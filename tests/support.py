@@ -14,6 +14,46 @@ PHOTOS = REPO / "audits" / "photos"
 PLANTED_CHANNELS = (3, 77, 150)
 
 
+_TINY_CLASSIFIER = '''
+import torch
+from torch import nn
+from torchvision import transforms
+
+
+class Tiny(nn.Module):
+    """conv -> ReLU -> mean pool -> fc: the representation (its channel 0 times ``scale``); and a classifier
+    its forward does not apply: the head the plugin reads through get_classifier()."""
+
+    def __init__(self, seed, hidden, width, classes, scale):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(3, hidden, 3)
+        self.fc = nn.Linear(hidden, width)
+        self.classifier = nn.Linear(width, classes)
+        self.register_buffer("scale", torch.tensor([scale] + [1.0] * (width - 1), dtype=torch.float32))
+
+    def get_classifier(self):
+        return self.classifier
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3))) * self.scale
+
+
+def build(seed={seed}, size={size}, scale={scale}, hidden={hidden}, width={width}, classes={classes}):
+    return (Tiny(seed, hidden, width, classes, scale),
+            transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()]))
+'''
+
+
+def tiny_classifier_factory(seed: int = 0, size: int = 16, scale: float = 1.0, hidden: int = 8, width: int = 6,
+                            classes: int = 3) -> str:
+    """The source of a factory file (``model: {source: factory, factory: FILE:build}``): a tiny model with a
+    classifier head, seconds to run on a few images.  The arguments are its ``build()``'s defaults; a
+    spec's ``options`` (seed, size, scale, ...) vary it further without another copy of the model."""
+    return _TINY_CLASSIFIER.format(seed=seed, size=size, scale=float(scale), hidden=hidden, width=width,
+                                   classes=classes)
+
+
 #: the real EfficientNet-Lite0 as a spec's ``model:`` section (../shared/data/README.md: the registry
 #: package's 296 tensors map in order onto timm's efficientnet_lite0); no braces, so a spec template
 #: that adds it can still be ``str.format``-ed

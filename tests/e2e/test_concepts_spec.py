@@ -8,34 +8,9 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from support import PHOTOS
+from support import PHOTOS, tiny_classifier_factory
 
-FACTORY = '''
-import torch
-from torch import nn
-from torchvision import transforms
-
-
-class Tiny(nn.Module):
-    """A conv and a 12-wide representation, and a 4-class classifier its forward does not apply."""
-
-    def __init__(self, seed):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.conv = nn.Conv2d(3, 16, 3)
-        self.fc = nn.Linear(16, 12)
-        self.classifier = nn.Linear(12, 4)
-
-    def get_classifier(self):
-        return self.classifier
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
-
-
-def build(seed=0):
-    return Tiny(seed), transforms.Compose([transforms.Resize(32), transforms.CenterCrop(32), transforms.ToTensor()])
-'''
+FACTORY = tiny_classifier_factory(size=32, hidden=16, width=12, classes=4)
 
 #: 8 built-in concepts x 8 images of 32 px: four colours, two textures, two shapes
 CONCEPTS = ("concepts: {builtin: true, seed: 0, images_per_concept: 8, size: 32, null_repeats: 40, names: "

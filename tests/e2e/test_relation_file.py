@@ -13,31 +13,9 @@ import textwrap
 import numpy as np
 import pytest
 
-FACTORY = '''
-import torch
-from torch import nn
-from torchvision import transforms
+from support import tiny_classifier_factory
 
-
-class Tiny(nn.Module):
-    def __init__(self, scale):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(3, 8, 3)
-        self.fc = nn.Linear(8, 6)
-        self.classifier = nn.Linear(6, 3)
-        self.register_buffer("scale", torch.tensor([scale, 1, 1, 1, 1, 1], dtype=torch.float32))
-
-    def get_classifier(self):
-        return self.classifier
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3))) * self.scale
-
-
-def build(scale=1.0):
-    return Tiny(scale), transforms.Compose([transforms.Resize(16), transforms.CenterCrop(16), transforms.ToTensor()])
-'''
+FACTORY = tiny_classifier_factory()
 
 SCALES = (1.0, 3.0, 10.0, 30.0)
 

@@ -5,30 +5,9 @@ from __future__ import annotations
 
 import textwrap
 
-FACTORY = '''
-import torch
-from torch import nn
-from torchvision import transforms
+from support import tiny_classifier_factory
 
-
-class Tiny(nn.Module):
-    def __init__(self, seed):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.conv = nn.Conv2d(3, 8, 3)
-        self.fc = nn.Linear(8, 6)
-        self.classifier = nn.Linear(6, 3)
-
-    def get_classifier(self):
-        return self.classifier
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
-
-
-def build(seed=0):
-    return Tiny(seed), transforms.Compose([transforms.Resize(16), transforms.CenterCrop(16), transforms.ToTensor()])
-'''
+FACTORY = tiny_classifier_factory()
 
 SPEC = """\
 name: {name}

@@ -22,30 +22,9 @@ from pytest_robustaudit.registries import standalone
 from pytest_robustaudit.runner import run_audit
 from pytest_robustaudit.spec import load_spec
 
-FACTORY = '''
-import torch
-from torch import nn
-from torchvision import transforms
+from support import tiny_classifier_factory
 
-
-class Tiny(nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(3, 8, 3)
-        self.fc = nn.Linear(8, 6)
-        self.classifier = nn.Linear(6, 3)
-
-    def get_classifier(self):
-        return self.classifier
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
-
-
-def build(size=16):
-    return Tiny(), transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()])
-'''
+FACTORY = tiny_classifier_factory()
 
 
 def _images(root, labels, per_class, seed):
