@@ -54,14 +54,8 @@ class LayerInputs:
         def build():
             if self._head_source is None:
                 raise NotApplicable("no classification head (the audit provides none)")
-            try:
-                return self._head_source(), ""
-            except NotApplicable as why:
-                return None, str(why)
-        head, why = self.cached("head", build)
-        if head is None:
-            raise NotApplicable(why)
-        return head
+            return self._head_source()
+        return self.cached_applicable("head", build)
 
     def fitting_head(self) -> Any:
         """The head, when this layer's width fits it (else :class:`NotApplicable` naming both sides)."""
@@ -78,14 +72,8 @@ class LayerInputs:
         def build():
             if self._shifts is None:
                 raise NotApplicable("no shifted sets (the audit provides none)")
-            try:
-                return self._shifts(self), ""
-            except NotApplicable as why:
-                return None, str(why)
-        found, why = self.cached("shifts", build)
-        if found is None:
-            raise NotApplicable(why)
-        return found
+            return self._shifts(self)
+        return self.cached_applicable("shifts", build)
 
     def targets(self) -> np.ndarray:
         """Each row's class index of the head (int64, -1 unlabelled); an error naming both sides when
@@ -119,6 +107,19 @@ class LayerInputs:
         if name not in self._cache:
             self._cache[name] = build()
         return self._cache[name]
+
+    def cached_applicable(self, name: str, build: Callable[[], Any]) -> Any:
+        """:meth:`cached`, keeping a :class:`NotApplicable` answer too: a part that is not there (no head,
+        no shifts) is asked for by many metrics, and looking for it (building a head) costs each time."""
+        def kept():
+            try:
+                return build(), ""
+            except NotApplicable as why:
+                return None, str(why)
+        found, why = self.cached(name, kept)
+        if found is None:
+            raise NotApplicable(why)
+        return found
 
     def keep_rows_in_memory(self) -> None:
         """Read the rows now and keep them (before a private temporary store is removed)."""
