@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from pytest_robustaudit import activations, data
-    from pytest_robustaudit.corrupted import measure_corrupted
-    from pytest_robustaudit.head_source import HeadSource
+    from pytest_robustaudit.measure import activations, data
+    from pytest_robustaudit.measure.corrupted import measure_corrupted
+    from pytest_robustaudit.measure.head_source import HeadSource
     from pytest_robustaudit.metrics.accuracy import topk_counts
     from pytest_robustaudit.models.heads import label_indices
     from pytest_robustaudit.registries import standalone

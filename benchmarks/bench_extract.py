@@ -19,7 +19,7 @@ from unittest import mock
 import torch
 
 from pytest_robustaudit import data
-from pytest_robustaudit.extract import extract
+from pytest_robustaudit.measure.extract import extract
 from pytest_robustaudit.models.base import LoadedModel
 from pytest_robustaudit.models.layers import adapter_for
 from pytest_robustaudit.spec.schema import DataSpec

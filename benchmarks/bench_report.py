@@ -35,7 +35,7 @@ CHECKS = (("kurtosis_mean", 5.0, None, {}), ("kurtosis_median", 5.0, None, {}),
 
 
 def synthetic_results(models: int, layers: int, dim: int, images: int, checks: int = len(CHECKS)):
-    from pytest_robustaudit.checks import evaluate
+    from pytest_robustaudit.analyse.checks import evaluate
     from pytest_robustaudit.results import AuditResult, LayerResult
     from pytest_robustaudit.registries import standalone
     from pytest_robustaudit.spec.schema import CheckSpec
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="keep the report and record in this folder")
     args = parser.parse_args(argv)
 
-    from pytest_robustaudit.record import read_record, write_record
+    from pytest_robustaudit.results.record import read_record, write_record
     from pytest_robustaudit.report import render_report, write_report
 
     t0 = time.perf_counter()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_robustaudit.checks import evaluate
+from pytest_robustaudit.analyse.checks import evaluate
 from pytest_robustaudit.data import SkippedImage
 from pytest_robustaudit.metrics.outlier_stats import LayerStats
 from pytest_robustaudit.registries import standalone

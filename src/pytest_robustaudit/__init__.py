@@ -22,7 +22,7 @@ _EXPORTS = {
     "LoadedModel": "models.base",
     "Registries": "registries", "standalone": "registries",
     "AuditResult": "results", "CheckOutcome": "results", "LayerResult": "results", "ReportSection": "results",
-    "AuditSession": "runner", "run_audit": "runner", "StoreOptions": "activations",
+    "AuditSession": "audit.runner", "run_audit": "audit.runner", "StoreOptions": "measure.activations",
     "load_spec": "spec.load",
     "LayerStats": "metrics.outlier_stats", "layer_stats": "metrics.from_arrays",
     "effective_robustness": "metrics.robustness", "spearman_with_interval": "metrics.robustness",

@@ -46,8 +46,8 @@ def merge_shards(records: list[str], report: str | None, json_path: str | None, 
     run, 2 when the records are not the complete shards of one split (the message names what is wrong)."""
     from .atomic import write_text_atomic
     from .errors import AuditError
-    from .merge import merge_records
-    from .record import write_record
+    from .results.merge import merge_records
+    from .results.record import write_record
     from .registries import standalone
     from .report import render_report, write_report
     from .report.markdown import render_markdown

@@ -25,6 +25,6 @@ def pytest_robustaudit_register_model_sources(sources):
 
 @hookimpl(trylast=True)
 def pytest_robustaudit_choose_device(requested, worker_index):
-    from .devices import default_device
+    from .measure.devices import default_device
 
     return default_device(requested, worker_index)

@@ -37,7 +37,7 @@ CHECKPOINT = """\
 @pytest.fixture(scope="module")
 def lite0_concepts(tmp_path_factory, shared_activation_store):
     from pytest_robustaudit import load_spec, run_audit, standalone
-    from pytest_robustaudit.activations import StoreOptions
+    from pytest_robustaudit.measure.activations import StoreOptions
 
     probe = shared_data("imagenet-samples")
     folder = tmp_path_factory.mktemp("concepts-real")

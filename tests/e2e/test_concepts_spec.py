@@ -35,7 +35,7 @@ def folder(tmp_path):
 
 def test_builtin_bank_through_the_store_once_per_content(folder):
     from pytest_robustaudit import load_spec, run_audit, standalone
-    from pytest_robustaudit.activations import StoreOptions
+    from pytest_robustaudit.measure.activations import StoreOptions
 
     registries = standalone()
     path = folder / "spec.yaml"
@@ -70,7 +70,7 @@ def test_builtin_bank_through_the_store_once_per_content(folder):
 
 
 def test_pytest_run_with_a_concept_check_a_reference_and_the_report(pytester, folder):
-    from pytest_robustaudit.record import read_record
+    from pytest_robustaudit.results.record import read_record
 
     reference = f"reference: {{model: {{source: factory, factory: {folder / 'tiny_concepts.py'}:build, options: {{seed: 1}}}}}}\n"
     pytester.path.joinpath("spec.yaml").write_text(spec_text(

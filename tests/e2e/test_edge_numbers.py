@@ -170,7 +170,7 @@ def test_a_worker_killed_mid_extraction_is_listed_and_the_rest_reported(pytester
     outcomes = result.parseoutcomes()
     assert outcomes["passed"] == 1 and outcomes["failed"] >= 1  # xdist may retry it on the replacement worker
     result.stdout.fnmatch_lines(["dies.yaml * ERROR: worker 'gw*' crashed while running 'dies.yaml::*"])
-    from pytest_robustaudit.record import read_record
+    from pytest_robustaudit.results.record import read_record
 
     run_info, found = read_record(pytester.path / "r.json")
     assert [r.spec_path.name for r in found] == ["spec.yaml"]

@@ -228,7 +228,7 @@ def test_non_utf8_file_names_never_cost_the_outputs(pytester, audits):
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["*g\\udcf6od*PASS*"])   # escaped in the terminal, as pytest shows node ids
     assert (pytester.path / "robustaudit-report.html").exists() and (pytester.path / "s.md").exists()
-    from pytest_robustaudit.record import read_record
+    from pytest_robustaudit.results.record import read_record
 
     _, results = read_record(pytester.path / "r.json")
     assert sorted(r.name for r in results) == ["good", os.fsdecode(b"g\xf6od")]

@@ -34,7 +34,7 @@ def lite0(tmp_path_factory, shared_activation_store):
     """The one extraction of the 1000 images in the suite: into the session's store, which every other
     test of this model on these images reads (the heads and the directions tests below)."""
     from pytest_robustaudit import load_spec, run_audit, standalone
-    from pytest_robustaudit.activations import StoreOptions
+    from pytest_robustaudit.measure.activations import StoreOptions
 
     folder = tmp_path_factory.mktemp("real")
     spec_file = folder / "lite0.yaml"

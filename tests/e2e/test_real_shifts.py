@@ -36,7 +36,7 @@ checks:
 @pytest.fixture(scope="module")
 def subset_audit(tmp_path_factory, shared_activation_store):
     from pytest_robustaudit import load_spec, run_audit, standalone
-    from pytest_robustaudit.activations import StoreOptions
+    from pytest_robustaudit.measure.activations import StoreOptions
     from pytest_robustaudit.metrics.robustness import imagenet1k_wnids
 
     source = shared_data("imagenet-200x5")
@@ -58,8 +58,8 @@ def subset_audit(tmp_path_factory, shared_activation_store):
 
 def test_subset_folder_is_scored_on_its_150_classes(subset_audit):
     from pytest_robustaudit import data
-    from pytest_robustaudit.activations import measure_layers
-    from pytest_robustaudit.shifts import measure_shift
+    from pytest_robustaudit.measure.activations import measure_layers
+    from pytest_robustaudit.measure.shifts import measure_shift
 
     spec, registries, store, subset, result = subset_audit
     assert len(list(subset.iterdir())) == 150

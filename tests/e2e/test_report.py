@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_robustaudit.checks import format_number
-from pytest_robustaudit.record import dumps, loads, read_record
+from pytest_robustaudit.analyse.checks import format_number
+from pytest_robustaudit.results.record import dumps, loads, read_record
 from pytest_robustaudit.report import render_report
 from pytest_robustaudit.results import ReportSection
 from pytest_robustaudit.report.table import terminal_table

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_robustaudit.checks import format_number
-from pytest_robustaudit.record import dumps, loads
+from pytest_robustaudit.analyse.checks import format_number
+from pytest_robustaudit.results.record import dumps, loads
 from pytest_robustaudit.report import render_report
 from pytest_robustaudit.report.values import check_label
 from builders import REGISTRIES, make_result

@@ -77,7 +77,7 @@ def test_work_units_keep_a_spec_together_and_other_tests_apart():
 def test_auto_maps_worker_k_to_cuda_k_mod_count(monkeypatch, worker, count, expected):
     import torch
 
-    from pytest_robustaudit.devices import default_device
+    from pytest_robustaudit.measure.devices import default_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: count)

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.gpu,
 def test_fp32_extraction_on_cuda_matches_the_cpu():
     import timm
 
-    from pytest_robustaudit.extract import extract
+    from pytest_robustaudit.measure.extract import extract
     from pytest_robustaudit.models.base import LoadedModel
     from pytest_robustaudit.models.layers import adapter_for
 
@@ -35,9 +35,9 @@ def test_store_path_on_cuda_pins_memory_and_matches_the_cpu(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from pytest_robustaudit.activations import StoreOptions
+    from pytest_robustaudit.measure.activations import StoreOptions
     from pytest_robustaudit.registries import standalone
-    from pytest_robustaudit.runner import measure
+    from pytest_robustaudit.audit.runner import measure
     from pytest_robustaudit.spec import load_spec
 
     (tmp_path / "f.py").write_text(textwrap.dedent("""\

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from builders import make_result, make_stats
 
-from pytest_robustaudit.concept_source import ConceptInputs, reference_lookup
+from pytest_robustaudit.measure.concept_source import ConceptInputs, reference_lookup
 from pytest_robustaudit.errors import SpecError
 from pytest_robustaudit.metrics import LayerInputs
 from pytest_robustaudit.metrics.concept_metrics import CONCEPT_METRICS

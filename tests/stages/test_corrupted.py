@@ -16,9 +16,9 @@ import pytest
 
 from support import PHOTOS, spec_text
 
-from pytest_robustaudit import activations, data
-from pytest_robustaudit.activations import Progress, measure_layers
-from pytest_robustaudit.corrupted import corruption_variant, measure_corrupted
+from pytest_robustaudit.measure import activations, data
+from pytest_robustaudit.measure.activations import Progress, measure_layers
+from pytest_robustaudit.measure.corrupted import corruption_variant, measure_corrupted
 from pytest_robustaudit.data import corruptions as C
 from pytest_robustaudit.registries import standalone
 from pytest_robustaudit.spec import load_spec
@@ -111,7 +111,7 @@ def test_stored_rows_are_the_model_on_the_corrupted_eval_crops(tiny):
     import torch
     from PIL import Image
 
-    from pytest_robustaudit.extract import run_model
+    from pytest_robustaudit.measure.extract import run_model
 
     loaded = tiny["noisy"].model()
     geometric, tensor_part = C.split_eval_transform(loaded.preprocess)

@@ -49,9 +49,9 @@ def top1(got, head) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def lite0_corrupted(tmp_path_factory, shared_activation_store):
     """Clean and corrupted top-1 counts of the 300 images, each set extracted once into the shared store."""
-    from pytest_robustaudit import activations, data
-    from pytest_robustaudit.corrupted import measure_corrupted
-    from pytest_robustaudit.head_source import HeadSource
+    from pytest_robustaudit.measure import activations, data
+    from pytest_robustaudit.measure.corrupted import measure_corrupted
+    from pytest_robustaudit.measure.head_source import HeadSource
     from pytest_robustaudit.registries import standalone
     from pytest_robustaudit.spec import load_spec
     from pytest_robustaudit.store import ActivationStore
@@ -84,8 +84,8 @@ def test_lite0_accuracy_falls_strictly_with_severity_for_noise_and_defocus(lite0
 
 
 def test_a_second_run_reads_every_corrupted_set_from_the_store(lite0_corrupted):
-    from pytest_robustaudit import activations
-    from pytest_robustaudit.corrupted import measure_corrupted
+    from pytest_robustaudit.measure import activations
+    from pytest_robustaudit.measure.corrupted import measure_corrupted
 
     fixture = lite0_corrupted
     before = activations.EXTRACTIONS["count"]

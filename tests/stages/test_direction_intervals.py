@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pytest_robustaudit.intervals import metric_interval
+from pytest_robustaudit.analyse.intervals import metric_interval
 from pytest_robustaudit.metrics import BUILTIN_METRICS, LayerInputs
 from pytest_robustaudit.metrics.bootstrap import binomial_interval
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_robustaudit.extract import extract, numerics, resolve_device
+from pytest_robustaudit.measure.extract import extract, numerics, resolve_device
 from pytest_robustaudit.models.base import LoadedModel
 
 

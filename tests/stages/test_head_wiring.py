@@ -12,11 +12,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from pytest_robustaudit import head_source
-from pytest_robustaudit.activations import StoreOptions
+from pytest_robustaudit.measure import head_source
+from pytest_robustaudit.measure.activations import StoreOptions
 from pytest_robustaudit.errors import AuditError, SpecError
 from pytest_robustaudit.registries import standalone
-from pytest_robustaudit.runner import judge, measure, run_audit
+from pytest_robustaudit.audit.runner import judge, measure, run_audit
 from pytest_robustaudit.spec import load_spec
 
 from support import tiny_classifier_factory
@@ -53,7 +53,7 @@ def spec_of(folder, checks="kurtosis_mean: {min: 0}", extra="", layers="[represe
 
 def numpy_counts(spec, store):
     """(top1, labelled) recomputed with numpy from the stored rows and the model's classifier."""
-    from pytest_robustaudit.activations import measure_layers
+    from pytest_robustaudit.measure.activations import measure_layers
     from pytest_robustaudit import data
 
     probe = data.discover(spec.data)
@@ -152,7 +152,7 @@ def test_the_head_is_wanted_by_a_concept_check_on_its_directions():
     whose directions include the head's (default `all`), not for a neuron-only one."""
     from types import SimpleNamespace
 
-    from pytest_robustaudit.head_source import head_wanted
+    from pytest_robustaudit.measure.head_source import head_wanted
     from pytest_robustaudit.registries import standalone
     from pytest_robustaudit.spec.schema import HeadSpec
 

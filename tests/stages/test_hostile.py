@@ -232,7 +232,7 @@ def test_an_unreadable_probe_folder_is_a_located_error_not_empty(folder, monkeyp
 def test_a_device_this_machine_lacks_is_an_audit_error_naming_the_key(device):
     import torch
 
-    from pytest_robustaudit.extract import resolve_device
+    from pytest_robustaudit.measure.extract import resolve_device
 
     if device == "mps" and torch.backends.mps.is_available():
         pytest.skip("this machine has MPS")
@@ -259,7 +259,7 @@ class _Counting:
 
 
 def _session(monkeypatch, fake):
-    from pytest_robustaudit import runner
+    from pytest_robustaudit.audit import runner
 
     monkeypatch.setattr(runner, "run_audit", fake)
     session = runner.AuditSession(standalone())

@@ -10,11 +10,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from pytest_robustaudit import intervals as wiring
-from pytest_robustaudit.checks import evaluate
+from pytest_robustaudit.analyse import intervals as wiring
+from pytest_robustaudit.analyse.checks import evaluate
 from pytest_robustaudit.metrics import bootstrap as bs
 from pytest_robustaudit.metrics.outliers import BUILTIN_METRICS
-from pytest_robustaudit.record import result_from_dict, result_to_dict
+from pytest_robustaudit.results.record import result_from_dict, result_to_dict
 from pytest_robustaudit.registries import standalone
 from pytest_robustaudit.spec import load_spec
 from pytest_robustaudit.spec.schema import CheckSpec

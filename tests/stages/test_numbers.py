@@ -268,10 +268,10 @@ def _baseline_with(version: int):
 
 
 def test_a_baseline_under_another_definition_fails_the_check_and_says_why(tmp_path):
-    from pytest_robustaudit.checks import evaluate
-    from pytest_robustaudit.record import read_record, write_record
+    from pytest_robustaudit.analyse.checks import evaluate
+    from pytest_robustaudit.results.record import read_record, write_record
     from pytest_robustaudit.registries import standalone
-    from pytest_robustaudit.runner import Reference
+    from pytest_robustaudit.audit.runner import Reference
     from pytest_robustaudit.spec.schema import CheckSpec
 
     registries = standalone()
@@ -292,7 +292,7 @@ def test_a_baseline_under_another_definition_fails_the_check_and_says_why(tmp_pa
 def test_schema_1_records_read_as_definition_1_and_float32(tmp_path):
     import json
 
-    from pytest_robustaudit.record import SCHEMA_VERSION, dumps, loads
+    from pytest_robustaudit.results.record import SCHEMA_VERSION, dumps, loads
 
     from builders import make_result
 
@@ -312,7 +312,7 @@ def test_schema_1_records_read_as_definition_1_and_float32(tmp_path):
 
 
 def test_half_precision_on_a_cpu_warns_once(monkeypatch):
-    from pytest_robustaudit import extract
+    from pytest_robustaudit.measure import extract
 
     monkeypatch.setattr(extract, "_WARNED_HALF_ON_CPU", set())
     with pytest.warns(RobustAuditWarning, match="12x slower than fp32"):

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_robustaudit.checks import evaluate
+from pytest_robustaudit.analyse.checks import evaluate
 from pytest_robustaudit.data import SkippedImage
-from pytest_robustaudit.record import (FORMAT, SCHEMA_VERSION, RecordError, dumps, loads, read_record,
+from pytest_robustaudit.results.record import (FORMAT, SCHEMA_VERSION, RecordError, dumps, loads, read_record,
                                        record_to_dict, result_from_dict, result_to_dict, write_record)
 from pytest_robustaudit.registries import standalone
 from pytest_robustaudit.results import AuditResult, LayerResult

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from pytest_robustaudit.checks import bound_text, verdict_text
+from pytest_robustaudit.analyse.checks import bound_text, verdict_text
 from pytest_robustaudit.report import render_report
 from pytest_robustaudit.report import svg
 from pytest_robustaudit.report.markdown import render_markdown
@@ -167,7 +167,7 @@ def test_why_is_a_spec_key(tmp_path):
 
 
 def test_a_long_grid_parameter_is_left_out_of_summary_cells_only():
-    from pytest_robustaudit.checks import params_label
+    from pytest_robustaudit.analyse.checks import params_label
     from pytest_robustaudit.report.values import cell_params
 
     params = {"tolerance": 0.01, "grid": "0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99"}

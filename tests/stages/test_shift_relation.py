@@ -11,7 +11,7 @@ from builders import make_result
 
 from pytest_robustaudit import outlier_robustness_correlation
 from pytest_robustaudit.metrics import MetricValue
-from pytest_robustaudit.record import dumps, loads
+from pytest_robustaudit.results.record import dumps, loads
 from pytest_robustaudit.report.page import render_report
 
 

@@ -15,11 +15,11 @@ import types
 import numpy as np
 import pytest
 
-from pytest_robustaudit.activations import StoreOptions
+from pytest_robustaudit.measure.activations import StoreOptions
 from pytest_robustaudit.errors import AuditError, SpecError
 from pytest_robustaudit.metrics.robustness import effective_robustness, shipped_accuracies_path
 from pytest_robustaudit.registries import standalone
-from pytest_robustaudit.runner import run_audit
+from pytest_robustaudit.audit.runner import run_audit
 from pytest_robustaudit.spec import load_spec
 
 from support import tiny_classifier_factory
@@ -62,7 +62,7 @@ def _restricted_top1(store_root, spec, shift_path, columns):
     import dataclasses
 
     from pytest_robustaudit import data
-    from pytest_robustaudit.activations import measure_layers
+    from pytest_robustaudit.measure.activations import measure_layers
     from pytest_robustaudit.spec.schema import DataSpec
 
     sub = dataclasses.replace(spec, data=DataSpec(path=shift_path, batch_size=4), layers=("representation",))
@@ -162,7 +162,7 @@ def test_er_on_a_subset_of_the_five_is_per_shift_averaged(folder):
 def test_corruption_shifts_go_to_the_issue_18_measurer(folder, monkeypatch):
     """The dispatch, with a stand-in measurer: it gets the audit's probe, the head's layer, the corruption,
     severity and seed, and its rows are scored on all classes, the drop paired with the clean images."""
-    from pytest_robustaudit.activations import measure_layers
+    from pytest_robustaudit.measure.activations import measure_layers
 
     calls = []
 
@@ -170,7 +170,7 @@ def test_corruption_shifts_go_to_the_issue_18_measurer(folder, monkeypatch):
         calls.append((spec.layers, probe.root.name, corruption, severity, seed))
         return measure_layers(spec, registries, probe, device, store, progress, refresh_before)  # clean rows
 
-    monkeypatch.setitem(sys.modules, "pytest_robustaudit.corrupted", types.SimpleNamespace(measure_corrupted=fake))
+    monkeypatch.setitem(sys.modules, "pytest_robustaudit.measure.corrupted", types.SimpleNamespace(measure_corrupted=fake))
     spec = spec_of(folder, "- {corruption: gaussian_noise, severity: [1, 3], seed: 7}\n")
     assert [s.name for s in spec.shifts] == ["gaussian_noise/1", "gaussian_noise/3"]
     result = run_audit(spec, standalone())
@@ -187,7 +187,7 @@ def test_corruption_shifts_go_to_the_issue_18_measurer(folder, monkeypatch):
 
 
 def test_missing_corruption_measurer_is_a_located_error(folder, monkeypatch):
-    monkeypatch.setitem(sys.modules, "pytest_robustaudit.corrupted", None)   # import fails as when absent
+    monkeypatch.setitem(sys.modules, "pytest_robustaudit.measure.corrupted", None)   # import fails as when absent
     spec = spec_of(folder, "- {corruption: defocus_blur, severity: 2}\n")
     with pytest.raises(AuditError) as error:
         run_audit(spec, standalone())
@@ -267,7 +267,7 @@ def test_an_unlabelled_probe_still_scores_the_shifts_and_says_why_there_is_no_dr
 
 def test_corruptions_of_an_unlabelled_probe_are_refused_before_any_model_runs(folder, monkeypatch):
     calls = []
-    monkeypatch.setitem(sys.modules, "pytest_robustaudit.corrupted",
+    monkeypatch.setitem(sys.modules, "pytest_robustaudit.measure.corrupted",
                         types.SimpleNamespace(measure_corrupted=lambda *a, **k: calls.append(k)))
     spec = spec_of(folder, "- {corruption: gaussian_noise, severity: 3}\n", labels="none")
     with pytest.raises(AuditError) as error:
@@ -287,7 +287,7 @@ def _imagenet_head():
 
 def test_standard_sets_map_their_own_folder_layouts():
     from pytest_robustaudit.metrics.robustness import objectnet_mapping, shift_class_subset
-    from pytest_robustaudit.shifts import ShiftError, score_rows, set_targets
+    from pytest_robustaudit.measure.shifts import ShiftError, score_rows, set_targets
 
     head = _imagenet_head()
     columns, accepted = set_targets("imagenet_r", ["n01443537", None], head, "spec.yaml: shifts[0].path")
@@ -316,9 +316,9 @@ def test_standard_sets_map_their_own_folder_layouts():
 
 
 def test_corruption_shifts_with_the_real_measurer_are_stored_and_read_back(folder):
-    """The issue-18 measurer itself (pytest_robustaudit.corrupted): each (corruption, severity) scored on
+    """The issue-18 measurer itself (pytest_robustaudit.measure.corrupted): each (corruption, severity) scored on
     the 12 probe images, the drop paired with them, and the corrupted rows read from the store next time."""
-    pytest.importorskip("pytest_robustaudit.corrupted")
+    pytest.importorskip("pytest_robustaudit.measure.corrupted")
     spec = spec_of(folder, "- {corruption: gaussian_noise, severity: [1, 5]}\n")
     first = run_audit(spec, standalone(), store=StoreOptions(root=folder / "store")).layers["representation"]
     shifts = first.metrics["corruption_accuracy"].details["shifts"]
@@ -333,7 +333,7 @@ def test_corruption_shifts_with_the_real_measurer_are_stored_and_read_back(folde
 def test_two_specs_sharing_a_reference_model_each_get_it_audited_on_their_own_shifts(folder):
     """The reference model is audited once per probe setup AND per shifts/head: a second spec with other
     shifts must not be compared with the reference's values on the first spec's shifts."""
-    from pytest_robustaudit.runner import AuditSession
+    from pytest_robustaudit.audit.runner import AuditSession
 
     reference = "reference: {model: {source: factory, factory: tiny_shift_factory.py:build}}\n"
     session = AuditSession(standalone())
@@ -351,12 +351,12 @@ def test_two_specs_sharing_a_reference_model_each_get_it_audited_on_their_own_sh
 def test_a_mean_over_sets_carries_a_resampled_interval(folder, monkeypatch):
     """One set: Clopper-Pearson on its count; a mean over sets (no single count): resampled, the given
     accuracies held fixed and named, the corrupted sets resampled jointly (the same images)."""
-    from pytest_robustaudit.activations import measure_layers
+    from pytest_robustaudit.measure.activations import measure_layers
 
     def fake(spec, registries, probe, device, store, progress=None, refresh_before=None, **_):
         return measure_layers(spec, registries, probe, device, store, progress, refresh_before)
 
-    monkeypatch.setitem(sys.modules, "pytest_robustaudit.corrupted", types.SimpleNamespace(measure_corrupted=fake))
+    monkeypatch.setitem(sys.modules, "pytest_robustaudit.measure.corrupted", types.SimpleNamespace(measure_corrupted=fake))
     spec = spec_of(folder, "- {path: shifted, name: mine}\n- {name: objectnet, accuracy: 0.4, source: trial}\n"
                            "- {corruption: gaussian_noise, severity: [1, 3]}\n")
     rep = run_audit(spec, standalone()).layers["representation"]

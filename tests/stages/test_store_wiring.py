@@ -12,10 +12,10 @@ import pytest
 
 from support import PHOTOS
 
-from pytest_robustaudit import activations
-from pytest_robustaudit.activations import StoreOptions
+from pytest_robustaudit.measure import activations
+from pytest_robustaudit.measure.activations import StoreOptions
 from pytest_robustaudit.registries import standalone
-from pytest_robustaudit.runner import measure
+from pytest_robustaudit.audit.runner import measure
 from pytest_robustaudit.spec import load_spec
 
 FACTORY = '''
@@ -96,7 +96,7 @@ def test_cold_then_warm_hits_with_identical_results(setup, tmp_path):
 def test_rows_give_the_same_stats_as_streaming(setup):
     """The stored-rows path equals the accumulator fed straight from the model (today's numbers)."""
     from pytest_robustaudit import data
-    from pytest_robustaudit.extract import extract
+    from pytest_robustaudit.measure.extract import extract
     from pytest_robustaudit.models import load_model
 
     spec = spec_of(setup)

@@ -13,10 +13,10 @@ import pytest
 
 from support import CLIP_ARCHS, PHOTOS
 
-from pytest_robustaudit import head_source
-from pytest_robustaudit.activations import StoreOptions
+from pytest_robustaudit.measure import head_source
+from pytest_robustaudit.measure.activations import StoreOptions
 from pytest_robustaudit.registries import standalone
-from pytest_robustaudit.runner import run_audit
+from pytest_robustaudit.audit.runner import run_audit
 from pytest_robustaudit.spec import load_spec
 
 WIDTH = {"RN50": 1024, "ViT-B-32": 512}

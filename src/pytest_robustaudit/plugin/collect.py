@@ -1,6 +1,6 @@
 """Collection of YAML specs as files and checks as items.
 
-Thin by design: parsing is ``spec/``, running is ``runner.py``, verdicts are ``checks.py``.
+Thin by design: parsing is ``spec/``, running is ``audit/runner.py``, verdicts are ``analyse/checks.py``.
 Collection follows pytest's "Working with non-python tests" example: ``AuditFile`` (one per
 spec) → ``AuditLayer`` (one per layer) → ``AuditItem`` (one per check), so node ids read
 ``audits/x.yaml::representation::kurtosis_mean`` and ``-k``, ``--lf``, ``--junitxml`` just work.

@@ -1,6 +1,6 @@
 """pytest glue for the outputs of a run: the HTML report, the JSON record and the terminal table.
 
-Registered by ``plugin.pytest_configure``.  The work is in ``report/`` and ``record.py``; here we
+Registered by ``plugin.pytest_configure``.  The work is in ``report/`` and ``results/record.py``; here we
 only decide what to write where:
 
 * ``--audit-markdown PATH``: a Markdown summary for CI job pages (``report/markdown.py``).
@@ -103,7 +103,7 @@ def not_shown(config: pytest.Config) -> tuple[int, int]:
 
 def _gather(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], dict[str, str]]:
     """This process's results plus every worker's, one per spec (a spec split over workers ran on each)."""
-    from ..record import loads
+    from ..results.record import loads
 
     state = run_state(config)
     results, errors, baselines = _local(config)
@@ -136,7 +136,7 @@ def _gather(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], d
 
 def _save_baselines(session: pytest.Session, outputs: Outputs, baselines: dict[str, str]) -> None:
     """``--audit-save-baseline``: never from an interrupted run; a baseline not saved fails the run."""
-    from ..record import write_record
+    from ..results.record import write_record
 
     if session.exitstatus == pytest.ExitCode.INTERRUPTED:
         outputs.notes.append("robustaudit: run interrupted, no baseline saved")
@@ -161,7 +161,7 @@ def _error_entries(errors: dict[str, str]) -> list[dict[str, str]]:
 
 
 def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int) -> dict[str, Any]:
-    from ..record import default_run_info
+    from ..results.record import default_run_info
 
     info = default_run_info()
     deselected, not_run = not_shown(config)
@@ -198,7 +198,7 @@ def _sections(config: pytest.Config, results: list[AuditResult], problems: list[
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if _is_worker(config):
-        from ..record import dumps
+        from ..results.record import dumps
 
         results, errors, baselines = _local(config)
         state = run_state(config)
@@ -229,7 +229,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     run_info = _run_info(config, errors, session.exitstatus)
     if record_path is not None:
-        from ..record import write_record
+        from ..results.record import write_record
 
         _write(outputs, "JSON record", record_path, lambda path: write_record(results, path, run_info))
     if html_path is not None:

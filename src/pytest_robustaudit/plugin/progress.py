@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from ..activations import Progress
+from ..measure.activations import Progress
 
 #: seconds between progress lines in a non-TTY log (CI)
 LOG_INTERVAL_S = 10.0
@@ -43,7 +43,7 @@ def progress_line(label: str, done: int, total: int, seconds: float, device: str
 
 
 class TerminalProgress(Progress):
-    """The plugin's :class:`~pytest_robustaudit.activations.Progress`: see the module docstring."""
+    """The plugin's :class:`~pytest_robustaudit.measure.activations.Progress`: see the module docstring."""
 
     def __init__(self, config: pytest.Config):
         self.config = config

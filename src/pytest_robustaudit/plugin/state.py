@@ -20,7 +20,7 @@ import pytest
 
 if TYPE_CHECKING:
     from ..registries import Registries
-    from ..runner import AuditSession
+    from ..audit.runner import AuditSession
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 #: the user property that marks a run-level relation check's report (its failure is a verdict on the
@@ -93,8 +93,8 @@ class RunState:
     def session(self) -> AuditSession:
         """The session's runner, created on first use (after conftest.py files had their say)."""
         if self._session is None:
-            from ..devices import worker_index
-            from ..runner import AuditSession
+            from ..measure.devices import worker_index
+            from ..audit.runner import AuditSession
             from .progress import TerminalProgress
 
             config = self.config
@@ -213,8 +213,8 @@ def store_dir(config: pytest.Config) -> Path:
 
 
 def store_options(config: pytest.Config):
-    """The run's :class:`~pytest_robustaudit.activations.StoreOptions` from the options above."""
-    from ..activations import StoreOptions
+    """The run's :class:`~pytest_robustaudit.measure.activations.StoreOptions` from the options above."""
+    from ..measure.activations import StoreOptions
 
     mode = config.getoption("audit_cache", "on") or "on"
     if mode == "off":
@@ -239,7 +239,7 @@ def check_device_option(value: str | None, where: str) -> None:
     """A typo in ``--audit-device`` (or the ini key) is a usage error now, not N failed checks later."""
     if not value:
         return
-    from ..extract import DEVICE_HELP, DEVICE_PATTERN
+    from ..measure.extract import DEVICE_HELP, DEVICE_PATTERN
 
     if not DEVICE_PATTERN.match(value):
         raise pytest.UsageError(f"{where} {value!r} is not a device; {DEVICE_HELP}")
@@ -280,7 +280,7 @@ def interval_settings(config: pytest.Config) -> "IntervalSettings":
     (docs/intervals.md), checked."""
     from ..errors import AuditError
     from ..spec.load import BOOTSTRAP_METHODS
-    from ..intervals import IntervalSettings
+    from ..analyse.intervals import IntervalSettings
 
     confidence, resamples = config.getini("audit_confidence").strip(), config.getini("audit_resamples").strip()
     try:

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import svg
-from ..checks import bound_text, format_number, params_label
+from ..analyse.checks import bound_text, format_number, params_label
 from ..metrics.types import NOT_APPLICABLE, Metric, MetricValue, controls_of, headline_metrics
 from ..results import AuditResult, CheckOutcome, ReportSection, tally
 from .provenance import readable, readable_path

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..checks import format_number, params_label, verdict_text
+from ..analyse.checks import format_number, params_label, verdict_text
 from ..results import AuditResult, CheckOutcome
 
 MARKS = {"pass": "✓", "fail": "✗", "skip": "–"}

@@ -20,7 +20,7 @@ CHECK_KEYS = ("min", "max", *RELATIVE_KEYS, "layers", "why", "confidence")
 def with_ids(checks: list[CheckSpec]) -> tuple[CheckSpec, ...]:
     """Give each check its node id: the metric name while (metric, layer) is unique in the spec,
     else the metric with its parameters, as pytest writes parametrize ids (``outlier_count[factor=100]``)."""
-    from ..checks import params_label
+    from ..analyse.checks import params_label
 
     pairs: dict[tuple[str, str], int] = {}
     for check in checks:

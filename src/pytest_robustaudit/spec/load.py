@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import Problem, SpecError
-from ..extract import DEVICE_HELP, DEVICE_PATTERN, PRECISIONS
+from ..measure.extract import DEVICE_HELP, DEVICE_PATTERN, PRECISIONS
 from ..registries import Registries
 from .checks_section import DEFAULT_LAYERS, ChecksSection
 from .concepts_section import ConceptsSection

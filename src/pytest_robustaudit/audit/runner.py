@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checks import evaluate
-from .errors import AuditError
-from .intervals import IntervalSettings, layer_intervals
-from .head_source import HeadSource, head_wanted
-from .metrics.inputs import LayerInputs
-from .metrics.types import MetricValue
-from .registries import Registries
-from .results import AuditResult, CheckOutcome, LayerResult
-from .spec.schema import AuditSpec, CheckSpec
+from ..analyse.checks import evaluate
+from ..errors import AuditError
+from ..analyse.intervals import IntervalSettings, layer_intervals
+from ..measure.head_source import HeadSource, head_wanted
+from ..metrics.inputs import LayerInputs
+from ..metrics.types import MetricValue
+from ..registries import Registries
+from ..results import AuditResult, CheckOutcome, LayerResult
+from ..spec.schema import AuditSpec, CheckSpec
 
 
 @dataclass
@@ -62,9 +62,9 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
     ``concept_overlap`` compares with)."""
     import torch  # noqa: F401 - imported before the clock starts: a cost of the process, not of this audit
 
-    from . import data
-    from .activations import StoreOptions, measure_layers
-    from .extract import resolve_device
+    from .. import data
+    from ..measure.activations import StoreOptions, measure_layers
+    from ..measure.extract import resolve_device
 
     started = time.perf_counter()
     options = store if store is not None else StoreOptions(mode="off")
@@ -72,7 +72,7 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
     try:
         opened = options.open()
         if spec.model.source == "activations":  # features from elsewhere: imported, no model, no images
-            from .imported import measure_arrays
+            from ..measure.imported import measure_arrays
 
             got = measure_arrays(spec, opened, progress)
             probe = None
@@ -88,7 +88,7 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
         shifts = _shift_source(spec, registries, probe, got, opened, progress, options.refresh_before)
         concepts = None
         if spec.concepts is not None and probe is not None:
-            from .concept_source import measure_concepts, reference_lookup
+            from ..measure.concept_source import measure_concepts, reference_lookup
 
             concepts = measure_concepts(spec, registries, got, target, opened, progress, options.refresh_before,
                                         reference_lookup(reference))
@@ -137,7 +137,7 @@ def _shift_source(spec: AuditSpec, registries: Registries, probe: Any, got: Any,
     """The audit's shifted sets, scored when a shift metric first asks (None: the spec has none)."""
     if probe is None:   # features from elsewhere: no images to score (the metrics say so)
         return None
-    from .shifts import ShiftSource
+    from ..measure.shifts import ShiftSource
 
     return ShiftSource(spec, registries, probe, got.device, store, {n: s.dim for n, s in got.stats.items()},
                        progress, refresh_before)
@@ -148,7 +148,7 @@ def layer_samples(spec: AuditSpec, registries: Registries, got: Any, resamples: 
     """Each layer's :class:`~.intervals.LayerSample`: one pass over its stored rows (docs/intervals.md)."""
     import numpy as np
 
-    from .intervals import sample_layer
+    from ..analyse.intervals import sample_layer
 
     signed = any(isinstance(m.interval_input, tuple) and "signed" in m.interval_input
                  for m in (registries.metrics.get(n) for n in registries.metrics.names()))
@@ -176,9 +176,9 @@ def judge(spec: AuditSpec, result: AuditResult, registries: Registries, referenc
     Each check sees its value's interval (docs/intervals.md); with ``confidence`` (the check's, the
     spec's, or ``intervals.confidence``) it gates on it; a relative check also sees candidate −
     reference on the images both measured (paired by content hash when the rows allow)."""
-    from .checks import effective_bounds, min_images_outcome
-    from .intervals import metric_interval, relative_difference, setup_differences
-    from .metrics.verdicts import sided_for
+    from ..analyse.checks import effective_bounds, min_images_outcome
+    from ..analyse.intervals import metric_interval, relative_difference, setup_differences
+    from ..metrics.verdicts import sided_for
 
     settings = intervals or IntervalSettings()
     skipped_note = f", {len(result.skipped)} unreadable skipped" if result.skipped else ""
@@ -295,7 +295,7 @@ class AuditSession:
     def __init__(self, registries: Registries, device: str | None = None, saving_baselines: bool = False,
                  worker: int | None = None, store: Any = None, progress: Any = None,
                  intervals: IntervalSettings | None = None):
-        from .activations import StoreOptions
+        from ..measure.activations import StoreOptions
 
         self.registries = registries
         self.device = device
@@ -372,7 +372,7 @@ class AuditSession:
         return self._baseline(spec)
 
     def _baseline(self, spec: AuditSpec) -> Reference:
-        from .record import read_record
+        from ..results.record import read_record
 
         ref = spec.reference
         entry = ref.entry or spec.name
@@ -401,7 +401,7 @@ class AuditSession:
     def errors(self) -> dict[Path, str]:
         """Specs whose run failed, with their message: an AuditError's text, or for any other error its
         type, message and location (never a traceback: the record and the report stay small)."""
-        from .errors import describe_error
+        from ..errors import describe_error
 
         return {path: describe_error(f.error, f.traceback) for path, f in self._done.items() if isinstance(f, Failure)}
 

@@ -4,7 +4,7 @@ Why this module: effective robustness and the accuracy drops need the head's acc
 image sets, and those sets must go through the same path as the probe (docs/store.md): a folder
 shift is an image set measured by :func:`~.activations.measure_layers` on the layer(s) the head
 reads, so it is extracted once per content and read from the store on the next run; a corruption
-shift is measured by ``pytest_robustaudit.corrupted.measure_corrupted`` (issue 18) on the audit's
+shift is measured by ``pytest_robustaudit.measure.corrupted.measure_corrupted`` (issue 18) on the audit's
 own probe images.  The head then scores the stored rows in float64, like the clean top-1:
 
 * a folder with ``set`` (one of the five standard natural shifts) is scored as that set is: logits
@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .errors import AuditError
+from ..errors import AuditError
 
 if TYPE_CHECKING:
-    from .spec.schema import AuditSpec, ShiftSpec
+    from ..spec.schema import AuditSpec, ShiftSpec
 
 
 class ShiftError(AuditError):
@@ -121,7 +121,7 @@ class ShiftResults:
 
 def _wnid_index(head: Any, where: str) -> dict[str, int]:
     """ImageNet-1k wnid -> head column; a set with a standard class subset needs an ImageNet-1k head."""
-    from .metrics.robustness import imagenet1k_wnids
+    from ..metrics.robustness import imagenet1k_wnids
 
     wnids = imagenet1k_wnids()
     if head.class_ids and len(head.class_ids) == 1000 and tuple(head.class_ids) == wnids:
@@ -137,7 +137,7 @@ def _wnid_index(head: Any, where: str) -> dict[str, int]:
 def set_targets(shift_set: str, labels: Sequence[str | None], head: Any, where: str) -> tuple[np.ndarray, list]:
     """(head columns the logits are restricted to, each image's accepted columns (a tuple; () unlabelled))
     for a folder of the standard set ``shift_set``."""
-    from .metrics.robustness import imagenet1k_wnids, objectnet_mapping, shift_class_subset
+    from ..metrics.robustness import imagenet1k_wnids, objectnet_mapping, shift_class_subset
 
     index = _wnid_index(head, where)
     wnids = imagenet1k_wnids()
@@ -190,7 +190,7 @@ def set_targets(shift_set: str, labels: Sequence[str | None], head: Any, where: 
 
 def own_targets(labels: Sequence[str | None], head: Any, where: str) -> tuple[np.ndarray, list]:
     """A folder without a standard set: the head's columns of the classes its labels cover."""
-    from .models.heads import HeadError, label_indices
+    from ..models.heads import HeadError, label_indices
 
     try:
         indices = label_indices(head, labels, where)
@@ -271,10 +271,10 @@ def _corrupted_measurer() -> Callable[..., Any]:
     try:
         from .corrupted import measure_corrupted
     except ModuleNotFoundError as error:
-        if error.name not in ("pytest_robustaudit.corrupted", __name__.rsplit(".", 1)[0] + ".corrupted"):
+        if error.name not in ("pytest_robustaudit.measure.corrupted", __name__.rsplit(".", 1)[0] + ".corrupted"):
             raise
         raise ShiftError("this installation of pytest-robustaudit has no corruption measurement "
-                         "(module pytest_robustaudit.corrupted, docs/corruptions.md)",
+                         "(module pytest_robustaudit.measure.corrupted, docs/corruptions.md)",
                          fix="upgrade pytest-robustaudit, or remove the `corruption:` entries from `shifts`") from None
     return measure_corrupted
 
@@ -283,7 +283,7 @@ def measure_shift(spec: "AuditSpec", registries: Any, shift: "ShiftSpec", layers
                   device: str, store: Any, progress: Any = None, refresh_before: float | None = None) -> Any:
     """The :class:`~.activations.Measured` of one folder or corruption shift on ``layers`` (stored rows)."""
     from .activations import measure_layers
-    from .spec.schema import DataSpec
+    from ..spec.schema import DataSpec
 
     where = str(shift.where) if shift.where else f"{spec.path}: shifts"
     if shift.kind == "corruption":
@@ -293,7 +293,7 @@ def measure_shift(spec: "AuditSpec", registries: Any, shift: "ShiftSpec", layers
         return measure(sub, registries, probe, device, store, progress, refresh_before,
                        corruption=shift.corruption, severity=shift.severity,
                        seed=spec.seed if shift.seed is None else shift.seed)
-    from . import data
+    from .. import data
 
     data_spec = DataSpec(path=shift.path, labels=shift.labels, limit=shift.limit, seed=spec.data.seed,
                          batch_size=spec.data.batch_size, workers=spec.data.workers, where=shift.where)
@@ -332,7 +332,7 @@ def score_shifts(spec: "AuditSpec", registries: Any, head: Any, layers: Sequence
         got = measure_shift(spec, registries, shift, layers, probe, device, store, progress, refresh_before)
         if shift.kind == "corruption":
             def targets(labels, where=where):
-                from .models.heads import HeadError, label_indices
+                from ..models.heads import HeadError, label_indices
 
                 try:
                     indices = label_indices(head, labels, where)
@@ -357,7 +357,7 @@ def clean_correct(inputs: Any) -> np.ndarray:
 
 def clean_scored(inputs: Any) -> tuple[np.ndarray, np.ndarray]:
     """(correct per scored probe row, mask of the probe rows scored), cached per layer."""
-    from .metrics.head_metrics import head_targets
+    from ..metrics.head_metrics import head_targets
 
     def build():
         head, targets, finite = head_targets(inputs)
@@ -402,7 +402,7 @@ class ShiftSource:
         return next((s for s in self.spec.shifts if s.kind == "given" and s.name == "imagenet"), None)
 
     def __call__(self, inputs: Any) -> ShiftResults:
-        from .metrics.types import NotApplicable
+        from ..metrics.types import NotApplicable
 
         spec = self.spec
         if not spec.shifts:

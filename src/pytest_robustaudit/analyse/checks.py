@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .metrics.types import MetricValue
-from .results import CheckOutcome
-from .spec.schema import CheckSpec
+from ..metrics.types import MetricValue
+from ..results import CheckOutcome
+from ..spec.schema import CheckSpec
 
 
 def format_number(value: float | None) -> str:
@@ -190,7 +190,7 @@ def evaluate(check: CheckSpec, measured: MetricValue, context: str,
 def _gate(check: CheckSpec, label: str, interval: Any, difference: Any, low: Bound | None, high: Bound | None) -> Any:
     """The confidence verdict (metrics/verdicts.py): on candidate − reference for a check with only
     delta bounds (paired on matched images), else on the value's interval against the effective bounds."""
-    from .metrics.verdicts import verdict
+    from ..metrics.verdicts import verdict
 
     delta_only = (check.min_delta is not None or check.max_delta is not None) and not any(
         v is not None for v in (check.min, check.max, check.min_ratio, check.max_ratio))

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .errors import AuditError
+from ..errors import AuditError
 
 if TYPE_CHECKING:
     from .activations import Measured, Progress
-    from .spec.schema import AuditSpec
-    from .store import ActivationStore
+    from ..spec.schema import AuditSpec
+    from ..store import ActivationStore
 
 #: Bumped when importing changes what a stored row means.
 IMPORT_FORMAT = 1
@@ -71,7 +71,7 @@ def _chunks(array: Any) -> Iterator[Any]:
 def measure_arrays(spec: "AuditSpec", store: "ActivationStore", progress: "Progress | None" = None) -> "Measured":
     """Every layer of ``spec`` (``source: activations``) summarised from its imported rows."""
     from .activations import Measured, Progress, summarise
-    from .store import content_key
+    from ..store import content_key
 
     progress = progress or Progress()
     problems_before = len(store.problems)

@@ -28,13 +28,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .metrics.types import READS_HEAD, NotApplicable
+from ..metrics.types import READS_HEAD, NotApplicable
 
 if TYPE_CHECKING:
-    from .models.heads import Head
-    from .registries import Registries
-    from .spec.schema import AuditSpec
-    from .store import ActivationStore
+    from ..models.heads import Head
+    from ..registries import Registries
+    from ..spec.schema import AuditSpec
+    from ..store import ActivationStore
 
 HEADS = "heads"
 #: bumped when what a stored head file holds changes
@@ -118,7 +118,7 @@ class HeadSource:
 
     # -- resolution --------------------------------------------------------------------------------
     def _obtain(self) -> "Head":
-        from .models.heads import HeadError
+        from ..models.heads import HeadError
 
         if self.kind == "none":
             raise NotApplicable("the spec sets `head: none`")
@@ -137,15 +137,15 @@ class HeadSource:
             raise NotApplicable(str(error)) from None
 
     def _classifier(self) -> "Head":
-        from .models.heads import classifier_head
-        from .store import content_key
+        from ..models.heads import classifier_head
+        from ..store import content_key
 
         key = content_key({"kind": "classifier-head", "weights": self.fingerprint, "format": HEAD_FILE_FORMAT})
         found = read_head(self.store, key)
         if found is not None:
             self.from_store = True
             return found
-        from .store.locks import key_lock
+        from ..store.locks import key_lock
 
         with key_lock(self.store.locks_dir, key, self._note, self.store.lock_timeout, self.store.problems):
             found = read_head(self.store, key)
@@ -160,8 +160,8 @@ class HeadSource:
         return head
 
     def _zero_shot(self) -> "Head":
-        from .models.zero_shot import HEAD_RECIPE, describe_tokenizer, head_cache_parts, text_tower_fingerprint
-        from .store import content_key
+        from ..models.zero_shot import HEAD_RECIPE, describe_tokenizer, head_cache_parts, text_tower_fingerprint
+        from ..store import content_key
 
         head_spec = self.spec.head
         alias_parts = {"kind": "zero-shot-alias", "weights": self.fingerprint, "model": self.spec.model.name,
@@ -177,8 +177,8 @@ class HeadSource:
                 return found
         import open_clip
 
-        from .models.heads import imagenet_class_names, imagenet_wnids
-        from .models.zero_shot import resolve_templates
+        from ..models.heads import imagenet_class_names, imagenet_wnids
+        from ..models.zero_shot import resolve_templates
 
         loaded = self.loaded()
         model = loaded.module
@@ -191,8 +191,8 @@ class HeadSource:
         parts = head_cache_parts(text_tower_fingerprint(model), names, templates, class_ids=ids,
                                  tokenizer=describe_tokenizer(tokenizer))
         key = content_key(parts)
-        from .atomic import write_text_atomic
-        from .store.locks import key_lock
+        from ..atomic import write_text_atomic
+        from ..store.locks import key_lock
 
         with key_lock(self.store.locks_dir, key, self._note, self.store.lock_timeout, self.store.problems):
             head = read_head(self.store, key)
@@ -205,7 +205,7 @@ class HeadSource:
         return head
 
     def _build_zero_shot(self, model, tokenizer, names, ids, templates, label) -> "Head":
-        from .models.zero_shot import zero_shot_head
+        from ..models.zero_shot import zero_shot_head
 
         progress = self.progress
         total = len(names) * len(templates)
@@ -245,7 +245,7 @@ def write_head(store: "ActivationStore", key: str, head: "Head") -> None:
     """Write ``head`` as ``heads/<key>.npz`` (temporary file renamed into place: all or nothing)."""
     import numpy as np
 
-    from .models.heads import head_to_arrays
+    from ..models.heads import head_to_arrays
 
     arrays, meta = head_to_arrays(head)
     buffer = io.BytesIO()
@@ -264,7 +264,7 @@ def read_head(store: "ActivationStore", key: str) -> "Head | None":
     """The stored head ``key``, or None (absent, unreadable or corrupt: then it is set aside)."""
     import numpy as np
 
-    from .models.heads import head_from_arrays
+    from ..models.heads import head_from_arrays
 
     path = head_path(store, key)
     if not path.is_file():

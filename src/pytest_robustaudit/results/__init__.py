@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .data.decode import SkippedImage
-from .metrics.types import MetricValue
-from .metrics.outlier_stats import LayerStats
+from ..data.decode import SkippedImage
+from ..metrics.types import MetricValue
+from ..metrics.outlier_stats import LayerStats
 
 
 @dataclass

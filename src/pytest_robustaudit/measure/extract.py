@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 if TYPE_CHECKING:
     import torch
 
-    from .metrics.outlier_stats import LayerStats
-    from .models.base import LoadedModel
+    from ..metrics.outlier_stats import LayerStats
+    from ..models.base import LoadedModel
 
 #: the numerics a spec may ask for (``precision``); autocast for the half precisions
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -55,7 +55,7 @@ def resolve_device(requested: str) -> str:
     import torch
 
     if requested != "auto":
-        from .errors import AuditError
+        from ..errors import AuditError
 
         key = "the spec's 'device:' key, or --audit-device"
         if not isinstance(requested, str) or not DEVICE_PATTERN.match(requested):
@@ -106,7 +106,7 @@ def numerics(device: str, precision: str):
 def warn_half_precision_on_cpu(device: str, precision: str) -> None:
     """Warn once per process when fp16/bf16 is asked for on a CPU: autocast there is emulated and
     about 12x slower than fp32 (83 s vs 7 s for 200 images on a 2-core CPU), for no gain."""
-    from .errors import RobustAuditWarning
+    from ..errors import RobustAuditWarning
 
     if device.split(":")[0] != "cpu" or precision not in ("fp16", "bf16") or precision in _WARNED_HALF_ON_CPU:
         return
@@ -166,7 +166,7 @@ class _Runner:
     def _consume(self, outputs: dict[str, "torch.Tensor"]) -> None:
         """Hand one batch's layers to the consumer; a shape it cannot take is the model's fault, said
         with the layer's name (a factory whose output width changes from batch to batch, say)."""
-        from .errors import AuditError
+        from ..errors import AuditError
 
         try:
             self.consume(outputs)
@@ -187,7 +187,7 @@ def _forward_failed(model: "LoadedModel", images: "torch.Tensor", error: BaseExc
     """An AuditError saying which model failed on what input, with the innermost frame that raised."""
     import traceback
 
-    from .errors import AuditError
+    from ..errors import AuditError
 
     if isinstance(error, AuditError):
         return error
@@ -224,7 +224,7 @@ def run_model(model: "LoadedModel", batches: Iterable["torch.Tensor"], layers: S
 def extract(model: "LoadedModel", batches: Iterable["torch.Tensor"], layers: Sequence[str], device: str,
             precision: str, seed: int = 0) -> Extraction:
     """Stream ``batches`` through ``model`` and summarise ``layers`` directly (no store)."""
-    from .metrics.outlier_stats import LayerAccumulator
+    from ..metrics.outlier_stats import LayerAccumulator
 
     accumulators = {name: LayerAccumulator(name, rotation_seed=seed) for name in layers}
 

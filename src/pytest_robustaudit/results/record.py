@@ -31,11 +31,11 @@ from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 
-from .atomic import write_text_atomic
-from .errors import AuditError
-from .metrics.types import MetricValue
-from .results import AuditResult, CheckOutcome, LayerResult
-from .metrics.outlier_stats import LayerStats
+from ..atomic import write_text_atomic
+from ..errors import AuditError
+from ..metrics.types import MetricValue
+from . import AuditResult, CheckOutcome, LayerResult
+from ..metrics.outlier_stats import LayerStats
 
 #: identifies a pytest-robustaudit record among other JSON files
 FORMAT = "pytest-robustaudit/record"
@@ -313,7 +313,7 @@ def _value_in(kind: str, value: Any, where: str) -> Any:
 
 
 def _interval_in(value: Any, where: str) -> Any:
-    from .metrics.bootstrap import Interval
+    from ..metrics.bootstrap import Interval
 
     if not isinstance(value, dict):
         raise _Malformed(where, f"expected an interval object, got {type(value).__name__}")
@@ -379,7 +379,7 @@ def _layer_in(f: _Fields) -> LayerResult:
 
 
 def _result_in(f: _Fields) -> AuditResult:
-    from .data.decode import SkippedImage
+    from ..data.decode import SkippedImage
 
     layers = [_layer_in(layer) for layer in f.each("layers")]  # the bulk first: a cut-off file says so
     skipped = [_decode(SkippedImage, s, _SKIPPED) for s in f.each("skipped", [])]

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import AuditError
-from .metrics import bootstrap as bs
-from .metrics import bootstrap_profiles as bp
+from ..errors import AuditError
+from ..metrics import bootstrap as bs
+from ..metrics import bootstrap_profiles as bp
 
 if TYPE_CHECKING:
-    from .metrics.outlier_stats import LayerStats
-    from .metrics.types import Metric, MetricValue
+    from ..metrics.outlier_stats import LayerStats
+    from ..metrics.types import Metric, MetricValue
 
 #: recommended minimum of usable images for gating outlier metrics (docs/measured.md, docs/intervals.md)
 RECOMMENDED_MIN_IMAGES = 200
@@ -185,7 +185,7 @@ def metric_interval(metric: "Metric", stats: "LayerStats", sample: LayerSample |
 def _resampled(metric: "Metric", merged: dict[str, Any], measured: "MetricValue", inputs: Any,
                sample: LayerSample | None, layer: str, audit: str, level: float, sided: str) -> bs.Interval:
     """A metric that resamples itself: its replicates from the layer's inputs, percentile ends."""
-    from .metrics.types import NotApplicable
+    from ..metrics.types import NotApplicable
 
     if inputs is None:
         return _no_interval(measured.value, "the layer's stored rows are not at hand (read from a record)")

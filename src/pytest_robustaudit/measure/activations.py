@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 if TYPE_CHECKING:
-    from .data import ProbeSet, SkippedImage
-    from .metrics.outlier_stats import LayerStats
-    from .models.base import LoadedModel
-    from .registries import Registries
-    from .spec.schema import AuditSpec
-    from .store import ActivationStore, Entry
+    from ..data import ProbeSet, SkippedImage
+    from ..metrics.outlier_stats import LayerStats
+    from ..models.base import LoadedModel
+    from ..registries import Registries
+    from ..spec.schema import AuditSpec
+    from ..store import ActivationStore, Entry
 
 #: Bumped when extraction changes what a stored row means (pooling, layer naming, decoding).
 EXTRACTION_FORMAT = 1
@@ -85,7 +85,7 @@ class StoreOptions:
     _temp: Any = field(default=None, repr=False)
 
     def open(self) -> "ActivationStore":
-        from .store import ActivationStore
+        from ..store import ActivationStore
 
         if self._store is None:
             if self.mode == "off" or self.root is None:
@@ -165,7 +165,7 @@ def resolve_workers(workers: int | str, device: str) -> int:
 
 @functools.lru_cache(maxsize=1)
 def _cached_versions() -> tuple:
-    from .store import library_versions
+    from ..store import library_versions
 
     return tuple(library_versions(NUMBER_LIBRARIES).items())
 
@@ -251,7 +251,7 @@ class _Model:
         model = self.spec.model
         if model.source not in RECIPE_SOURCES or model.pretrained not in (None, False):
             return None
-        from .store import content_key
+        from ..store import content_key
 
         checkpoint = None
         if model.checkpoint is not None:
@@ -284,7 +284,7 @@ class _Model:
         path = self._memo_path()
         if path is None or self._loaded is None:
             return
-        from .atomic import write_text_atomic
+        from ..atomic import write_text_atomic
 
         loaded = self._loaded
         canaries = dict((self.memo or {}).get("canaries", {}))
@@ -301,7 +301,7 @@ class _Model:
 
     def loaded(self) -> "LoadedModel":
         if self._loaded is None:
-            from .models import load_model
+            from ..models import load_model
 
             self._loaded = load_model(self.spec.model, self.registries.sources)
             self._loaded.layers.check(self.spec.layers)
@@ -327,7 +327,7 @@ class _Model:
 
     def _canary(self, probe, image_hashes, known: dict, preprocess) -> str | None:
         """The transformed-tensor hash of the first readable probe image (None: the memo cannot say)."""
-        from .data import load_rgb
+        from ..data import load_rgb
 
         for image, digest in zip(probe.images, image_hashes):
             if digest in known:
@@ -362,7 +362,7 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
     ``variant``: the probe images changed on their way to the model (a corruption); its own keys.
     ``model``: the ``handle`` of an earlier :class:`Measured` of the same spec, so that a second image
     set (a concept bank) on the same model builds the model at most once."""
-    from .store import content_key, extraction_parts, hash_files
+    from ..store import content_key, extraction_parts, hash_files
 
     progress = progress or Progress()
     problems_before = len(store.problems)
@@ -397,7 +397,7 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
     run_info: dict[str, Any] = {"device": device, "batch_size": 0, "notes": []}
     missing = [layer for layer in spec.layers if layer not in entries]
     if missing:
-        from .store.locks import key_lock
+        from ..store.locks import key_lock
 
         with contextlib.ExitStack() as locks:
             for layer in sorted(missing, key=lambda name: keys[name]):
@@ -422,7 +422,7 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
                 extracted = still
     first = entries[spec.layers[0]]
     meta_skipped = first.meta.get("skipped", [])
-    from .data import SkippedImage
+    from ..data import SkippedImage
 
     skipped = [SkippedImage(probe.images[index].path, reason) for index, reason in meta_skipped]
     gone = {index for index, _ in meta_skipped}
@@ -443,7 +443,7 @@ def summarise(entry: "Entry", layer: str, seed: int) -> "LayerStats":
     """A layer's :class:`LayerStats` from its stored rows, read in chunks (memory flat in N)."""
     import numpy as np
 
-    from .metrics.from_arrays import stats_from_chunks
+    from ..metrics.from_arrays import stats_from_chunks
 
     return stats_from_chunks(entry.rows(layer, dtype=np.float32), layer, seed)
 
@@ -453,7 +453,7 @@ def _extract(spec: "AuditSpec", model: _Model, probe: "ProbeSet", image_hashes: 
              store_dtype: str, progress: Progress, run_info: dict[str, Any],
              variant: ImageVariant | None = None) -> dict[str, "Entry"]:
     """One forward pass over the probe set writing ``layers`` into new entries (committed together)."""
-    from . import data
+    from .. import data
     from .extract import run_model
 
     loaded = model.loaded()

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 from .activations import ImageVariant, Measured, Progress, measure_layers
 
 if TYPE_CHECKING:
-    from .data import ProbeSet
-    from .registries import Registries
-    from .spec.schema import AuditSpec
-    from .store import ActivationStore
+    from ..data import ProbeSet
+    from ..registries import Registries
+    from ..spec.schema import AuditSpec
+    from ..store import ActivationStore
 
 #: what a corrupted set's key says on top of the clean key's parts
 KIND = "imagenet-c corruption of the eval crop"
@@ -35,7 +35,7 @@ KIND = "imagenet-c corruption of the eval crop"
 def corruption_source_hash() -> str:
     """sha256 over the corruption package's Python sources (sorted by name): any edit to the code that
     makes the corrupted images misses the store, even one that forgot to bump CORRUPTION_VERSION."""
-    from .data import corruptions
+    from ..data import corruptions
 
     folder = Path(corruptions.__file__).parent
     digest = hashlib.sha256()
@@ -49,9 +49,9 @@ def corruption_source_hash() -> str:
 def corruption_variant(name: str, severity: int, seed: int, store: "ActivationStore") -> ImageVariant:
     """The :class:`ImageVariant` of one (corruption, severity, seed); a CorruptionError for an unknown
     name or severity, FrostTexturesMissing for frost without its textures, before any image is read."""
-    from .data.corruptions import CorruptingPreprocess, CorruptionError, get_corruption
-    from .data.corruptions.table import CORRUPTION_VERSION
-    from .store import library_versions
+    from ..data.corruptions import CorruptingPreprocess, CorruptionError, get_corruption
+    from ..data.corruptions.table import CORRUPTION_VERSION
+    from ..store import library_versions
 
     corruption = get_corruption(name)
     if isinstance(severity, bool) or not isinstance(severity, int) or severity not in corruption.severities:
@@ -63,7 +63,7 @@ def corruption_variant(name: str, severity: int, seed: int, store: "ActivationSt
                            "version": CORRUPTION_VERSION, "source_sha256": corruption_source_hash(),
                            "versions": library_versions(("scipy",))}
     if name == "frost":  # the photographs it blends in are data: their bytes are part of the rows' identity
-        from .data.corruptions.weather import FROST_FILES, frost_dir
+        from ..data.corruptions.weather import FROST_FILES, frost_dir
 
         folder = frost_dir()
         key["textures"] = [store.hasher.sha256(folder / file) for file in FROST_FILES[:5]]

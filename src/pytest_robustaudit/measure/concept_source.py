@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import AuditError
+from ..errors import AuditError
 
 
 @dataclass
@@ -85,7 +85,7 @@ class ConceptSource:
 def bank_of(concepts: Any, folder: Path | None = None) -> Any:
     """The :class:`~.data.concept_bank.ConceptBank` of a spec's ``concepts`` (the built-in bank written
     into ``folder`` first)."""
-    from .data.concept_bank import folder_bank, write_builtin_bank
+    from ..data.concept_bank import folder_bank, write_builtin_bank
 
     if concepts.builtin:
         return write_builtin_bank(folder, seed=concepts.bank_seed, images_per_concept=concepts.images_per_concept,
@@ -95,7 +95,7 @@ def bank_of(concepts: Any, folder: Path | None = None) -> Any:
 
 def probe_set_of(bank: Any) -> Any:
     """The bank as a :class:`~.data.ProbeSet` labelled by concept (folder labels, sorted like ``discover``)."""
-    from .data import ProbeImage, ProbeSet
+    from ..data import ProbeImage, ProbeSet
 
     images = tuple(ProbeImage(path, concept.name) for concept in bank.concepts for path in concept.paths)
     return ProbeSet(root=bank.root, images=images, label_mode="folder", classes=bank.names, total_found=len(images))
@@ -106,7 +106,7 @@ def measure_concepts(spec: Any, registries: Any, got: Any, device: str, store: A
     """Measure ``spec.concepts``' bank on every layer of ``spec`` (through the store; the model of ``got``
     reused) and read each layer's rows into memory."""
     from .activations import measure_layers
-    from .data.concept_bank import ConceptBankError
+    from ..data.concept_bank import ConceptBankError
 
     started = time.perf_counter()
     temp = tempfile.mkdtemp(prefix="robustaudit-concepts-") if spec.concepts.builtin else None

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import AuditError
-from .results import AuditResult
+from ..errors import AuditError
+from . import AuditResult
 
 #: run-level fields of a shard's record that stay per shard in the merged record
 PER_SHARD = ("created", "host", "platform", "python", "pytest", "args", "invocation_dir", "exit_status",
