@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check audit specs (files or folders) without running them")
     validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.add_argument("--plan", action="store_true",
+                          help="also print each spec's plan: what it computes (and why), measures and leaves out")
     merge = commands.add_parser("merge", help="join the JSON records of --audit-shard runs into one report, "
                                               "record and summary")
     merge.add_argument("records", nargs="+", metavar="RECORD")
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "merge":
         return merge_shards(args.records, args.report, args.json_path, args.markdown)
-    return validate_specs(args.paths)
+    return validate_specs(args.paths, plan=args.plan)
 
 
 def merge_shards(records: list[str], report: str | None, json_path: str | None, markdown: str | None) -> int:
@@ -87,7 +89,7 @@ def default_cache_dir():
     return Path(env).expanduser() if env else default_store_dir(Path.cwd())
 
 
-def validate_specs(paths: list[str]) -> int:
+def validate_specs(paths: list[str], plan: bool = False) -> int:
     import pytest
 
     # this package is imported before pytest starts, so pytest cannot rewrite its asserts: say nothing of it
@@ -95,6 +97,8 @@ def validate_specs(paths: list[str]) -> int:
             "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     for path in paths:
         argv += ["--audit", path]
+    if plan:
+        argv.append("--audit-plan")
     code = pytest.main(argv)
     if code == pytest.ExitCode.OK:
         print(f"robustaudit: specs valid ({', '.join(paths)})")

@@ -24,6 +24,7 @@ model:
 data: {{path: {probe}, labels: wnid, limit: 16, batch_size: 50}}
 device: cpu
 concepts: {{path: {bank}, null_repeats: 5}}
+measure: [unique_concepts, polysemanticity]   # the random-direction nulls run only when asked for
 checks:
   kurtosis_mean: {{min: 0}}
 """

@@ -24,6 +24,7 @@ def spec_text(folder, name="tiny", seed=0, checks="kurtosis_mean: {min: 0}", ext
         model: {{source: factory, factory: {folder / 'tiny_concepts.py'}:build, options: {{seed: {seed}}}}}
         data: {{path: {PHOTOS}, batch_size: 16}}
         device: cpu
+        measure: [unique_concepts, polysemanticity]
         """) + CONCEPTS + "\nchecks:\n" + textwrap.indent(checks, "  ") + "\n" + extra
 
 

@@ -106,8 +106,8 @@ def test_private_store_keeps_rows_for_checks_at_other_parameters(folder):
 def test_head_none_makes_head_metrics_not_applicable_and_checks_of_them_a_spec_error(folder):
     spec = spec_of(folder, extra="head: none\n")
     result = run_audit(spec, standalone())
-    value = result.layers["representation"].metrics["top1_accuracy"]
-    assert np.isnan(value.value) and value.undefined_reason == "not applicable: the spec sets `head: none`"
+    assert "top1_accuracy" not in result.layers["representation"].metrics     # the plan leaves it out, and says why
+    assert "the spec sets `head: none`" in result.plan["left_out"]["top1_accuracy"]
     assert not np.isnan(result.layers["representation"].value("kurtosis_mean"))
     with pytest.raises(SpecError) as error:
         spec_of(folder, "top1_accuracy: {min: 0.5}", extra="head: none\n")
@@ -131,7 +131,8 @@ def test_labels_the_head_does_not_know_name_both_sides(folder):
 def test_unlabelled_images_are_counted_not_scored(folder):
     spec = spec_of(folder, data="images, labels: none")
     result = run_audit(spec, standalone())
-    value = result.layers["representation"].metrics["top1_accuracy"]
+    assert "carry no labels" in result.plan["left_out"]["top1_accuracy"]     # not planned: nothing to score
+    value = result.layers["representation"].evaluate(standalone().metrics.get("top1_accuracy"))   # asked anyway
     assert value.undefined_reason.startswith("not applicable: no labelled image") and "9 unlabelled" in value.undefined_reason
 
 

@@ -131,7 +131,7 @@ def test_header_and_layout(tmp_path):
     path = write_record([make_result("a"), make_result("b", seed=3)], tmp_path / "sub" / "rec.json",
                         run_info={"purpose": "test", "errors": [{"spec_path": "/x.yaml", "message": "boom"}]})
     data = strict_json(path.read_text())
-    assert data["format"] == FORMAT and data["schema_version"] == SCHEMA_VERSION == 3
+    assert data["format"] == FORMAT and data["schema_version"] == SCHEMA_VERSION == 4
     assert data["run"]["purpose"] == "test" and data["run"]["robustaudit_version"] and data["run"]["created"]
     assert [a["name"] for a in data["audits"]] == ["a", "b"]
     audit = data["audits"][0]
@@ -158,7 +158,7 @@ def test_record_of_a_large_layer_stays_reasonable():
     ('{"format": "something-else"}', "is not a pytest-robustaudit record"),
     (json.dumps({"format": FORMAT, "schema_version": "1", "audits": []}), "invalid schema_version '1'"),
     (json.dumps({"format": FORMAT, "schema_version": SCHEMA_VERSION + 1, "audits": []}),
-     r"schema_version 4, newer than this pytest-robustaudit reads \(3\); upgrade pytest-robustaudit"),
+     rf"schema_version {SCHEMA_VERSION + 1}, newer than this pytest-robustaudit reads \({SCHEMA_VERSION}\); upgrade pytest-robustaudit"),
     (json.dumps({"format": FORMAT, "schema_version": 1}), "malformed at record: missing 'audits'"),
 ])
 def test_unreadable_files_give_clear_errors(tmp_path, content, expected):

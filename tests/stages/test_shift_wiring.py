@@ -182,8 +182,8 @@ def test_corruption_shifts_go_to_the_issue_18_measurer(folder, monkeypatch):
     assert rep.metrics["corruption_drop"].value == 0.0
     assert rep.evaluate(standalone().metrics.get("corruption_accuracy"), {"severity": 3}).value == top1
     # corruptions are their own quantity: no natural shift, so no shift accuracy and no ER
-    assert rep.metrics["shift_accuracy"].undefined_reason.startswith("not applicable")
-    assert rep.metrics["effective_robustness"].undefined_reason.startswith("not applicable")
+    assert "no shifted sets" in result.plan["left_out"]["shift_accuracy"]
+    assert "no shifted sets" in result.plan["left_out"]["effective_robustness"]
 
 
 def test_missing_corruption_measurer_is_a_located_error(folder, monkeypatch):

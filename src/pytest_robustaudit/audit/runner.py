@@ -13,14 +13,16 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..analyse.checks import evaluate
 from ..errors import AuditError
 from ..analyse.intervals import IntervalSettings, layer_intervals
 from ..measure.head_source import HeadSource, head_wanted
 from ..metrics.inputs import LayerInputs
-from ..metrics.types import MetricValue
+from ..metrics.types import (NEEDS_CONCEPTS, NEEDS_CORRUPTED, NEEDS_DIRECTIONS, NEEDS_HEAD, NEEDS_SHIFTED, NEEDS_SUMMARY,
+                             MetricValue)
+from ..plan.plan import Request, head_planned
 from ..registries import Registries
 from ..results import AuditResult, CheckOutcome, LayerResult
 from ..spec.schema import AuditSpec, CheckSpec
@@ -53,83 +55,109 @@ class Reference:
 
 def measure(spec: AuditSpec, registries: Registries, device: str | None = None, store: Any = None,
             progress: Any = None, intervals: IntervalSettings | None = None,
-            reference: "Reference | None" = None) -> AuditResult:
-    """Compute every metric on every layer of ``spec`` from the activation store; no verdicts yet.
+            reference: "Reference | None" = None, requests: Sequence[Request] = (),
+            measure_all: bool = False) -> AuditResult:
+    """Plan, then measure, then analyse ``spec``: the planned metrics on their layers; no verdicts yet.
 
-    ``store`` is a :class:`~.activations.StoreOptions` (None: a private temporary store for this
-    call); layers missing from it are extracted once, in one forward pass, and written to it first.
-    A spec with ``concepts:`` measures its concept bank the same way (``reference``: what
-    ``concept_overlap`` compares with)."""
-    import torch  # noqa: F401 - imported before the clock starts: a cost of the process, not of this audit
-
+    The plan (:func:`~..plan.plan.build_plan`: the checks, ``measure:``, the defaults and
+    ``requests`` from outside the spec) says what is read; only that is measured: the probe's rows
+    always, the shifted and corrupted sets, the concept bank and the head only when a planned metric
+    reads them.  ``store`` is a :class:`~..measure.activations.StoreOptions` (None: a private temporary
+    store for this call); layers missing from it are extracted once, in one forward pass, and written
+    to it first (``reference``: what ``concept_overlap`` compares with)."""
     from .. import data
     from ..measure.activations import StoreOptions, measure_layers
+    from ..measure.clock import PhaseClock
     from ..measure.extract import resolve_device
+    from ..plan.plan import build_plan
 
     started = time.perf_counter()
+    clock = PhaseClock()
     options = store if store is not None else StoreOptions(mode="off")
     layers: dict[str, LayerResult] = {}
-    try:
-        opened = options.open()
-        if spec.model.source == "activations":  # features from elsewhere: imported, no model, no images
-            from ..measure.imported import measure_arrays
+    with clock.running():
+        try:
+            opened = options.open()
+            with clock.phase("plan"):
+                probe = data.discover(spec.data) if spec.model.source != "activations" else None
+                labelled = None if probe is None else any(image.label for image in probe.images)
+                plan = build_plan(spec, registries, requests, labelled=labelled, measure_all=measure_all)
+            if probe is None:   # features from elsewhere: imported, no model, no images
+                from ..measure.imported import measure_arrays
 
-            got = measure_arrays(spec, opened, progress)
-            probe = None
-        else:
-            probe = data.discover(spec.data)
-            target = resolve_device(device or spec.device)
-            got = measure_layers(spec, registries, probe, target, opened, progress, options.refresh_before)
-        settings = intervals or IntervalSettings()
-        # one pass over each layer's stored rows for its intervals, while the store is open (no model runs)
-        samples = layer_samples(spec, registries, got, spec.resamples or settings.resamples,
-                                spec.bootstrap_method or settings.method)
-        head = HeadSource(spec, registries, opened, got.fingerprint, got.model, progress, got.device)
-        shifts = _shift_source(spec, registries, probe, got, opened, progress, options.refresh_before)
-        concepts = None
-        if spec.concepts is not None and probe is not None:
-            from ..measure.concept_source import measure_concepts, reference_lookup
+                with clock.phase("extraction: imported arrays"):
+                    got = measure_arrays(spec, opened, progress)
+            else:
+                target = resolve_device(device or spec.device)
+                got = measure_layers(spec, registries, probe, target, opened, progress, options.refresh_before)
+            settings = intervals or IntervalSettings()
+            # one pass over each layer's stored rows for its intervals, while the store is open (no model runs)
+            with clock.phase("intervals: resampled profiles"):
+                samples = layer_samples(spec, registries, got, spec.resamples or settings.resamples,
+                                        spec.bootstrap_method or settings.method, plan)
+            head = HeadSource(spec, registries, opened, got.fingerprint, got.model, progress, got.device)
+            head.wanted = head.wanted or head_planned(plan, registries)   # `measure:` or a request reads it
+            shifts = None
+            if plan.needs(NEEDS_SHIFTED) or plan.needs(NEEDS_CORRUPTED):
+                shifts = _shift_source(spec, registries, probe, got, opened, progress, options.refresh_before)
+            concepts = None
+            if plan.needs(NEEDS_CONCEPTS) and spec.concepts is not None and probe is not None:
+                from ..measure.concept_source import measure_concepts, reference_lookup
 
-            concepts = measure_concepts(spec, registries, got, target, opened, progress, options.refresh_before,
-                                        reference_lookup(reference))
-        for name, stats in got.stats.items():
-            inputs = LayerInputs(stats, name, _rows_of(got.entries.get(name), name), got.row_labels, head,
-                                 where=head.where, shifts=shifts,
-                                 concepts=concepts.for_layer(name) if concepts else None)
-            result = LayerResult(name, stats, inputs=inputs)
-            for metric_name in registries.metrics.names():
-                result.metrics[metric_name] = result.evaluate(registries.metrics.get(metric_name))
-            result.sample = samples.get(name)
-            result.image_hashes = result.sample.hashes if result.sample is not None else ()
-            result.intervals = layer_intervals(registries.metrics, stats, result.sample, result.metrics,
-                                               settings.level, spec.name, inputs)
+                concepts = measure_concepts(spec, registries, got, target, opened, progress, options.refresh_before,
+                                            reference_lookup(reference))
+            for name, stats in got.stats.items():
+                inputs = LayerInputs(stats, name, _rows_of(got.entries.get(name), name), got.row_labels, head,
+                                     where=head.where, shifts=shifts,
+                                     concepts=concepts.for_layer(name) if concepts else None)
+                result = LayerResult(name, stats, inputs=inputs)
+                for metric_name in plan.metrics_on(name):
+                    metric = registries.metrics.get(metric_name)
+                    with clock.phase(f"analysis: {analysis_family(metric)}"):
+                        result.metrics[metric_name] = result.evaluate(metric)
+                result.sample = samples.get(name)
+                result.image_hashes = result.sample.hashes if result.sample is not None else ()
+                with clock.phase("intervals"):
+                    result.intervals = layer_intervals(registries.metrics, stats, result.sample, result.metrics,
+                                                       settings.level, spec.name, inputs)
+                if store is None:
+                    inputs.keep_rows_in_memory()  # the private store goes now; checks at other parameters read them
+                layers[name] = result
+            if store is None and shifts is not None:
+                shifts.keep_rows_in_memory()      # likewise the shifted sets' rows
+        finally:
             if store is None:
-                inputs.keep_rows_in_memory()  # the private store goes now; checks at other parameters read them
-            layers[name] = result
-        if store is None and shifts is not None:
-            shifts.keep_rows_in_memory()      # likewise the shifted sets' rows
-    finally:
-        if store is None:
-            options.close()
-    provenance: dict[str, Any] = {**got.provenance, "label_mode": probe.label_mode if probe else "none",
-                                  "classes": len(probe.classes) if probe else 0, "notes": got.notes,
-                                  "head": head.describe()}
-    if concepts is not None:
-        provenance["concepts"] = concepts.describe()
-    if got.model is not None and registries.hook is not None and \
-            registries.hook.pytest_robustaudit_provenance.get_hookimpls():
-        loaded = got.model()  # a plugin asks about the model itself: built now if the store made it unnecessary
-        for extra in registries.hook.pytest_robustaudit_provenance(spec=spec, model=loaded):
-            provenance.update(extra or {})
-    return AuditResult(
-        spec_path=spec.path, name=spec.name, model=got.description, source=spec.model.source,
-        fingerprint=got.fingerprint, device=got.device, precision=got.precision,
-        data_path=spec.data.path, n_images=len(got.image_hashes), n_found=got.n_found,
-        skipped=got.skipped, seconds=time.perf_counter() - started, layers=layers, checks=[],
-        batch_size=got.batch_size, provenance=provenance, extraction_s=got.extraction_s,
-        activations={"from_store": got.from_store, "extracted": got.extracted, "keys": got.keys,
-                     "store": options.describe, "mode": options.mode},
-    )
+                options.close()
+        provenance: dict[str, Any] = {**got.provenance, "label_mode": probe.label_mode if probe else "none",
+                                      "classes": len(probe.classes) if probe else 0, "notes": got.notes,
+                                      "head": head.describe()}
+        if concepts is not None:
+            provenance["concepts"] = concepts.describe()
+        if got.model is not None and registries.hook is not None and \
+                registries.hook.pytest_robustaudit_provenance.get_hookimpls():
+            loaded = got.model()  # a plugin asks about the model itself: built now if the store made it unnecessary
+            for extra in registries.hook.pytest_robustaudit_provenance(spec=spec, model=loaded):
+                provenance.update(extra or {})
+        return AuditResult(
+            spec_path=spec.path, name=spec.name, model=got.description, source=spec.model.source,
+            fingerprint=got.fingerprint, device=got.device, precision=got.precision,
+            data_path=spec.data.path, n_images=len(got.image_hashes), n_found=got.n_found,
+            skipped=got.skipped, seconds=time.perf_counter() - started, layers=layers, checks=[],
+            batch_size=got.batch_size, provenance=provenance, extraction_s=got.extraction_s,
+            activations={"from_store": got.from_store, "extracted": got.extracted, "keys": got.keys,
+                         "store": options.describe, "mode": options.mode},
+            plan=plan.to_record(), phases=clock.seconds(),
+        )
+
+
+def analysis_family(metric: Any) -> str:
+    """The analysis a metric belongs to, for the time per phase: named after the most specific input it reads."""
+    inputs = metric.inputs
+    for need, family in ((NEEDS_CONCEPTS, "concepts"), (NEEDS_SHIFTED, "shifts"), (NEEDS_CORRUPTED, "corruptions"),
+                         (NEEDS_DIRECTIONS, "directions"), (NEEDS_HEAD, "accuracy")):
+        if need in inputs:
+            return family
+    return "outliers" if inputs <= {NEEDS_SUMMARY} else metric.name
 
 
 def _shift_source(spec: AuditSpec, registries: Registries, probe: Any, got: Any, store: Any, progress: Any,
@@ -144,14 +172,15 @@ def _shift_source(spec: AuditSpec, registries: Registries, probe: Any, got: Any,
 
 
 def layer_samples(spec: AuditSpec, registries: Registries, got: Any, resamples: int,
-                  method: str = "auto") -> dict[str, Any]:
+                  method: str = "auto", plan: Any = None) -> dict[str, Any]:
     """Each layer's :class:`~.intervals.LayerSample`: one pass over its stored rows (docs/intervals.md)."""
     import numpy as np
 
     from ..analyse.intervals import sample_layer
 
+    names = list(plan.planned) if plan is not None else registries.metrics.names()
     signed = any(isinstance(m.interval_input, tuple) and "signed" in m.interval_input
-                 for m in (registries.metrics.get(n) for n in registries.metrics.names()))
+                 for m in (registries.metrics.get(n) for n in names))
     out = {}
     for layer, entry in got.entries.items():
         def chunks(entry=entry, layer=layer):
@@ -229,10 +258,12 @@ def judge(spec: AuditSpec, result: AuditResult, registries: Registries, referenc
 
 def run_audit(spec: AuditSpec, registries: Registries, device: str | None = None,
               reference: Reference | None = None, store: Any = None, progress: Any = None,
-              intervals: IntervalSettings | None = None) -> AuditResult:
+              intervals: IntervalSettings | None = None, requests: Sequence[Request] = (),
+              measure_all: bool = False) -> AuditResult:
     """Audit ``spec`` (``device`` overrides the spec's, e.g. from ``--audit-device``; ``store``: the
-    :class:`~.activations.StoreOptions`, None for a private temporary store)."""
-    result = measure(spec, registries, device, store, progress, intervals, reference)
+    :class:`~.activations.StoreOptions`, None for a private temporary store; ``requests``: metrics
+    something outside the spec will read, added to its plan; ``measure_all``: every metric)."""
+    result = measure(spec, registries, device, store, progress, intervals, reference, requests, measure_all)
     if result.n_images == 0:
         first = result.skipped[0]
         raise AuditError(f"none of the {result.n_found} images in {spec.data.path} could be read "
@@ -311,6 +342,10 @@ class AuditSession:
         self._specs: dict[Path, AuditSpec] = {}
         self._references: dict[Any, AuditResult | Failure] = {}
         self._retried: set[Path] = set()
+        #: metrics read from outside every spec (a relation file's metric and ER): added to each plan
+        self.requests: list[Request] = []
+        #: per spec, metrics asked for on demand (``run.value``) after its audit ran
+        self._asked: dict[Path, list[Request]] = {}
 
     def result(self, spec: AuditSpec, rerun: bool = False) -> AuditResult:
         """The audit's result, run on first use; raises the audit's error (the same one for every check).
@@ -327,11 +362,33 @@ class AuditSession:
             self._specs[key] = spec
             self._done[key] = _attempt(lambda: run_audit(spec, self.registries, self.device_for(spec),
                                                          self.reference_for(spec), self.store, self.progress,
-                                                         self.intervals))
+                                                         self.intervals, self.requests + self._asked.get(key, []),
+                                                         measure_all=self.saving_baselines))
         outcome = self._done[key]
         if isinstance(outcome, Failure):
             outcome.raise_again()
         return outcome
+
+    def on_demand(self, spec: AuditSpec, metric: str, layer: str) -> AuditResult:
+        """The audit's result with ``metric`` computed on ``layer`` too, though its plan left it out
+        (the ``audit`` fixture's ``run.value``).  A metric that reads only the probe's rows, its labels
+        and the head is computed from the audit's layer inputs; one that reads another image set (a
+        shifted set, a corruption, the concept bank) re-plans the audit, which reads the probe from the
+        store and measures only the new set."""
+        result = self.result(spec)
+        found = result.layers.get(layer)
+        if found is None or metric in found.metrics or metric not in self.registries.metrics:
+            return result
+        declared = self.registries.metrics.get(metric)
+        from ..metrics.types import NEEDS_CONCEPTS
+
+        if found.inputs is not None and not declared.inputs & {NEEDS_SHIFTED, NEEDS_CORRUPTED, NEEDS_CONCEPTS}:
+            found.metrics[metric] = found.evaluate(declared)
+            return result
+        key = spec.path.resolve()
+        self._asked.setdefault(key, []).append(Request(metric, "asked on demand (run.value)", (layer,)))
+        del self._done[key]
+        return self.result(spec)
 
     def device_for(self, spec: AuditSpec) -> str:
         """The device ``spec`` runs on: ``--audit-device`` or the spec's, as the device hook chooses it
@@ -351,8 +408,10 @@ class AuditSession:
             # read one, though the reference itself has no check), shifts, concept bank and intervals
             wanted = head_wanted(spec, self.registries)
             head = dataclasses.replace(spec.head, where=None, explicit=spec.head.explicit or wanted)
+            # the twin computes what the candidate's relative checks will read of it
+            reads = tuple(Request(c.metric, f"reference of {spec.name}", (c.layer,)) for c in spec.checks if c.relative)
             # the same reference model on the same probe setup is audited once, whichever spec asks
-            key = repr((dataclasses.replace(ref.model, where=None), dataclasses.replace(spec.data, where=None),
+            key = repr((sorted((r.metric, r.layers) for r in reads), dataclasses.replace(ref.model, where=None), dataclasses.replace(spec.data, where=None),
                         spec.layers, spec.precision, spec.seed, head,
                         tuple(dataclasses.replace(s, where=None) for s in spec.shifts),
                         spec.resamples, spec.bootstrap_method,
@@ -362,7 +421,8 @@ class AuditSession:
                                            reference=None, head=head)
                 self._references[key] = _attempt(lambda: run_audit(twin, self.registries, self.device_for(twin),
                                                                    store=self.store, progress=self.progress,
-                                                                   intervals=self.intervals))
+                                                                   intervals=self.intervals,
+                                                                   requests=reads + tuple(self.requests)))
             found = self._references[key]
             if isinstance(found, Failure):
                 if not isinstance(found.error, AuditError):

@@ -302,9 +302,11 @@ class _Model:
     def loaded(self) -> "LoadedModel":
         if self._loaded is None:
             from ..models import load_model
+            from .clock import phase
 
-            self._loaded = load_model(self.spec.model, self.registries.sources)
-            self._loaded.layers.check(self.spec.layers)
+            with phase("model build"):
+                self._loaded = load_model(self.spec.model, self.registries.sources)
+                self._loaded.layers.check(self.spec.layers)
         return self._loaded
 
     @property
@@ -356,18 +358,22 @@ class _Model:
 def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet", device: str,
                    store: "ActivationStore", progress: Progress | None = None,
                    refresh_before: float | None = None, variant: ImageVariant | None = None,
-                   model: Any = None) -> Measured:
+                   model: Any = None, image_set: str = "probe") -> Measured:
     """Every layer of ``spec`` summarised from stored rows, extracting once whatever is missing.
 
     ``variant``: the probe images changed on their way to the model (a corruption); its own keys.
     ``model``: the ``handle`` of an earlier :class:`Measured` of the same spec, so that a second image
-    set (a concept bank) on the same model builds the model at most once."""
+    set (a concept bank) on the same model builds the model at most once.  ``image_set``: what the
+    images are (``probe``, ``shift NAME``, ``concept bank``), for the time per phase."""
     from ..store import content_key, extraction_parts, hash_files
 
     progress = progress or Progress()
     problems_before = len(store.problems)
     store_dtype = getattr(spec, "store_dtype", "float32")
-    image_hashes = hash_files([image.path for image in probe.images], store.hasher, skip_unreadable=True)
+    from .clock import phase
+
+    with phase("hashing"):
+        image_hashes = hash_files([image.path for image in probe.images], store.hasher, skip_unreadable=True)
     model = model if model is not None else _Model(spec, registries, store)
     weights, preprocess, canary = model.identity(probe, image_hashes)
     numerics = _numerics(device, spec.precision)
@@ -415,8 +421,9 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
                     still.append(layer)
             if still:
                 started = time.perf_counter()
-                made = _extract(spec, model, probe, image_hashes, device, still, keys, parts_of, store,
-                                store_dtype, progress, run_info, variant)
+                with phase(f"extraction: {variant.label if variant is not None else image_set}"):
+                    made = _extract(spec, model, probe, image_hashes, device, still, keys, parts_of, store,
+                                    store_dtype, progress, run_info, variant)
                 extraction_s = time.perf_counter() - started
                 entries.update(made)
                 extracted = still
@@ -427,7 +434,8 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
     skipped = [SkippedImage(probe.images[index].path, reason) for index, reason in meta_skipped]
     gone = {index for index, _ in meta_skipped}
     row_labels = [image.label for index, image in enumerate(probe.images) if index not in gone]
-    stats = {layer: summarise(entries[layer], layer, spec.seed) for layer in spec.layers}
+    with phase("summary"):
+        stats = {layer: summarise(entries[layer], layer, spec.seed, store) for layer in spec.layers}
     description, fingerprint, provenance = model.describe()
     if run_info["batch_size"] == 0:
         run_info["batch_size"] = int(first.meta.get("batch_size", 0))
@@ -439,13 +447,78 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
                     row_labels=row_labels if len(row_labels) == len(first.images) else None)
 
 
-def summarise(entry: "Entry", layer: str, seed: int) -> "LayerStats":
-    """A layer's :class:`LayerStats` from its stored rows, read in chunks (memory flat in N)."""
+def summarise(entry: "Entry", layer: str, seed: int, store: "ActivationStore | None" = None) -> "LayerStats":
+    """A layer's :class:`LayerStats` from its stored rows, read in chunks (memory flat in N).
+
+    With ``store`` the summary is kept beside the entry (``summaries/``, :func:`read_summary`): it is a
+    pure function of the entry's rows and the rotation seed, and computing it is a pass over every row
+    through torch's accumulator, which a warm run then neither pays nor imports."""
     import numpy as np
 
+    if store is not None:
+        found = read_summary(store, entry, layer, seed)
+        if found is not None:
+            return found
     from ..metrics.from_arrays import stats_from_chunks
 
-    return stats_from_chunks(entry.rows(layer, dtype=np.float32), layer, seed)
+    stats = stats_from_chunks(entry.rows(layer, dtype=np.float32), layer, seed)
+    if store is not None:
+        write_summary(store, entry, layer, seed, stats)
+    return stats
+
+
+#: bumped when the stored summary's content or the accumulator's definition changes
+SUMMARY_FORMAT = 1
+SUMMARIES = "summaries"
+_SUMMARY_ARRAYS = ("kurtosis", "rotated_kurtosis", "profile", "feature_mean", "feature_var")
+
+
+def _summary_path(store: "ActivationStore", entry: "Entry", layer: str, seed: int) -> Path:
+    digest = hashlib.sha256(json.dumps([entry.key, layer, seed, SUMMARY_FORMAT]).encode()).hexdigest()[:32]
+    return Path(store.root) / SUMMARIES / f"{digest}.npz"
+
+
+def write_summary(store: "ActivationStore", entry: "Entry", layer: str, seed: int, stats: "LayerStats") -> None:
+    """Keep ``stats`` for (entry, layer, seed): written to a temporary file and renamed into place."""
+    import io
+
+    import numpy as np
+
+    meta = {"format": SUMMARY_FORMAT, "entry": entry.key, "created": entry.created, "layer": layer, "seed": seed,
+            "dim": int(stats.dim), "n_images": int(stats.n_images), "n_nonfinite": int(stats.n_nonfinite),
+            "rotation_seed": int(stats.rotation_seed), "notes": list(stats.notes), "input_dtype": stats.input_dtype}
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array(json.dumps(meta)), **{k: np.asarray(getattr(stats, k)) for k in _SUMMARY_ARRAYS})
+    path = _summary_path(store, entry, layer, seed)
+    with contextlib.suppress(OSError):   # a cache of a cache: not kept is only slower next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(buffer.getvalue())
+        os.replace(tmp, path)
+
+
+def read_summary(store: "ActivationStore", entry: "Entry", layer: str, seed: int) -> "LayerStats | None":
+    """The kept summary of (entry, layer, seed), or None: absent, of another entry (a refreshed one has
+    another creation time), or damaged (the archive's CRCs fail; it is then recomputed and rewritten)."""
+    import numpy as np
+
+    from ..metrics.outlier_stats import LayerStats
+
+    path = _summary_path(store, entry, layer, seed)
+    try:
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as found:
+            meta = json.loads(str(found["meta"]))
+            arrays = {k: np.array(found[k]) for k in _SUMMARY_ARRAYS}
+        if meta.get("entry") != entry.key or meta.get("created") != entry.created or \
+                meta.get("layer") != layer or meta.get("seed") != seed or meta.get("format") != SUMMARY_FORMAT:
+            return None
+        return LayerStats(layer=layer, dim=int(meta["dim"]), n_images=int(meta["n_images"]),
+                          n_nonfinite=int(meta["n_nonfinite"]), rotation_seed=int(meta["rotation_seed"]),
+                          notes=[str(n) for n in meta["notes"]], input_dtype=str(meta["input_dtype"]), **arrays)
+    except Exception:  # noqa: BLE001 - any damage: recompute from the rows
+        return None
 
 
 def _extract(spec: "AuditSpec", model: _Model, probe: "ProbeSet", image_hashes: Sequence[str], device: str,

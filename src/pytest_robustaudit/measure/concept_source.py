@@ -118,7 +118,7 @@ def measure_concepts(spec: Any, registries: Any, got: Any, device: str, store: A
         probe = probe_set_of(bank)
         twin = dataclasses.replace(spec, name=f"{spec.name} (concept bank)")
         measured = measure_layers(twin, registries, probe, device, store, progress, refresh_before,
-                                  model=got.handle)
+                                  model=got.handle, image_set="concept bank")
         index = {name: i for i, name in enumerate(bank.names)}
         row_labels = measured.row_labels or []
         if len(row_labels) != len(measured.image_hashes):

@@ -105,6 +105,13 @@ class HeadSource:
             raise error
         return head
 
+    def svd(self, head: "Head") -> dict:
+        """The head's SVD, from the store when an earlier run computed it (:func:`stored_svd`)."""
+        from .clock import phase
+
+        with phase("head SVD"):
+            return stored_svd(self.store, head)
+
     def describe(self) -> dict[str, Any]:
         """For the result's provenance: what head was used and where it came from."""
         if self._got is None:
@@ -118,6 +125,12 @@ class HeadSource:
 
     # -- resolution --------------------------------------------------------------------------------
     def _obtain(self) -> "Head":
+        from .clock import phase
+
+        with phase("head"):
+            return self._resolve()
+
+    def _resolve(self) -> "Head":
         from ..models.heads import HeadError
 
         if self.kind == "none":
@@ -243,21 +256,25 @@ def alias_path(store: "ActivationStore", key: str) -> Path:
 
 def write_head(store: "ActivationStore", key: str, head: "Head") -> None:
     """Write ``head`` as ``heads/<key>.npz`` (temporary file renamed into place: all or nothing)."""
-    import numpy as np
-
     from ..models.heads import head_to_arrays
 
     arrays, meta = head_to_arrays(head)
+    _write_npz(store, head_path(store, key), arrays, meta, "the head")
+
+
+def _write_npz(store: "ActivationStore", path: Path, arrays: dict, meta: dict, what: str) -> None:
+    """``arrays`` and a JSON ``meta`` as ``path`` (a uniquely named temporary file renamed into place)."""
+    import numpy as np
+
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
-    path = head_path(store, key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(buffer.getvalue())
         os.replace(tmp, path)
     except OSError as error:
-        store.problems.append(f"cannot store the head in {path} ({error}); it is rebuilt next run")
+        store.problems.append(f"cannot store {what} in {path} ({error}); it is rebuilt next run")
 
 
 def read_head(store: "ActivationStore", key: str) -> "Head | None":
@@ -279,3 +296,37 @@ def read_head(store: "ActivationStore", key: str) -> "Head | None":
         with contextlib.suppress(OSError):
             path.unlink()
         return None
+
+
+#: bumped when what a stored SVD holds changes
+SVD_FILE_FORMAT = 1
+
+
+def stored_svd(store: "ActivationStore", head: "Head") -> dict:
+    """The head's thin SVD (:func:`~..metrics.directions.head_svd`), read from ``heads/svd-<head>.npz``
+    or computed once and stored there.
+
+    Why stored: it depends on the head's weights alone (1000 x 1280: 0.2 s quiet, seconds on a busy
+    machine), yet every run of a direction metric needed it.  Keyed by the head's content fingerprint;
+    a damaged or foreign file is recomputed, never trusted."""
+    import numpy as np
+
+    from ..metrics.directions import head_svd
+
+    digest = head.fingerprint.split(":")[-1] if head.fingerprint else ""
+    if not digest:
+        return head_svd(head)
+    path = Path(store.root) / HEADS / f"svd-{digest}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as found:
+                meta = json.loads(str(found["meta"]))
+                arrays = {name: np.array(found[name]) for name in ("s", "vt", "us")}
+            if meta == {"format": SVD_FILE_FORMAT, "head": head.fingerprint} and \
+                    arrays["vt"].shape[1:] == (head.width,) and arrays["us"].shape[0] == head.num_classes:
+                return arrays
+        except Exception:  # noqa: BLE001 - recomputed below and written again
+            pass
+    svd = head_svd(head)
+    _write_npz(store, path, svd, {"format": SVD_FILE_FORMAT, "head": head.fingerprint}, "the head's SVD")
+    return svd

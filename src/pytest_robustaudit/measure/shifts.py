@@ -303,7 +303,8 @@ def measure_shift(spec: "AuditSpec", registries: Any, shift: "ShiftSpec", layers
         raise ShiftError(f"shift '{shift.name}': {error.message}", where=where, fix=error.fix) from None
     sub = dataclasses.replace(spec, name=f"{spec.name} [{shift.name}]", data=data_spec, layers=tuple(layers),
                               checks=(), shifts=())
-    return measure_layers(sub, registries, images, device, store, progress, refresh_before)
+    return measure_layers(sub, registries, images, device, store, progress, refresh_before,
+                          image_set=f"shift {shift.name}")
 
 
 def score_shifts(spec: "AuditSpec", registries: Any, head: Any, layers: Sequence[str], probe: Any, device: str,

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .types import READS_CONCEPTS, Evidence, Metric, MetricValue, NotApplicable, Param
+from .types import NEEDS_CONCEPTS, NEEDS_NULL, NEEDS_SUMMARY, READS_CONCEPTS, Evidence, Metric, MetricValue, NotApplicable, Param
 
 DIRECTION_SETS = ("all", "neurons", "head")
 
@@ -91,7 +91,7 @@ def head_directions(inputs: Any) -> tuple[np.ndarray, Any]:
     from .directions import head_svd
 
     head = inputs.fitting_head()
-    return head_svd(head)["vt"], head
+    return (inputs.head_svd() if hasattr(inputs, "head_svd") else head_svd(head))["vt"], head
 
 
 #: the random stream of each kind of directions' null besides the neurons' (numpy SeedSequence entropy)
@@ -237,23 +237,29 @@ def _concept_overlap(inputs: Any) -> MetricValue:
     return MetricValue(overlap.jaccard, details)
 
 
+#: the probe with its permuted-label null is part of what a spec with `concepts:` asks for (default); the
+#: random-direction nulls of unique_concepts and polysemanticity cost far more and run only when a check
+#: or `measure:` asks (docs/concepts.md#cost)
+_BANK = (NEEDS_SUMMARY, NEEDS_CONCEPTS)
+
 CONCEPT_METRICS: tuple[Metric, ...] = (
     Metric("concepts_encoded", _concepts_encoded, "Concepts of the bank a linear probe on the layer separates from "
            "the rest (held-out AUROC above the permuted-label null's quantile).",
            "#{c : AUROC_cv(ridge probe, c vs rest) > q-quantile of the same on permuted labels}", unit="concepts",
-           reads=READS_CONCEPTS, evidence=_EVIDENCE, integer=True, interval="informational"),
+           reads=READS_CONCEPTS, needs=_BANK, default=True, evidence=_EVIDENCE, integer=True, interval="informational"),
     Metric("unique_concepts", _unique_concepts, "Concepts detected by at least one probed direction (neurons, sign "
            "kept; the head's privileged directions, sign-free), against random orthonormal directions.",
            "#{c : max_j AUROC(X v_j, c vs rest) > q-quantile of the best AUROC of random orthonormal directions}",
            unit="concepts", params={"directions": Param(str, "all", "all (neurons and the head's directions), "
                                                                    "neurons, or head")},
-           reads=READS_CONCEPTS, evidence=_EVIDENCE, integer=True, interval="informational"),
+           reads=READS_CONCEPTS, needs=_BANK + (NEEDS_NULL,), default=False, evidence=_EVIDENCE, integer=True, interval="informational",
+           version=2),   # 2: the random-direction null draws at most 50 sets (MAX_DIRECTION_DRAWS)
     Metric("polysemanticity", _polysemanticity, "Concepts per direction: the mean over every probed direction "
            "(distribution and null in the details and the report).",
            "mean_j #{c : AUROC(X v_j, c) > threshold}", unit="concepts per direction",
            params={"directions": Param(str, "neurons", "neurons or head")},
-           reads=READS_CONCEPTS, evidence=_EVIDENCE, interval="informational"),
+           reads=READS_CONCEPTS, needs=_BANK + (NEEDS_NULL,), default=False, evidence=_EVIDENCE, interval="informational", version=2),
     Metric("concept_overlap", _concept_overlap, "Jaccard overlap of the concepts this model encodes with those "
            "the reference encodes on the same bank.", "|A ∩ B| / |A ∪ B|", unit="Jaccard",
-           reads=READS_CONCEPTS, evidence=_EVIDENCE, interval="informational"),
+           reads=READS_CONCEPTS, needs=_BANK, default=True, evidence=_EVIDENCE, interval="informational"),
 )

@@ -34,6 +34,12 @@ import numpy as np
 DEFAULT_QUANTILE = 0.99
 #: null draws are repeated until at least this many null values back the quantile
 MIN_NULL_VALUES = 1000
+#: ... but the random-direction null draws at most this many sets of directions unless asked for more: each
+#: draw costs a k x d orthonormalisation and an N x d x k product (seconds at d = 1280), and ceil(1000 / C)
+#: draws made a small bank the slowest (6 concepts: 167 draws, 479 s).  50 draws x C concepts back the
+#: 0.99 quantile with >= 50 C values: at C = 6 the threshold's chance exceedance is 1% +- 0.6% (binomial
+#: standard error of the empirical quantile), at C >= 20 the 1000-value default is met (docs/concepts.md#cost)
+MAX_DIRECTION_DRAWS = 50
 
 
 @dataclass(frozen=True)
@@ -219,8 +225,12 @@ def _check(X: np.ndarray, labels: np.ndarray, names: Sequence[str] | None, min_p
     return X, labels, names, counts
 
 
-def _null_repeats(n_concepts: int, repeats: int | None) -> int:
-    return max(1, repeats if repeats is not None else math.ceil(MIN_NULL_VALUES / n_concepts))
+def _null_repeats(n_concepts: int, repeats: int | None, cap: int | None = None) -> int:
+    """``repeats`` as asked, else enough draws for MIN_NULL_VALUES null values, at most ``cap`` draws."""
+    if repeats is not None:
+        return max(1, repeats)
+    wanted = math.ceil(MIN_NULL_VALUES / n_concepts)
+    return max(1, min(wanted, cap) if cap is not None else wanted)
 
 
 def rank_auroc(scores: np.ndarray, labels: np.ndarray, n_concepts: int) -> np.ndarray:
@@ -372,7 +382,7 @@ def detect_concepts(X: np.ndarray, labels: np.ndarray, directions: np.ndarray, n
     auroc = _direction_auroc(X, directions, labels, n_concepts, sign_free)
 
     rng = np.random.default_rng(seed)
-    repeats = _null_repeats(n_concepts, null_repeats)
+    repeats = _null_repeats(n_concepts, null_repeats, cap=MAX_DIRECTION_DRAWS)
     null_aurocs = [_direction_auroc(X, random_orthonormal(k, d, rng), labels, n_concepts, sign_free)
                    for _ in range(repeats)]
     null_best = np.stack([a.max(axis=1) for a in null_aurocs])

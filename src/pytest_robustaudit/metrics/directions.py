@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .head_metrics import accuracy_counts, head_targets
-from .types import READS_HEAD, Evidence, Metric, MetricValue, NotApplicable, Param
+from .types import NEEDS_DIRECTIONS, NEEDS_OF_READS, READS_HEAD, Evidence, Metric, MetricValue, NotApplicable, Param
 
 #: the default pruning grid (fractions of the head's directions removed)
 DEFAULT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -54,7 +54,7 @@ def directions(inputs: Any) -> dict[str, Any]:
     """The layer's head directions on its rows (cached): SVD, importance, rankings, rank r."""
     def build():
         head = inputs.fitting_head()   # importance reads no label: unlabelled probe data is enough
-        svd = head_svd(head)
+        svd = inputs.head_svd() if hasattr(inputs, "head_svd") else head_svd(head)
         vt = svd["vt"]
         total = np.zeros(vt.shape[0])
         n = 0
@@ -347,13 +347,16 @@ _DIRECTION_EVIDENCE = Evidence("indicator", "Crabbé et al. (TMLR 2024): in robu
                                             "pruned without losing accuracy; a supervised CNN loses accuracy.")
 GRID_TEXT = ", ".join(f"{p:g}" for p in DEFAULT_GRID)
 
+#: what every direction metric reads: the head's rows, labels and head, and the head's SVD (stored)
+_NEEDS = NEEDS_OF_READS[READS_HEAD] + (NEEDS_DIRECTIONS,)
+
 DIRECTION_METRICS: tuple[Metric, ...] = (
     Metric("importance_top_share", _top_share, "Share of the total direction importance held by the head's top "
            "directions (ranked by importance).", "Σ_{k ≤ ceil(f r)} I_(k) / Σ_k I_k, I_k = s_k mean_x |cos(v_k, h(x))|",
-           unit="fraction", direction="higher", params={"fraction": _FRACTION}, reads=READS_HEAD,
+           unit="fraction", direction="higher", params={"fraction": _FRACTION}, reads=READS_HEAD, needs=_NEEDS,
            evidence=_DIRECTION_EVIDENCE, interval="resampled", interval_input=_top_share_resamples),
     Metric("head_effective_rank", _effective_rank, "Effective rank of the head's weight (Roy & Vetterli 2007).",
-           "exp(−Σ_k p_k log p_k), p_k = s_k / Σ s", unit="directions", direction="neutral", reads=READS_HEAD,
+           "exp(−Σ_k p_k log p_k), p_k = s_k / Σ s", unit="directions", direction="neutral", reads=READS_HEAD, needs=_NEEDS,
            evidence=Evidence("informational", "How many directions the head spreads its singular values over."),
            interval="exact"),
     Metric("direction_outlier_alignment", _alignment, "How much the top head directions load on the layer's outlier "
@@ -362,17 +365,17 @@ DIRECTION_METRICS: tuple[Metric, ...] = (
            params={"fraction": _FRACTION, "factor": Param(float, 10.0, "τ of the outlier analysis (outlier_count)",
                                                            minimum=1.0),
                    "ranking": Param(str, "importance", "which top directions: importance or singular_value")},
-           reads=READS_HEAD, evidence=_DIRECTION_EVIDENCE, interval="resampled", interval_input=_alignment_resamples),
+           reads=READS_HEAD, needs=_NEEDS, evidence=_DIRECTION_EVIDENCE, interval="resampled", interval_input=_alignment_resamples),
     Metric("accuracy_at_pruning", _accuracy_at, "Top-1 accuracy of the head pruned to its top ceil((1−p) r) "
            "directions.", "acc(h V_k V_k^T W^T + b), k = ceil((1 − p) r)", unit="fraction", direction="higher",
            params={"p": Param(float, 0.5, "fraction of the directions removed, in [0, 1)", minimum=0.0),
                    "ranking": Param(str, "importance", "importance or singular_value")},
-           reads=READS_HEAD, evidence=_DIRECTION_EVIDENCE, interval="binomial"),
+           reads=READS_HEAD, needs=_NEEDS, evidence=_DIRECTION_EVIDENCE, interval="binomial"),
     Metric("prunable_fraction", _prunable, "Largest grid p such that pruning up to p keeps top-1 within the "
            "tolerance of the unpruned head.", "max{p ∈ grid : acc(q) ≥ acc(0) − tol for every grid q ≤ p}",
            unit="fraction", direction="higher",
            params={"tolerance": Param(float, 0.01, "accuracy points (fraction) one may lose", minimum=0.0),
                    "grid": Param(str, GRID_TEXT, "pruning fractions, comma-separated")},
-           reads=READS_HEAD, evidence=_DIRECTION_EVIDENCE, headline="prunable", interval="resampled",
+           reads=READS_HEAD, needs=_NEEDS, evidence=_DIRECTION_EVIDENCE, headline="prunable", interval="resampled",
            interval_input=_prunable_resamples),
 )

@@ -66,6 +66,18 @@ class LayerInputs:
                                 "`representation`)")
         return head
 
+    def head_svd(self) -> dict[str, np.ndarray]:
+        """The thin SVD of the head that fits this layer (cached; from the store when the audit keeps one)."""
+        def build():
+            head = self.fitting_head()
+            stored = getattr(self._head_source, "svd", None)
+            if stored is not None:
+                return stored(head)
+            from .directions import head_svd
+
+            return head_svd(head)
+        return self.cached("head_svd", build)
+
     def shift_results(self) -> Any:
         """This layer's scores on the spec's shifted sets (a :class:`~..shifts.ShiftResults`, cached), or
         :class:`NotApplicable` with the reason (no ``shifts``, no head, not the head's layer)."""

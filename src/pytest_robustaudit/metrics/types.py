@@ -21,6 +21,24 @@ READS_HEAD = "stored rows, labels and head"
 #: ... or the concept bank's rows on the layer (``compute(inputs, **params)``, ``inputs.concepts``; the
 #: concept metrics, docs/concepts.md), with the head's directions when the audit has a head
 READS_CONCEPTS = "the concept bank's rows"
+#: What a metric may declare it reads (``Metric.needs``), the vocabulary of the audit's plan
+#: (docs/architecture.md#the-plan): each names an input the audit must measure or build before any
+#: analysis runs, so the runner prepares exactly what the planned metrics read and nothing else.
+NEEDS_SUMMARY = "summary"            # the layer's streaming outlier summary (always measured)
+NEEDS_ROWS = "rows"                  # the probe's stored rows of the layer
+NEEDS_LABELS = "labels"              # the probe labels of those rows
+NEEDS_HEAD = "head"                  # the classification head (the model's, or open_clip's zero-shot head)
+NEEDS_DIRECTIONS = "directions"      # the head's SVD (privileged directions); a weights-only result, stored
+NEEDS_SHIFTED = "shifted sets"       # the spec's folder shifts, extracted like the probe
+NEEDS_CORRUPTED = "corrupted sets"   # the spec's corruptions of the probe, extracted like the probe
+NEEDS_CONCEPTS = "concept bank"      # the concept bank's rows on the layer
+NEEDS_NULL = "null"                  # a random null (permutations, random directions): bounded cost, still a cost
+NEEDS = (NEEDS_SUMMARY, NEEDS_ROWS, NEEDS_LABELS, NEEDS_HEAD, NEEDS_DIRECTIONS, NEEDS_SHIFTED, NEEDS_CORRUPTED,
+         NEEDS_CONCEPTS, NEEDS_NULL)
+#: what ``reads`` implies when a metric declares no ``needs`` (third-party metrics written before the plan)
+NEEDS_OF_READS = {READS_OUTLIER_SUMMARY: (NEEDS_SUMMARY,),
+                  READS_HEAD: (NEEDS_SUMMARY, NEEDS_ROWS, NEEDS_LABELS, NEEDS_HEAD),
+                  READS_CONCEPTS: (NEEDS_SUMMARY, NEEDS_CONCEPTS)}
 #: the prefix of ``MetricValue.undefined_reason`` for a metric that does not apply to a layer
 NOT_APPLICABLE = "not applicable: "
 
@@ -104,6 +122,11 @@ class Metric:
       ``"count"`` (thresholded), ``"binomial"`` (accuracy: ``details`` has ``correct`` and ``total`` or
       ``labelled``; without them, e.g. a mean over sets, ``interval_input`` as for ``"resampled"`` if given), ``"resampled"`` (the metric resamples itself: see ``interval_input``),
       ``"exact"``/``"informational"`` (carries none, said so), or None (none declared).
+    * ``needs``: what it reads, in the plan's vocabulary (:data:`NEEDS`); empty: derived from ``reads``
+      (:data:`NEEDS_OF_READS`).  The runner measures and builds only what the planned metrics need.
+    * ``default``: computed on every audit without being asked (a check, ``measure:``); None: when it
+      needs nothing but the layer's summary (the outlier family).  Top-1 and top-5 say True: they are
+      computed where the probe is labelled and a head is at hand.
     * ``interval_input``: what that family resamples: the :class:`LayerStats` attribute of the
       per-image values (``"kurtosis"``), a pair of them for a ratio, a profile statistic
       ``[..., d] -> [...]`` (or ``(statistic, "signed")``), or for a count a factory
@@ -129,6 +152,18 @@ class Metric:
     integer: bool = False
     interval: str | None = None
     interval_input: Any = None
+    needs: tuple[str, ...] = ()
+    default: bool | None = None
+
+    @property
+    def inputs(self) -> frozenset[str]:
+        """What the metric reads (:attr:`needs`, or what its ``reads`` implies)."""
+        return frozenset(self.needs or NEEDS_OF_READS.get(self.reads, (NEEDS_SUMMARY,)))
+
+    @property
+    def by_default(self) -> bool:
+        """Computed on every audit that can compute it, asked or not (see :attr:`default`)."""
+        return self.inputs <= {NEEDS_SUMMARY} if self.default is None else bool(self.default)
 
     def evaluate(self, source: Any, params: dict[str, Any] | None = None) -> MetricValue:
         """Compute on ``source``: a layer's :class:`~.inputs.LayerInputs`, or its

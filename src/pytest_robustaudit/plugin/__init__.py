@@ -60,6 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--audit-cache", dest="audit_cache", default="on", choices=("on", "off", "refresh"),
                     help="on: read stored activations and keep new ones (default); off: a private temporary "
                          "store for this run; refresh: recompute every entry this run needs and replace it.")
+    group.addoption("--audit-plan", dest="audit_plan", action="store_true",
+                    help="after collection, print each spec's plan: the metrics it computes on which layers and why, "
+                         "what it measures, and what it leaves out (with --collect-only: without running anything).")
     parser.addini("audit_cache_dir", default="", help="default for --audit-cache-dir (relative to the rootdir)")
     parser.addini("audit_paths", type="paths", default=[],
                   help="default spec paths for a bare '--audit' (relative to the ini file)")
@@ -80,7 +83,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     from .. import builtin
-    from . import collect, fixtures, outputs
+    from . import collect, fixtures, outputs, plan_view
 
     state = RunState(config)
     config.stash[run_key] = state
@@ -90,6 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
     manager.register(collect, "robustaudit-collect")
     manager.register(fixtures, "robustaudit-fixtures")
     manager.register(outputs, "robustaudit-outputs")
+    manager.register(plan_view, "robustaudit-plan")
     if manager.hasplugin("xdist"):
         from . import xdist
 

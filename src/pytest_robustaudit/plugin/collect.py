@@ -159,6 +159,8 @@ class AuditItem(pytest.Item):
         self.user_properties.append(("value", outcome.value))
         # the model ran once for the whole audit: every item says how long, none is charged with it
         self.user_properties.append(("extraction_s", round(result.extraction_s, 3)))
+        for phase, seconds in (result.phases or {}).items():   # the audit's time per phase (architecture.md)
+            self.user_properties.append((f"phase_s:{phase}", seconds))
         self.user_properties.append(("bounds", f"min={outcome.min} max={outcome.max}"))
         if not outcome.passed:
             raise CheckFailed(outcome.message)
@@ -251,6 +253,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     relations = [item for item in items if isinstance(item, RelationItem)]
     if relations:
         items[:] = [item for item in items if not isinstance(item, RelationItem)] + relations
+        from ..plan.plan import relation_requests
+
+        session = run_state(relations[0].config).session   # every audit computes what the relations read
+        for item in relations:
+            session.requests.extend(relation_requests(item.relation))
 
 
 class CheckFailed(AssertionError):

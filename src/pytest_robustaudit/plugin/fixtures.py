@@ -30,6 +30,7 @@ class AuditRun:
     result: AuditResult
     _registries: Any = field(repr=False, default=None)
     _model: Any = field(repr=False, default=None)
+    _session: Any = field(repr=False, default=None)
 
     def layer(self, name: str = "representation") -> LayerResult:
         try:
@@ -41,6 +42,10 @@ class AuditRun:
         """The metric on ``layer``; with ``params`` (e.g. ``factor=100``) it is recomputed from the
         layer's inputs (the summary, or the stored rows and head for the head metrics)."""
         found = self.layer(layer)
+        if metric not in found.metrics and self._session is not None:
+            # not in the audit's plan (no check, no `measure:`): computed now (docs/extending.md#on-demand)
+            self.result = self._session.on_demand(self.spec, metric, layer)
+            found = self.layer(layer)
         if not params and metric in found.metrics:
             return found.metrics[metric].value
         return found.evaluate(self._registries.metrics.get(metric), params).value
@@ -93,7 +98,7 @@ class Auditor:
                 loaded = load_spec(self.base / f"inline-spec-{digest}.yaml", found, text=text)
             else:
                 loaded = load_spec(self._resolve(Path(spec)), found)
-            return AuditRun(loaded, state.session.result(loaded), found)
+            return AuditRun(loaded, state.session.result(loaded), found, _session=state.session)
         except AuditError as error:  # the message is the whole explanation: no traceback into our code
             pytest.fail(str(error), pytrace=False)
 

@@ -110,6 +110,14 @@ class ModelView:
     skipped: list[tuple[str, str]]
     skipped_more: int
     activations: str = ""      # where the activations came from ("" in records from before the store)
+    #: metrics the audit's plan left out, each with why and how to ask ([] in records before schema 4)
+    not_computed: list[tuple[str, str]] = field(default_factory=list)
+    #: seconds per phase, slowest first ([] in records before schema 4)
+    phases: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def not_computed_count(self) -> int:
+        return sum(len(names.split(", ")) for names, _ in self.not_computed)
 
     @property
     def failed_checks(self) -> list[CheckView]:
@@ -326,7 +334,25 @@ def _model_view(result: AuditResult, index: int, metric_names: list[str], by_nam
         layers=[_layer_view(result, index, j, name, metric_names, by_name) for j, name in enumerate(result.layers)],
         provenance=readable(result.provenance, base),
         skipped=[(readable_path(os.fspath(s.path), base), s.reason) for s in result.skipped[:20]],
-        skipped_more=max(len(result.skipped) - 20, 0), activations=activations_line(result))
+        skipped_more=max(len(result.skipped) - 20, 0), activations=activations_line(result),
+        not_computed=not_computed(result), phases=phase_rows(result))
+
+
+def not_computed(result: AuditResult) -> list[tuple[str, str]]:
+    """The metrics the audit's plan left out, with why and how to ask for them (grouped by reason)."""
+    left_out = (result.plan or {}).get("left_out") or {}
+    grouped: dict[str, list[str]] = {}
+    for name, why in left_out.items():
+        grouped.setdefault(str(why), []).append(str(name))
+    return [(", ".join(names), why) for why, names in grouped.items()]
+
+
+def phase_rows(result: AuditResult) -> list[tuple[str, str]]:
+    """The audit's seconds per phase, slowest first, as (phase, "1.23 s (45%)")."""
+    phases = {k: float(v) for k, v in (result.phases or {}).items() if isinstance(v, (int, float))}
+    total = sum(phases.values())
+    return [(name, f"{s:.2f} s" + (f" ({100 * s / total:.0f}%)" if total > 0 else ""))
+            for name, s in sorted(phases.items(), key=lambda kv: -kv[1])]
 
 
 def _duration(seconds: float) -> str:

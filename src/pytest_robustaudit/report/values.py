@@ -127,10 +127,12 @@ def not_applicable(result: Any, layer: str, metric: str) -> bool:
 
 
 def applying(metrics: Iterable[Any], results: Iterable[Any]) -> list[Any]:
-    """The ``metrics`` that apply somewhere in ``results`` (a summary column that would read n/a on every
-    row, such as accuracy in a run without labels, is left out; all of them when there is no result)."""
+    """The ``metrics`` computed and applicable somewhere in ``results`` (a summary column that would read
+    n/a or nothing on every row, such as accuracy in a run without labels or directions no audit's plan
+    computed, is left out; all of them when there is no result)."""
     results = list(results)
     if not results:
         return list(metrics)
     return [m for m in metrics
-            if any(not not_applicable(r, layer, m.name) for r in results for layer in r.layers)]
+            if any(m.name in r.layers[layer].metrics and not not_applicable(r, layer, m.name)
+                   for r in results for layer in r.layers)]

@@ -112,6 +112,11 @@ class AuditResult:
     #: where the activations came from: from_store (no layer extracted), extracted (layers), keys
     #: (layer -> store entry key), store (folder, or off), mode (on/off/refresh); {} in old records
     activations: dict[str, Any] = field(default_factory=dict)
+    #: what the audit computed and why, and what it left out (:meth:`~..plan.plan.AuditPlan.to_record`);
+    #: {} in records older than schema 4
+    plan: dict[str, Any] = field(default_factory=dict)
+    #: seconds per phase (model build, hashing, extraction per image set, each analysis), exclusive
+    phases: dict[str, float] = field(default_factory=dict)
 
     def check(self, metric: str, layer: str, params: dict[str, Any] | None = None) -> CheckOutcome:
         """The verdict of ``metric`` on ``layer`` (at ``params``, when the spec checks it at several)."""

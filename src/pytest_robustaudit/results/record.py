@@ -42,7 +42,8 @@ FORMAT = "pytest-robustaudit/record"
 #: bumped on any change that an older reader could misread; readers refuse newer versions and read
 #: older ones (version 1 had no metric definition versions, so its values read as definition 1, and
 #: no ``input_dtype``, so its layers read as float32 activations; versions 1-2 have no intervals)
-SCHEMA_VERSION = 3   # 2: metric definition versions, input dtype; 3: intervals (layers[].intervals, checks[].interval, ...)
+SCHEMA_VERSION = 4   # 2: metric definition versions, input dtype; 3: intervals (layers[].intervals, checks[].interval, ...);
+                     # 4: audits[].plan (what was computed and why, what was not), audits[].phases (seconds per phase)
 #: significant digits kept for array elements by default (None = exact)
 ARRAY_DIGITS: int | None = 7
 
@@ -91,6 +92,7 @@ _RESULT = (  # AuditResult, besides its skipped images, layers and checks
     _Field("batch_size", "int", 0), _Field("data_path", "path"), _Field("n_images", "int"),
     _Field("n_found", "int"), _Field("seconds", "float"), _Field("provenance", "free", {}),
     _Field("extraction_s", "float", 0.0), _Field("activations", "free", {}),
+    _Field("plan", "free", {}), _Field("phases", "free", {}),   # schema 4: {} in older records
 )
 
 

@@ -28,7 +28,7 @@ from .validator import SEED_LIMIT, _kind
 from .yamlsource import Doc, load_doc
 
 TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", "seed", "reference", "store_dtype",
-            "confidence", "min_images", "resamples", "bootstrap_method", "head", "shifts", "concepts")
+            "confidence", "min_images", "resamples", "bootstrap_method", "head", "shifts", "concepts", "measure")
 #: how rows are kept in the activation store (store.entries.STORE_DTYPES; numpy-free here)
 STORE_DTYPE_NAMES = ("float32", "float16")
 #: metrics.bootstrap.METHODS (numpy-free here; a test keeps the two equal)
@@ -120,6 +120,7 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, Shift
         concepts = self.concepts(top.get("concepts"), model.source if model is not None else None)
         if concepts is not None or top.get("concepts") is None:   # (a bank with problems was reported already)
             self.concept_checks(concepts, checks, top.get("reference"))
+        measure, measure_all = self.measure(top.get("measure"))
         relative = [c for c in checks if c.relative]
         if relative and reference is None and "reference" not in top:
             self.problem(("checks", relative[0].metric), "relative bounds (min_ratio, max_ratio, min_delta, max_delta) "
@@ -130,7 +131,31 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, Shift
                          device=device, precision=precision or "fp32", seed=seed or 0, reference=reference,
                          store_dtype=store_dtype or "float32", confidence=confidence, min_images=min_images,
                          resamples=resamples, bootstrap_method=method, head=head, shifts=shifts,
-                         concepts=concepts)
+                         concepts=concepts, measure=measure, measure_all=measure_all)
+
+    def measure(self, value: Any) -> tuple[tuple[str, ...], bool]:
+        """``measure:``: metric names (or ``all``) computed besides the checked and default ones."""
+        from ..plan.plan import ALL
+        from ..registry import suggest
+
+        if value is None:
+            return (), False
+        if value == ALL:
+            return (), True
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            self.problem(("measure",), f"expected a list of metric names or `{ALL}`, got {_kind(value)}",
+                         f"e.g. measure: [importance_top_share, prunable_fraction], or measure: {ALL}")
+            return (), False
+        names = self.registries.metrics.names()
+        for name in items:
+            if name == ALL:
+                self.problem(("measure",), f"`{ALL}` stands alone, not inside a list", f"write measure: {ALL}")
+            elif name not in names:
+                self.problem(("measure", name), f"unknown metric '{name}'.{suggest(name, names)}",
+                             f"known metrics: {', '.join(names)}; or write "
+                             f"measure: {ALL}")
+        return tuple(dict.fromkeys(n for n in items if n in names)), False
 
 
     def head_checks(self, head: Any, checks: tuple) -> None:

@@ -279,6 +279,9 @@ class AuditSpec:
     head: HeadSpec = field(default_factory=HeadSpec)
     shifts: tuple[ShiftSpec, ...] = ()   # shifted sets scored with the head (docs/spec.md#shifts)
     concepts: ConceptsSpec | None = None   # the concept bank of the concept metrics (None: none probed)
+    #: metrics to compute besides the checked and default ones (spec key ``measure:``, docs/spec.md#measure)
+    measure: tuple[str, ...] = ()
+    measure_all: bool = False              # ``measure: all``: every registered metric
 
 
 @dataclass(frozen=True)

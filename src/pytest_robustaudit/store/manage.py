@@ -124,7 +124,7 @@ def clear(root: os.PathLike | str) -> tuple[int, int]:
     records = list_entries(root)
     for record in records:
         store.remove(record.key)
-    for name in (ENTRIES, INCOMPLETE, LOCKS, MODELS, "heads"):  # heads/: head_source.HEADS
+    for name in (ENTRIES, INCOMPLETE, LOCKS, MODELS, "heads", "summaries"):  # head_source.HEADS, activations.SUMMARIES
         shutil.rmtree(root / name, ignore_errors=True)
     with contextlib.suppress(OSError):
         store.memo_path.unlink()
@@ -141,6 +141,13 @@ def prune(root: os.PathLike | str, older_than_seconds: float, now: float | None 
         if now - record.last_used > older_than_seconds and store.remove(record.key):
             removed.append(record)
     store.clean_incomplete(max(older_than_seconds, STALE_INCOMPLETE_S))
+    # kept summaries (activations.SUMMARIES) are a cache of the entries: those not rewritten for as long go too
+    # (a live entry's summary is recomputed once, from its rows)
+    with contextlib.suppress(OSError):
+        for child in os.scandir(Path(root) / "summaries"):
+            with contextlib.suppress(OSError):
+                if now - child.stat(follow_symlinks=False).st_mtime > older_than_seconds:
+                    os.unlink(child.path)
     return removed
 
 

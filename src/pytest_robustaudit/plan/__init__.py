@@ -1,0 +1,1 @@
+"""Plan: what an audit computes, derived before anything runs (:mod:`.plan`)."""
