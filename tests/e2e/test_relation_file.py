@@ -138,3 +138,17 @@ def test_validate_accepts_a_relation_file(pytester, tmp_path):
     (tmp_path / "relation.yaml").write_text("relation:\n  metric: outlier_count\n")
     assert main(["validate", str(tmp_path / "relation.yaml")]) == 1
 
+
+
+def test_a_relation_on_a_metric_no_check_reads_is_planned_in_every_audit(audits, pytester):
+    """The relation's metric is computed by every audit it relates, though no spec checks it (issue 24)."""
+    import json
+
+    root = audits((0.2, 0.3, 0.4, 0.5))
+    (root / "relation.yaml").write_text("relation:\n  metric: importance_top_share\n  min_rho: -1\n")
+    result = run(pytester, "--audit", "audits", "--no-audit-report", "--audit-json", "record.json")
+    result.assert_outcomes(passed=5)
+    record = json.loads((pytester.path / "record.json").read_text())
+    for audit in record["audits"]:
+        assert "relation relation.yaml" in audit["plan"]["planned"]["importance_top_share"]["why"]
+        assert "relation relation.yaml" in audit["plan"]["planned"]["effective_robustness"]["why"]

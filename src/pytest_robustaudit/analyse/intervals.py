@@ -61,11 +61,26 @@ class LayerSample:
     rows: tuple[int, ...]
     seed: int
     resamples: int
-    profiles: tuple[bp.ProfileResamples, bp.ProfileResamples] | None
+    _profiles: tuple[bp.ProfileResamples, bp.ProfileResamples] | None
     chunks: Callable[[], Iterable[np.ndarray]] | None = None
     #: the bootstrap method asked for (spec ``bootstrap_method``, ini ``audit_bootstrap_method``)
     method: str = "auto"
     _paired: dict = field(default_factory=dict, repr=False)
+    #: computes the profiles on first use (a sample made without its pass: :func:`sample_layer` ``lazy``)
+    _pending: Callable[[], Any] | None = field(default=None, repr=False)
+
+    @property
+    def profiles(self) -> tuple[bp.ProfileResamples, bp.ProfileResamples] | None:
+        """The resampled profiles, computed by one pass over the rows the first time they are read."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._profiles = pending()
+        return self._profiles
+
+    @profiles.setter
+    def profiles(self, value: Any) -> None:
+        self._pending = None
+        self._profiles = value
 
 
 def profile_seed(audit: str, layer: str) -> int:
@@ -74,11 +89,23 @@ def profile_seed(audit: str, layer: str) -> int:
 
 
 def sample_layer(audit: str, layer: str, image_hashes: Sequence[str], chunks: Callable[[], Iterable[np.ndarray]],
-                 resamples: int = bs.DEFAULT_RESAMPLES, signed: bool = True, method: str = "auto") -> LayerSample | None:
+                 resamples: int = bs.DEFAULT_RESAMPLES, signed: bool = True, method: str = "auto",
+                 all_finite: bool = False) -> LayerSample | None:
     """One pass over ``layer``'s rows: finite rows, their hashes, and the resampled profiles.
 
     ``chunks()`` yields the stored rows in order; ``image_hashes`` names them (row i ↔ hash i).
-    None when no row is finite (no metric is defined there)."""
+    None when no row is finite (no metric is defined there).  ``all_finite``: the layer's summary
+    says every row is finite, so the rows and hashes are known without reading them and the pass
+    waits until an interval reads the profiles (a warm audit whose intervals are kept never makes it)."""
+    if all_finite and len(image_hashes):
+        n_rows = len(image_hashes)
+        seed = profile_seed(audit, layer)
+
+        def pending():
+            sizes = (bp.default_m(n_rows), n_rows)
+            return bp.resample_profiles(chunks(), n_rows, seed=seed, resamples=resamples, m=sizes, signed=signed)
+        return LayerSample(audit, layer, tuple(image_hashes), tuple(range(n_rows)), seed, resamples, None, chunks,
+                           method=method, _pending=pending)
     finite: list[np.ndarray] = []
 
     def watched() -> Iterator[np.ndarray]:

@@ -118,8 +118,8 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
                 result.sample = samples.get(name)
                 result.image_hashes = result.sample.hashes if result.sample is not None else ()
                 with clock.phase("intervals"):
-                    result.intervals = layer_intervals(registries.metrics, stats, result.sample, result.metrics,
-                                                       settings.level, spec.name, inputs)
+                    result.intervals = planned_intervals(spec, registries, result, settings, opened,
+                                                         got.entries.get(name))
                 if store is None:
                     inputs.keep_rows_in_memory()  # the private store goes now; checks at other parameters read them
                 layers[name] = result
@@ -148,6 +148,28 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
                          "store": options.describe, "mode": options.mode},
             plan=plan.to_record(), phases=clock.seconds(),
         )
+
+
+def planned_intervals(spec: AuditSpec, registries: Registries, result: LayerResult, settings: IntervalSettings,
+                      store: Any, entry: Any) -> dict[str, Any]:
+    """Every computed metric's two-sided interval; the outlier family's read from the store when an earlier
+    run of this audit on the same rows kept them (:mod:`..analyse.kept_intervals`), else computed and kept."""
+    from ..analyse.kept_intervals import keepable, kept_key, read_kept, write_kept
+
+    resamples, method = spec.resamples or settings.resamples, spec.bootstrap_method or settings.method
+    keep = {n: registries.metrics.get(n) for n in result.metrics if keepable(registries.metrics.get(n))}
+    key = kept_key(entry, spec.name, result.layer, resamples, method, settings.level, keep) \
+        if keep and entry is not None and store is not None else None
+    kept = read_kept(store, key) if key else None
+    if kept is not None and set(kept) != set(keep):
+        kept = None
+    values = {n: v for n, v in result.metrics.items() if kept is None or n not in kept}
+    out = layer_intervals(registries.metrics, result.stats, result.sample, values, settings.level, spec.name,
+                          result.inputs)
+    if kept is None and key:
+        write_kept(store, key, {n: out[n] for n in keep if n in out})
+    out.update(kept or {})
+    return {n: out[n] for n in result.metrics if n in out}
 
 
 def analysis_family(metric: Any) -> str:
@@ -185,7 +207,9 @@ def layer_samples(spec: AuditSpec, registries: Registries, got: Any, resamples: 
     for layer, entry in got.entries.items():
         def chunks(entry=entry, layer=layer):
             return entry.rows(layer, dtype=np.float32)
-        out[layer] = sample_layer(spec.name, layer, entry.images, chunks, resamples, signed=signed, method=method)
+        stats = got.stats.get(layer)
+        out[layer] = sample_layer(spec.name, layer, entry.images, chunks, resamples, signed=signed, method=method,
+                                  all_finite=stats is not None and stats.n_nonfinite == 0)
     return out
 
 
@@ -236,8 +260,13 @@ def judge(spec: AuditSpec, result: AuditResult, registries: Registries, referenc
         low, high = effective_bounds(check, ref_number)
         level = confidence or settings.level
         sided = sided_for(low.value if low else None, high.value if high else None) if confidence else "two-sided"
-        interval = metric_interval(metric, stats, layer_result.sample, measured, check.params, level=level,
-                                   sided=sided, audit=spec.name, inputs=layer_result.inputs)
+        shown = layer_result.intervals.get(check.metric)
+        if sided == "two-sided" and level == settings.level and shown is not None and \
+                dict(check.params) in ({}, metric.defaults()):
+            interval = shown      # the interval the layer shows is the one this check reads: not drawn twice
+        else:
+            interval = metric_interval(metric, stats, layer_result.sample, measured, check.params, level=level,
+                                       sided=sided, audit=spec.name, inputs=layer_result.inputs)
         difference, notes = None, ()
         ref_layer = reference.result.layers.get(check.layer) if (reference and check.relative and reference.result) else None
         if ref_layer is not None and ref_value is not None:

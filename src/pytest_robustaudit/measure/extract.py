@@ -50,8 +50,12 @@ def resolve_device(requested: str) -> str:
 
     A device this machine does not have (``mps`` on Linux, ``cuda:7`` on a one-GPU box, a name
     that is no device at all) is an :class:`AuditError` naming the key, before any model moves,
-    never a torch traceback from deep inside the forward pass.
+    never a torch traceback from deep inside the forward pass.  ``cpu``, and ``auto`` on a machine that
+    certainly has no accelerator (:func:`no_accelerator`), resolve without importing torch: a warm run
+    that reads every row from the store then never imports it.
     """
+    if requested == "cpu" or (requested == "auto" and no_accelerator()):
+        return "cpu"
     import torch
 
     if requested != "auto":
@@ -80,6 +84,22 @@ def resolve_device(requested: str) -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+#: device nodes without which no CUDA (NVIDIA), ROCm (AMD) or WSL GPU can be used on Linux
+_ACCELERATOR_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
+def no_accelerator() -> bool:
+    """True when this machine certainly has no device torch could use besides the CPU, known without
+    importing torch: Linux without any NVIDIA, ROCm or WSL GPU device node.  Anywhere else (macOS with
+    MPS, Windows, torch already imported) False, and torch is asked."""
+    import os
+    import sys
+
+    if "torch" in sys.modules or not sys.platform.startswith("linux"):
+        return False
+    return not any(os.path.exists(node) for node in _ACCELERATOR_NODES)
 
 
 @contextlib.contextmanager

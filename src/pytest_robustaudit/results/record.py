@@ -438,3 +438,16 @@ def read_record(path: Path | str) -> tuple[dict[str, Any], list[AuditResult]]:
     except (OSError, UnicodeDecodeError) as error:
         raise RecordError(f"record {path} cannot be read ({error}); check the file") from None
     return loads(text, f"record {path}")
+
+
+def interval_to_json(iv: Any) -> dict[str, Any] | None:
+    """An interval as the record writes it (for other keepers of intervals: the store's kept intervals)."""
+    return _interval_out(iv)
+
+
+def interval_from_json(value: Any, where: str = "interval") -> Any:
+    """An interval read back from :func:`interval_to_json`; a malformed one raises :class:`RecordError`."""
+    try:
+        return _interval_in(value, where)
+    except _Malformed as problem:
+        raise RecordError(f"malformed interval: {problem}") from None
