@@ -109,3 +109,21 @@ def spec_text(checkpoint: Path, checks: str, data: Path = PHOTOS, extra: str = "
 
 #: open_clip architectures of the online example specs, built with random weights for offline tests
 CLIP_ARCHS = ("RN50", "ViT-B-32")
+
+
+def summarised(model, batches, layers, device="cpu", precision="fp32", seed=0):
+    """The extraction stage without the store: ``run_model`` feeding the streaming accumulator an audit
+    uses, for the numerics tests (batch-size invariance, OOM back-off, CPU against CUDA).  Returns the
+    run's ``Extraction`` with ``layers`` set to each layer's ``LayerStats``."""
+    from pytest_robustaudit.measure.extract import run_model
+    from pytest_robustaudit.metrics.outlier_stats import LayerAccumulator
+
+    accumulators = {name: LayerAccumulator(name, rotation_seed=seed) for name in layers}
+
+    def consume(outputs):
+        for name, rows in outputs.items():
+            accumulators[name].update(rows)
+
+    ran = run_model(model, batches, layers, device, precision, consume)
+    ran.layers = {name: acc.finish() for name, acc in accumulators.items()}
+    return ran

@@ -59,6 +59,7 @@ def subset_audit(tmp_path_factory, shared_activation_store):
 def test_subset_folder_is_scored_on_its_150_classes(subset_audit):
     from pytest_robustaudit import data
     from pytest_robustaudit.measure.activations import measure_layers
+    from pytest_robustaudit.measure.context import AuditContext
     from pytest_robustaudit.measure.shifts import measure_shift
 
     spec, registries, store, subset, result = subset_audit
@@ -68,8 +69,8 @@ def test_subset_folder_is_scored_on_its_150_classes(subset_audit):
     info = value.details["shifts"]["det150"]
     assert info["classes"] == 150 and info["total"] == 150
     # numpy, from the stored rows of the subset (read back: the audit stored them) and the head's numbers
-    got = measure_shift(spec, registries, spec.shifts[0], ["representation"], data.discover(spec.data), "cpu",
-                        store.open())
+    ctx = AuditContext(registries, "cpu", store.open())
+    got = measure_shift(ctx, spec, spec.shifts[0], ["representation"], data.discover(spec.data))
     assert not got.extracted
     rows = np.concatenate(list(got.entries["representation"].rows("representation"))).astype(np.float64)
     head = rep.inputs.head()
@@ -84,5 +85,5 @@ def test_subset_folder_is_scored_on_its_150_classes(subset_audit):
     assert rep.metrics["accuracy_drop"].value == pytest.approx(rep.metrics["top1_accuracy"].value - expected)
     assert result.check("shift_accuracy", "representation", {"shift": "det150"}).passed
     # the shift's rows and the probe's are read from the store by a second audit: nothing extracted
-    again = measure_layers(spec, registries, data.discover(spec.data), "cpu", store.open())
+    again = measure_layers(ctx, spec, data.discover(spec.data))
     assert not again.extracted

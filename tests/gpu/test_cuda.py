@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.gpu,
 def test_fp32_extraction_on_cuda_matches_the_cpu():
     import timm
 
-    from pytest_robustaudit.measure.extract import extract
+    from support import summarised
     from pytest_robustaudit.models.base import LoadedModel
     from pytest_robustaudit.models.layers import adapter_for
 
@@ -22,8 +22,8 @@ def test_fp32_extraction_on_cuda_matches_the_cpu():
     images = [torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(i)) for i in range(3)]
     model = LoadedModel(module=module, preprocess=None, layers=adapter_for(module, "timm"), description="resnet10t",
                         fingerprint="test")
-    cpu = extract(model, images, ["representation"], "cpu", "fp32").layers["representation"]
-    gpu = extract(model, images, ["representation"], "cuda", "fp32").layers["representation"]
+    cpu = summarised(model, images, ["representation"], "cpu", "fp32").layers["representation"]
+    gpu = summarised(model, images, ["representation"], "cuda", "fp32").layers["representation"]
     assert torch.allclose(torch.as_tensor(cpu.kurtosis), torch.as_tensor(gpu.kurtosis), rtol=1e-5)
     assert torch.allclose(torch.as_tensor(cpu.profile), torch.as_tensor(gpu.profile), rtol=1e-5)
 
@@ -58,7 +58,7 @@ def test_store_path_on_cuda_pins_memory_and_matches_the_cpu(tmp_path):
             device: {device}
             checks: {{kurtosis_mean: {{min: 0}}}}
             """))
-        results[device] = measure(spec, standalone(), device, StoreOptions(tmp_path / "store"))
+        results[device] = measure(spec, standalone(), StoreOptions(tmp_path / "store"), settings=RunSettings(device))
     assert results["cuda"].activations["extracted"] == ["representation"], "cuda is another key than cpu"
     cpu, gpu = (results[d].layers["representation"].stats for d in ("cpu", "cuda"))
     np.testing.assert_allclose(gpu.kurtosis, cpu.kurtosis, rtol=1e-4)

@@ -1,7 +1,7 @@
 """Corrupted probe sets through the activation store (corrupted.py): what hits and what misses, that
 the clean keys did not change, that the stored rows are the model on the corrupted eval crops, and that
 those crops are the same bytes on every run for a seed.  A random-init timm vit_tiny on four photos;
-extractions are counted by ``activations.EXTRACTIONS``."""
+extractions are counted by what the measurement says it extracted (``Measured.extracted``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from support import PHOTOS, spec_text
 from pytest_robustaudit import data
 from pytest_robustaudit.measure import activations
 from pytest_robustaudit.measure.activations import Progress, measure_layers
+from pytest_robustaudit.measure.context import AuditContext
 from pytest_robustaudit.measure.corrupted import corruption_variant, measure_corrupted
 from pytest_robustaudit.data import corruptions as C
 from pytest_robustaudit.registries import standalone
@@ -46,19 +47,18 @@ def tiny(tiny_checkpoints, tmp_path_factory):
     probe = data.discover(spec.data)
     store = ActivationStore(folder / "store", durable=False)
     progress = Recording()
-    before = activations.EXTRACTIONS["count"]
-    clean = measure_layers(spec, registries, probe, "cpu", store, progress)
-    noisy = measure_corrupted(spec, registries, probe, "cpu", store, progress, corruption="gaussian_noise",
-                              severity=3, seed=0)
-    assert activations.EXTRACTIONS["count"] - before == 2
-    return {"spec": spec, "registries": registries, "probe": probe, "store": store, "clean": clean,
-            "noisy": noisy, "progress": progress}
+    ctx = AuditContext(registries, "cpu", store, progress)
+    clean = measure_layers(ctx, spec, probe)
+    noisy = measure_corrupted(ctx, spec, probe, corruption="gaussian_noise", severity=3, seed=0)
+    assert clean.extracted and noisy.extracted          # two forward passes, one per set
+    return {"spec": spec, "ctx": AuditContext(registries, "cpu", store), "probe": probe, "store": store,
+            "clean": clean, "noisy": noisy, "progress": progress}
 
 
 def measured(tiny, **corruption):
-    before = activations.EXTRACTIONS["count"]
-    got = measure_corrupted(tiny["spec"], tiny["registries"], tiny["probe"], "cpu", tiny["store"], **corruption)
-    return got, activations.EXTRACTIONS["count"] - before
+    """The corrupted set, and how many forward passes it took (1 when a layer was extracted, else 0)."""
+    got = measure_corrupted(tiny["ctx"], tiny["spec"], tiny["probe"], **corruption)
+    return got, int(bool(got.extracted))
 
 
 def rows(got, layer="representation"):
@@ -81,9 +81,8 @@ def test_a_second_run_reads_the_store_and_another_severity_seed_or_corruption_mi
         assert got.keys["representation"] not in seen, other
         seen.add(got.keys["representation"])
     # and the clean set is still a hit under its old key
-    before = activations.EXTRACTIONS["count"]
-    back = measure_layers(tiny["spec"], tiny["registries"], tiny["probe"], "cpu", tiny["store"])
-    assert activations.EXTRACTIONS["count"] == before and back.keys == clean.keys
+    back = measure_layers(tiny["ctx"], tiny["spec"], tiny["probe"])
+    assert not back.extracted and back.keys == clean.keys
 
 
 def test_the_clean_key_is_unchanged_and_the_corrupted_key_names_the_corruption(tiny):
@@ -231,5 +230,5 @@ def test_a_transform_that_cannot_be_cut_at_the_crop_fails_naming_the_step(tmp_pa
     store = ActivationStore(tmp_path / "store", durable=False)
     for _ in range(2):  # the second attempt is refused the same way: the entry's lock was released
         with pytest.raises(C.CorruptionError, match=r"step 1 \(ColorJitter\) before ToTensor"):
-            measure_corrupted(spec, registries, probe, "cpu", store, corruption="fog", severity=1, seed=0)
+            measure_corrupted(AuditContext(registries, "cpu", store), spec, probe, corruption="fog", severity=1, seed=0)
     assert list_entries(store.root) == []

@@ -52,6 +52,7 @@ def lite0_corrupted(tmp_path_factory, shared_activation_store):
     from pytest_robustaudit import data
     from pytest_robustaudit.measure import activations
     from pytest_robustaudit.measure.corrupted import measure_corrupted
+    from pytest_robustaudit.measure.context import AuditContext
     from pytest_robustaudit.measure.head_source import HeadSource
     from pytest_robustaudit.registries import standalone
     from pytest_robustaudit.spec import load_spec
@@ -62,15 +63,16 @@ def lite0_corrupted(tmp_path_factory, shared_activation_store):
     spec = load_spec(folder / "spec.yaml", registries, text=SPEC.format(data=shared_data("imagenet-samples")))
     probe = data.discover(spec.data)
     store = ActivationStore(shared_activation_store)
-    clean = activations.measure_layers(spec, registries, probe, "cpu", store)
-    head = HeadSource(spec, registries, store, clean.fingerprint, clean.model)()
+    ctx = AuditContext(registries, "cpu", store)
+    clean = activations.measure_layers(ctx, spec, probe)
+    head = HeadSource(ctx, spec, clean.fingerprint, clean.model)()
     counts = {"clean": top1(clean, head)}
     for name in CORRUPTIONS:
         for severity in SEVERITIES:
-            got = measure_corrupted(spec, registries, probe, "cpu", store, corruption=name, severity=severity, seed=0)
+            got = measure_corrupted(ctx, spec, probe, corruption=name, severity=severity, seed=0)
             assert got.image_hashes == clean.image_hashes and got.row_labels == clean.row_labels
             counts[name, severity] = top1(got, head)
-    return {"spec": spec, "registries": registries, "probe": probe, "store": store, "counts": counts}
+    return {"spec": spec, "ctx": ctx, "probe": probe, "store": store, "counts": counts}
 
 
 def test_lite0_accuracy_falls_strictly_with_severity_for_noise_and_defocus(lite0_corrupted):
@@ -85,13 +87,9 @@ def test_lite0_accuracy_falls_strictly_with_severity_for_noise_and_defocus(lite0
 
 
 def test_a_second_run_reads_every_corrupted_set_from_the_store(lite0_corrupted):
-    from pytest_robustaudit.measure import activations
     from pytest_robustaudit.measure.corrupted import measure_corrupted
 
     fixture = lite0_corrupted
-    before = activations.EXTRACTIONS["count"]
     for name in CORRUPTIONS:
-        got = measure_corrupted(fixture["spec"], fixture["registries"], fixture["probe"], "cpu", fixture["store"],
-                                corruption=name, severity=5, seed=0)
-        assert got.from_store and got.extraction_s == 0
-    assert activations.EXTRACTIONS["count"] == before
+        got = measure_corrupted(fixture["ctx"], fixture["spec"], fixture["probe"], corruption=name, severity=5, seed=0)
+        assert got.from_store and got.extraction_s == 0 and not got.extracted

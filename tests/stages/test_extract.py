@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_robustaudit.measure.extract import extract, numerics, resolve_device
+from pytest_robustaudit.measure.extract import numerics, resolve_device
+
+from support import summarised
 from pytest_robustaudit.models.base import LoadedModel
 
 
@@ -45,20 +47,20 @@ def batches(size, total=20):
 
 
 def test_batch_size_does_not_change_results():
-    small = extract(loaded(), batches(1), ["representation"], "cpu", "fp32").layers["representation"]
-    large = extract(loaded(), batches(20), ["representation"], "cpu", "fp32").layers["representation"]
+    small = summarised(loaded(), batches(1), ["representation"], "cpu", "fp32").layers["representation"]
+    large = summarised(loaded(), batches(20), ["representation"], "cpu", "fp32").layers["representation"]
     np.testing.assert_allclose(small.kurtosis, large.kurtosis, rtol=1e-5)
     np.testing.assert_allclose(small.profile, large.profile, rtol=1e-5)
 
 
 def test_out_of_memory_halves_the_batch_and_remembers():
     model = loaded(oom_above=3)
-    result = extract(model, batches(8), ["representation"], "cpu", "fp32")
+    result = summarised(model, batches(8), ["representation"], "cpu", "fp32")
     assert result.layers["representation"].n_images == 20
     assert result.batch_size == 2
     assert max(model.layers.seen[-3:]) <= 2          # later batches go straight to the size that fits
     assert any("batch split to 2" in note for note in result.notes)
-    reference = extract(loaded(), batches(8), ["representation"], "cpu", "fp32").layers["representation"]
+    reference = summarised(loaded(), batches(8), ["representation"], "cpu", "fp32").layers["representation"]
     np.testing.assert_allclose(result.layers["representation"].kurtosis, reference.kurtosis, rtol=1e-5)
 
 
@@ -73,7 +75,7 @@ def test_other_errors_are_explained_not_swallowed():
     model.layers.forward = broken
     with pytest.raises(AuditError, match=r"forward pass of linear failed on a batch of shape \[4, 3, 4, 4\]: "
                                          r"ValueError: shape mismatch in user model \(raised at .*test_extract.py") as raised:
-        extract(model, batches(4), ["representation"], "cpu", "fp32")
+        summarised(model, batches(4), ["representation"], "cpu", "fp32")
     assert isinstance(raised.value.__cause__, ValueError)
 
 

@@ -53,11 +53,12 @@ def spec_of(folder, checks="kurtosis_mean: {min: 0}", extra="", layers="[represe
 
 def numpy_counts(spec, store):
     """(top1, labelled) recomputed with numpy from the stored rows and the model's classifier."""
-    from pytest_robustaudit.measure.activations import measure_layers
     from pytest_robustaudit import data
+    from pytest_robustaudit.measure.activations import measure_layers
+    from pytest_robustaudit.measure.context import AuditContext
 
     probe = data.discover(spec.data)
-    got = measure_layers(spec, standalone(), probe, "cpu", store.open())
+    got = measure_layers(AuditContext(standalone(), "cpu", store.open()), spec, probe)
     rows = np.concatenate(list(got.entries["representation"].rows("representation"))).astype(np.float64)
     module = got.model().module
     w = module.classifier.weight.detach().double().numpy()

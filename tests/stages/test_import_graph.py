@@ -106,3 +106,29 @@ def test_only_plugin_imports_pytest():
             if any(n == "pytest" or n.startswith(("pytest.", "_pytest")) for n in names):
                 offenders.append(str(path.relative_to(PACKAGE)))
     assert offenders == []
+
+
+#: what every measurement of an audit shares; it travels in one AuditContext (measure/context.py)
+BUNDLE = {"registries", "device", "store", "progress", "refresh_before"}
+
+
+def test_no_function_outside_the_audit_context_takes_the_measuring_bundle():
+    """Issue 24: the registries, device, store, progress and refresh horizon travel as one context, so
+    no function outside ``measure/context.py`` takes three or more of them as parameters."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == PACKAGE / "measure" / "context.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+                taken = BUNDLE & {a.arg for a in arguments}
+                if len(taken) >= 3:
+                    offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}({', '.join(sorted(taken))})")
+    assert not offenders, "pass an AuditContext instead:\n" + "\n".join(offenders)
+
+
+def test_at_most_ten_modules_sit_in_the_package_root():
+    """Issue 24: per-audit code lives in the rooms of its stage (plan/, measure/, analyse/, audit/, results/)."""
+    root = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(root) <= 10, root

@@ -63,10 +63,12 @@ def _restricted_top1(store_root, spec, shift_path, columns):
 
     from pytest_robustaudit import data
     from pytest_robustaudit.measure.activations import measure_layers
+    from pytest_robustaudit.measure.context import AuditContext
     from pytest_robustaudit.spec.schema import DataSpec
 
     sub = dataclasses.replace(spec, data=DataSpec(path=shift_path, batch_size=4), layers=("representation",))
-    got = measure_layers(sub, standalone(), data.discover(sub.data), "cpu", StoreOptions(root=store_root).open())
+    ctx = AuditContext(standalone(), "cpu", StoreOptions(root=store_root).open())
+    got = measure_layers(ctx, sub, data.discover(sub.data))
     assert not got.extracted   # the audit stored them: read back, never extracted twice
     rows = np.concatenate(list(got.entries["representation"].rows("representation"))).astype(np.float64)
     module = got.model().module
@@ -166,9 +168,9 @@ def test_corruption_shifts_go_to_the_issue_18_measurer(folder, monkeypatch):
 
     calls = []
 
-    def fake(spec, registries, probe, device, store, progress=None, refresh_before=None, *, corruption, severity, seed):
-        calls.append((spec.layers, probe.root.name, corruption, severity, seed))
-        return measure_layers(spec, registries, probe, device, store, progress, refresh_before)  # clean rows
+    def fake(ctx, spec, probe, *, corruption, severity, seed, layers=None):
+        calls.append((tuple(layers), probe.root.name, corruption, severity, seed))
+        return measure_layers(ctx, spec, probe, layers=layers)  # clean rows
 
     monkeypatch.setitem(sys.modules, "pytest_robustaudit.measure.corrupted", types.SimpleNamespace(measure_corrupted=fake))
     spec = spec_of(folder, "- {corruption: gaussian_noise, severity: [1, 3], seed: 7}\n")
@@ -353,8 +355,8 @@ def test_a_mean_over_sets_carries_a_resampled_interval(folder, monkeypatch):
     accuracies held fixed and named, the corrupted sets resampled jointly (the same images)."""
     from pytest_robustaudit.measure.activations import measure_layers
 
-    def fake(spec, registries, probe, device, store, progress=None, refresh_before=None, **_):
-        return measure_layers(spec, registries, probe, device, store, progress, refresh_before)
+    def fake(ctx, spec, probe, layers=None, **_):
+        return measure_layers(ctx, spec, probe, layers=layers)
 
     monkeypatch.setitem(sys.modules, "pytest_robustaudit.measure.corrupted", types.SimpleNamespace(measure_corrupted=fake))
     spec = spec_of(folder, "- {path: shifted, name: mine}\n- {name: objectnet, accuracy: 0.4, source: trial}\n"

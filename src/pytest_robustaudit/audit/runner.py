@@ -22,6 +22,7 @@ from ..measure.head_source import HeadSource, head_wanted
 from ..metrics.inputs import LayerInputs
 from ..metrics.types import (NEEDS_CONCEPTS, NEEDS_CORRUPTED, NEEDS_DIRECTIONS, NEEDS_HEAD, NEEDS_SHIFTED, NEEDS_SUMMARY,
                              MetricValue)
+from ..measure.context import RunSettings
 from ..plan.plan import Request, head_planned
 from ..registries import Registries
 from ..results import AuditResult, CheckOutcome, LayerResult
@@ -53,9 +54,8 @@ class Reference:
         return layer.evaluate(metric, check.params)
 
 
-def measure(spec: AuditSpec, registries: Registries, device: str | None = None, store: Any = None,
-            progress: Any = None, intervals: IntervalSettings | None = None,
-            reference: "Reference | None" = None, requests: Sequence[Request] = (),
+def measure(spec: AuditSpec, registries: Registries, store: Any = None, reference: "Reference | None" = None,
+            settings: RunSettings | None = None, requests: Sequence[Request] = (),
             measure_all: bool = False) -> AuditResult:
     """Plan, then measure, then analyse ``spec``: the planned metrics on their layers; no verdicts yet.
 
@@ -64,48 +64,51 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
     always, the shifted and corrupted sets, the concept bank and the head only when a planned metric
     reads them.  ``store`` is a :class:`~..measure.activations.StoreOptions` (None: a private temporary
     store for this call); layers missing from it are extracted once, in one forward pass, and written
-    to it first (``reference``: what ``concept_overlap`` compares with)."""
+    to it first (``reference``: what ``concept_overlap`` compares with; ``settings``: device, progress and
+    interval settings, :class:`~..measure.context.RunSettings`)."""
     from .. import data
     from ..measure.activations import StoreOptions, measure_layers
     from ..measure.clock import PhaseClock
+    from ..measure.context import AuditContext
     from ..measure.extract import resolve_device
     from ..plan.plan import build_plan
 
+    settings = settings or RunSettings()
+    progress = settings.progress
     started = time.perf_counter()
     clock = PhaseClock()
     options = store if store is not None else StoreOptions(mode="off")
     layers: dict[str, LayerResult] = {}
     with clock.running():
         try:
-            opened = options.open()
             with clock.phase("plan"):
                 probe = data.discover(spec.data) if spec.model.source != "activations" else None
                 labelled = None if probe is None else any(image.label for image in probe.images)
                 plan = build_plan(spec, registries, requests, labelled=labelled, measure_all=measure_all)
+            target = resolve_device(settings.device or spec.device) if probe is not None else "cpu"
+            ctx = AuditContext.open(registries, target, options, progress, options.refresh_before)
             if probe is None:   # features from elsewhere: imported, no model, no images
                 from ..measure.imported import measure_arrays
 
                 with clock.phase("extraction: imported arrays"):
-                    got = measure_arrays(spec, opened, progress)
+                    got = measure_arrays(spec, ctx.store, progress)
             else:
-                target = resolve_device(device or spec.device)
-                got = measure_layers(spec, registries, probe, target, opened, progress, options.refresh_before)
-            settings = intervals or IntervalSettings()
+                got = measure_layers(ctx, spec, probe)
+            intervals = settings.intervals or IntervalSettings()
             # one pass over each layer's stored rows for its intervals, while the store is open (no model runs)
             with clock.phase("intervals: resampled profiles"):
-                samples = layer_samples(spec, registries, got, spec.resamples or settings.resamples,
-                                        spec.bootstrap_method or settings.method, plan)
-            head = HeadSource(spec, registries, opened, got.fingerprint, got.model, progress, got.device)
+                samples = layer_samples(spec, registries, got, spec.resamples or intervals.resamples,
+                                        spec.bootstrap_method or intervals.method, plan)
+            head = HeadSource(ctx, spec, got.fingerprint, got.model, got.device)
             head.wanted = head.wanted or head_planned(plan, registries)   # `measure:` or a request reads it
             shifts = None
             if plan.needs(NEEDS_SHIFTED) or plan.needs(NEEDS_CORRUPTED):
-                shifts = _shift_source(spec, registries, probe, got, opened, progress, options.refresh_before)
+                shifts = _shift_source(ctx, spec, probe, got)
             concepts = None
             if plan.needs(NEEDS_CONCEPTS) and spec.concepts is not None and probe is not None:
                 from ..measure.concept_source import measure_concepts, reference_lookup
 
-                concepts = measure_concepts(spec, registries, got, target, opened, progress, options.refresh_before,
-                                            reference_lookup(reference))
+                concepts = measure_concepts(ctx, spec, got, reference_lookup(reference))
             for name, stats in got.stats.items():
                 inputs = LayerInputs(stats, name, _rows_of(got.entries.get(name), name), got.row_labels, head,
                                      where=head.where, shifts=shifts,
@@ -118,7 +121,7 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
                 result.sample = samples.get(name)
                 result.image_hashes = result.sample.hashes if result.sample is not None else ()
                 with clock.phase("intervals"):
-                    result.intervals = planned_intervals(spec, registries, result, settings, opened,
+                    result.intervals = planned_intervals(spec, registries, result, intervals, ctx.store,
                                                          got.entries.get(name))
                 if store is None:
                     inputs.keep_rows_in_memory()  # the private store goes now; checks at other parameters read them
@@ -182,15 +185,13 @@ def analysis_family(metric: Any) -> str:
     return "outliers" if inputs <= {NEEDS_SUMMARY} else metric.name
 
 
-def _shift_source(spec: AuditSpec, registries: Registries, probe: Any, got: Any, store: Any, progress: Any,
-                  refresh_before: float | None) -> Any:
+def _shift_source(ctx: Any, spec: AuditSpec, probe: Any, got: Any) -> Any:
     """The audit's shifted sets, scored when a shift metric first asks (None: the spec has none)."""
     if probe is None:   # features from elsewhere: no images to score (the metrics say so)
         return None
     from ..measure.shifts import ShiftSource
 
-    return ShiftSource(spec, registries, probe, got.device, store, {n: s.dim for n, s in got.stats.items()},
-                       progress, refresh_before)
+    return ShiftSource(ctx, spec, probe, {n: s.dim for n, s in got.stats.items()})
 
 
 def layer_samples(spec: AuditSpec, registries: Registries, got: Any, resamples: int,
@@ -285,14 +286,16 @@ def judge(spec: AuditSpec, result: AuditResult, registries: Registries, referenc
                                       interval=interval, confidence=confidence, difference=difference, notes=notes))
 
 
-def run_audit(spec: AuditSpec, registries: Registries, device: str | None = None,
-              reference: Reference | None = None, store: Any = None, progress: Any = None,
-              intervals: IntervalSettings | None = None, requests: Sequence[Request] = (),
+def run_audit(spec: AuditSpec, registries: Registries, store: Any = None, reference: Reference | None = None,
+              settings: RunSettings | None = None, requests: Sequence[Request] = (),
               measure_all: bool = False) -> AuditResult:
-    """Audit ``spec`` (``device`` overrides the spec's, e.g. from ``--audit-device``; ``store``: the
-    :class:`~.activations.StoreOptions`, None for a private temporary store; ``requests``: metrics
-    something outside the spec will read, added to its plan; ``measure_all``: every metric)."""
-    result = measure(spec, registries, device, store, progress, intervals, reference, requests, measure_all)
+    """Audit ``spec``: ``store`` the :class:`~..measure.activations.StoreOptions` (None: a private temporary
+    store); ``settings`` the device (overriding the spec's, e.g. ``--audit-device``), progress and interval
+    settings (:class:`~..measure.context.RunSettings`); ``requests``: metrics something outside the spec
+    will read, added to its plan; ``measure_all``: every metric."""
+    settings = settings or RunSettings()
+    intervals = settings.intervals
+    result = measure(spec, registries, store, reference, settings, requests, measure_all)
     if result.n_images == 0:
         first = result.skipped[0]
         raise AuditError(f"none of the {result.n_found} images in {spec.data.path} could be read "
@@ -352,21 +355,21 @@ def _without_locals(tb: Any) -> Any:
 class AuditSession:
     """Runs each spec once per session and hands the same result (or error) to all its items."""
 
-    def __init__(self, registries: Registries, device: str | None = None, saving_baselines: bool = False,
-                 worker: int | None = None, store: Any = None, progress: Any = None,
-                 intervals: IntervalSettings | None = None):
+    def __init__(self, registries: Registries, settings: RunSettings | None = None, store: Any = None,
+                 saving_baselines: bool = False, worker: int | None = None):
         from ..measure.activations import StoreOptions
 
+        settings = settings or RunSettings()
         self.registries = registries
-        self.device = device
+        self.device = settings.device
         #: the pytest-xdist worker index (gwK → K), for the device choice; None in one process
         self.worker = worker
         self.saving_baselines = saving_baselines
         #: where activations are kept (:class:`~.activations.StoreOptions`); one store for every audit
         self.store = store if store is not None else StoreOptions(mode="off")
-        self.progress = progress
+        self.progress = settings.progress
         #: level, resamples and default confidence of intervals (ini audit_confidence, audit_resamples)
-        self.intervals = intervals or IntervalSettings()
+        self.intervals = settings.intervals or IntervalSettings()
         self._done: dict[Path, AuditResult | Failure] = {}
         self._specs: dict[Path, AuditSpec] = {}
         self._references: dict[Any, AuditResult | Failure] = {}
@@ -389,9 +392,9 @@ class AuditSession:
             del self._done[key]
         if key not in self._done:
             self._specs[key] = spec
-            self._done[key] = _attempt(lambda: run_audit(spec, self.registries, self.device_for(spec),
-                                                         self.reference_for(spec), self.store, self.progress,
-                                                         self.intervals, self.requests + self._asked.get(key, []),
+            self._done[key] = _attempt(lambda: run_audit(spec, self.registries, self.store, self.reference_for(spec),
+                                                         self.settings_for(spec),
+                                                         self.requests + self._asked.get(key, []),
                                                          measure_all=self.saving_baselines))
         outcome = self._done[key]
         if isinstance(outcome, Failure):
@@ -418,6 +421,11 @@ class AuditSession:
         self._asked.setdefault(key, []).append(Request(metric, "asked on demand (run.value)", (layer,)))
         del self._done[key]
         return self.result(spec)
+
+    def settings_for(self, spec: AuditSpec) -> RunSettings:
+        """The run settings of ``spec``'s audit: its device as the device hook chooses it, the session's
+        progress and interval settings."""
+        return RunSettings(self.device_for(spec), self.progress, self.intervals)
 
     def device_for(self, spec: AuditSpec) -> str:
         """The device ``spec`` runs on: ``--audit-device`` or the spec's, as the device hook chooses it
@@ -448,9 +456,8 @@ class AuditSession:
             if key not in self._references:
                 twin = dataclasses.replace(spec, name=f"{spec.name} (reference)", model=ref.model, checks=(),
                                            reference=None, head=head)
-                self._references[key] = _attempt(lambda: run_audit(twin, self.registries, self.device_for(twin),
-                                                                   store=self.store, progress=self.progress,
-                                                                   intervals=self.intervals,
+                self._references[key] = _attempt(lambda: run_audit(twin, self.registries, self.store,
+                                                                   settings=self.settings_for(twin),
                                                                    requests=reads + tuple(self.requests)))
             found = self._references[key]
             if isinstance(found, Failure):

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 if TYPE_CHECKING:
+    from .context import AuditContext
     from ..data import ProbeSet, SkippedImage
     from ..metrics.outlier_stats import LayerStats
     from ..models.base import LoadedModel
@@ -49,9 +50,6 @@ CACHE_MODES = ("on", "off", "refresh")
 #: Model sources whose weights and transform are known from the spec and the checkpoint's bytes.
 RECIPE_SOURCES = ("timm", "open_clip")
 MODELS = "models"
-
-#: Extractions (model forward passes over a probe set) run by this process, for tests and benchmarks.
-EXTRACTIONS = {"count": 0}
 
 
 class Progress:
@@ -125,6 +123,14 @@ class ImageVariant:
     label: str
     key: dict[str, Any]
     wrap: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _SetSettings:
+    """How one image set of an audit is read: the progress line's label and the ``data`` settings."""
+
+    label: str
+    data: Any
 
 
 @dataclass
@@ -355,26 +361,30 @@ class _Model:
         return memo["description"], memo["fingerprint"], dict(memo["provenance"])
 
 
-def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet", device: str,
-                   store: "ActivationStore", progress: Progress | None = None,
-                   refresh_before: float | None = None, variant: ImageVariant | None = None,
-                   model: Any = None, image_set: str = "probe") -> Measured:
+def measure_layers(ctx: "AuditContext", spec: "AuditSpec", probe: "ProbeSet", variant: ImageVariant | None = None,
+                   model: Any = None, image_set: str = "probe", layers: Sequence[str] | None = None,
+                   label: str | None = None, data: Any = None) -> Measured:
     """Every layer of ``spec`` summarised from stored rows, extracting once whatever is missing.
 
     ``variant``: the probe images changed on their way to the model (a corruption); its own keys.
     ``model``: the ``handle`` of an earlier :class:`Measured` of the same spec, so that a second image
     set (a concept bank) on the same model builds the model at most once.  ``image_set``: what the
-    images are (``probe``, ``shift NAME``, ``concept bank``), for the time per phase."""
+    images are (``probe``, ``shift NAME``, ``concept bank``), for the time per phase.  ``layers`` (default the
+    spec's), ``label`` (what the progress line calls the set; default the spec's name) and ``data`` (the
+    batch size and decoding threads; default the spec's ``data``) let another image set of the same audit
+    go through this one path without a copy of the spec."""
     from ..store import content_key, extraction_parts, hash_files
 
-    progress = progress or Progress()
+    store, device, progress, refresh_before = ctx.store, ctx.device, ctx.progress, ctx.refresh_before
+    layers = tuple(layers) if layers is not None else tuple(spec.layers)
+    settings = _SetSettings(label or spec.name, data if data is not None else spec.data)
     problems_before = len(store.problems)
     store_dtype = getattr(spec, "store_dtype", "float32")
     from .clock import phase
 
     with phase("hashing"):
         image_hashes = hash_files([image.path for image in probe.images], store.hasher, skip_unreadable=True)
-    model = model if model is not None else _Model(spec, registries, store)
+    model = model if model is not None else _Model(spec, ctx.registries, store)
     weights, preprocess, canary = model.identity(probe, image_hashes)
     numerics = _numerics(device, spec.precision)
     versions = _versions()
@@ -383,7 +393,7 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
     extra: dict[str, Any] = {"code": code_identity(spec.model, store.hasher)}
     if variant is not None:
         extra["variant"] = dict(variant.key)
-    for layer in spec.layers:
+    for layer in layers:
         parts = extraction_parts(weights=weights, preprocess=preprocess, canary=canary, images=image_hashes,
                                  layers=[layer], precision=numerics, store_dtype=store_dtype,
                                  extraction_format=EXTRACTION_FORMAT, versions=versions, extra=extra)
@@ -394,14 +404,14 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
         return entry is not None and (refresh_before is None or entry.created >= refresh_before)
 
     entries: dict[str, Entry] = {}
-    for layer in spec.layers:
+    for layer in layers:
         entry = store.open(keys[layer])
         if usable(entry):
             entries[layer] = entry
     extracted: list[str] = []
     extraction_s = 0.0
     run_info: dict[str, Any] = {"device": device, "batch_size": 0, "notes": []}
-    missing = [layer for layer in spec.layers if layer not in entries]
+    missing = [layer for layer in layers if layer not in entries]
     if missing:
         from ..store.locks import key_lock
 
@@ -422,12 +432,12 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
             if still:
                 started = time.perf_counter()
                 with phase(f"extraction: {variant.label if variant is not None else image_set}"):
-                    made = _extract(spec, model, probe, image_hashes, device, still, keys, parts_of, store,
-                                    store_dtype, progress, run_info, variant)
+                    made = _extract(ctx, spec, model, probe, image_hashes, still, keys, parts_of, run_info, variant,
+                                    settings)
                 extraction_s = time.perf_counter() - started
                 entries.update(made)
                 extracted = still
-    first = entries[spec.layers[0]]
+    first = entries[layers[0]]
     meta_skipped = first.meta.get("skipped", [])
     from ..data import SkippedImage
 
@@ -435,7 +445,7 @@ def measure_layers(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet
     gone = {index for index, _ in meta_skipped}
     row_labels = [image.label for index, image in enumerate(probe.images) if index not in gone]
     with phase("summary"):
-        stats = {layer: summarise(entries[layer], layer, spec.seed, store) for layer in spec.layers}
+        stats = {layer: summarise(entries[layer], layer, spec.seed, store) for layer in layers}
     description, fingerprint, provenance = model.describe()
     if run_info["batch_size"] == 0:
         run_info["batch_size"] = int(first.meta.get("batch_size", 0))
@@ -521,21 +531,23 @@ def read_summary(store: "ActivationStore", entry: "Entry", layer: str, seed: int
         return None
 
 
-def _extract(spec: "AuditSpec", model: _Model, probe: "ProbeSet", image_hashes: Sequence[str], device: str,
-             layers: list[str], keys: dict[str, str], parts_of: dict[str, dict], store: "ActivationStore",
-             store_dtype: str, progress: Progress, run_info: dict[str, Any],
-             variant: ImageVariant | None = None) -> dict[str, "Entry"]:
+def _extract(ctx: "AuditContext", spec: "AuditSpec", model: _Model, probe: "ProbeSet", image_hashes: Sequence[str],
+             layers: list[str], keys: dict[str, str], parts_of: dict[str, dict], run_info: dict[str, Any],
+             variant: ImageVariant | None = None, settings: "_SetSettings | None" = None) -> dict[str, "Entry"]:
     """One forward pass over the probe set writing ``layers`` into new entries (committed together)."""
     from .. import data
     from .extract import run_model
 
+    store, device, progress = ctx.store, ctx.device, ctx.progress
+    store_dtype = getattr(spec, "store_dtype", "float32")
     loaded = model.loaded()
     skipped: list[data.SkippedImage] = []
     readable: list[str] = []
-    batch_size = spec.data.batch_size if isinstance(spec.data.batch_size, int) else 32
-    workers = resolve_workers(spec.data.workers, device)
+    settings = settings or _SetSettings(spec.name, spec.data)
+    batch_size = settings.data.batch_size if isinstance(settings.data.batch_size, int) else 32
+    workers = resolve_workers(settings.data.workers, device)
     preprocess = loaded.preprocess if variant is None else variant.wrap(loaded.preprocess)
-    label = f"{spec.name}: {loaded.description}" + ("" if variant is None else f", {variant.label}")
+    label = f"{settings.label}: {loaded.description}" + ("" if variant is None else f", {variant.label}")
 
     def batches():
         for images, indices in data.iter_batches(probe, preprocess, batch_size, workers, skipped):
@@ -568,7 +580,6 @@ def _extract(spec: "AuditSpec", model: _Model, probe: "ProbeSet", image_hashes: 
             ran = run_model(loaded, batches(), layers, device, spec.precision, consume)
         finally:
             progress.finish(done["n"], time.perf_counter() - started)
-        EXTRACTIONS["count"] += 1
         index_of = {}
         for index, image in enumerate(probe.images):
             index_of.setdefault(image.path, index)

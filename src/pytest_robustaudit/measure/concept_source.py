@@ -16,7 +16,6 @@ Free of pytest; numpy and the store only.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import shutil
 import tempfile
@@ -101,8 +100,7 @@ def probe_set_of(bank: Any) -> Any:
     return ProbeSet(root=bank.root, images=images, label_mode="folder", classes=bank.names, total_found=len(images))
 
 
-def measure_concepts(spec: Any, registries: Any, got: Any, device: str, store: Any, progress: Any,
-                     refresh_before: float | None, reference: Callable[[str], Any] | None = None) -> ConceptSource:
+def measure_concepts(ctx: Any, spec: Any, got: Any, reference: Callable[[str], Any] | None = None) -> ConceptSource:
     """Measure ``spec.concepts``' bank on every layer of ``spec`` (through the store; the model of ``got``
     reused) and read each layer's rows into memory."""
     from .activations import measure_layers
@@ -116,9 +114,8 @@ def measure_concepts(spec: Any, registries: Any, got: Any, device: str, store: A
         except ConceptBankError as error:   # the folder changed since the spec was validated
             raise AuditError(error.message, where=spec.concepts.where or error.where, fix=error.fix) from None
         probe = probe_set_of(bank)
-        twin = dataclasses.replace(spec, name=f"{spec.name} (concept bank)")
-        measured = measure_layers(twin, registries, probe, device, store, progress, refresh_before,
-                                  model=got.handle, image_set="concept bank")
+        measured = measure_layers(ctx, spec, probe, model=got.handle, image_set="concept bank",
+                                  label=f"{spec.name} (concept bank)")
         index = {name: i for i, name in enumerate(bank.names)}
         row_labels = measured.row_labels or []
         if len(row_labels) != len(measured.image_hashes):

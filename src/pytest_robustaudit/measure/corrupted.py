@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .activations import ImageVariant, Measured, Progress, measure_layers
 
 if TYPE_CHECKING:
+    from .context import AuditContext
     from ..data import ProbeSet
     from ..registries import Registries
     from ..spec.schema import AuditSpec
@@ -78,10 +79,8 @@ def corruption_variant(name: str, severity: int, seed: int, store: "ActivationSt
     return ImageVariant(label=label, key=key, wrap=wrap)
 
 
-def measure_corrupted(spec: "AuditSpec", registries: "Registries", probe: "ProbeSet", device: str,
-                      store: "ActivationStore", progress: Progress | None = None,
-                      refresh_before: float | None = None, *, corruption: str, severity: int,
-                      seed: int) -> Measured:
+def measure_corrupted(ctx: "AuditContext", spec: "AuditSpec", probe: "ProbeSet", *, corruption: str, severity: int,
+                      seed: int, layers: "tuple[str, ...] | None" = None) -> Measured:
     """:func:`~.activations.measure_layers` on ``probe`` corrupted by ``corruption`` at ``severity``.
 
     Every image's eval crop (after the model's own resize and centre crop, before ToTensor and
@@ -91,5 +90,5 @@ def measure_corrupted(spec: "AuditSpec", registries: "Registries", probe: "Probe
     as the clean extraction (``entries``: the stored corrupted rows per layer, ``row_labels``, ...).
     A model whose eval transform cannot be cut at the crop raises CorruptionError, naming the step.
     """
-    variant = corruption_variant(corruption, severity, seed, store)
-    return measure_layers(spec, registries, probe, device, store, progress, refresh_before, variant=variant)
+    variant = corruption_variant(corruption, severity, seed, ctx.store)
+    return measure_layers(ctx, spec, probe, variant=variant, layers=layers)

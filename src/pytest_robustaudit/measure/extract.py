@@ -1,7 +1,7 @@
 """Run a loaded model over probe batches and hand each layer's activations to a sink.
 
-:func:`run_model` feeds a callback (audits: the activation store's writers, ``activations.py``);
-:func:`extract` feeds streaming accumulators directly (no store; tests and benchmarks).
+:func:`run_model` feeds a callback: the activation store's writers (``activations.py``), the one way
+rows leave the model.
 
 This stage owns the device and the numerics: it resolves ``auto`` to CUDA when there is one,
 runs under ``torch.inference_mode``, applies autocast only for ``fp16``/``bf16`` (and turns TF32
@@ -239,19 +239,3 @@ def run_model(model: "LoadedModel", batches: Iterable["torch.Tensor"], layers: S
     finally:
         module.to("cpu")
     return Extraction({}, device, precision, runner.largest, notes)
-
-
-def extract(model: "LoadedModel", batches: Iterable["torch.Tensor"], layers: Sequence[str], device: str,
-            precision: str, seed: int = 0) -> Extraction:
-    """Stream ``batches`` through ``model`` and summarise ``layers`` directly (no store)."""
-    from ..metrics.outlier_stats import LayerAccumulator
-
-    accumulators = {name: LayerAccumulator(name, rotation_seed=seed) for name in layers}
-
-    def consume(outputs: dict) -> None:
-        for name, rows in outputs.items():
-            accumulators[name].update(rows)
-
-    ran = run_model(model, batches, layers, device, precision, consume)
-    ran.layers = {name: acc.finish() for name, acc in accumulators.items()}
-    return ran

@@ -33,6 +33,7 @@ from ..metrics.types import READS_HEAD, NotApplicable
 if TYPE_CHECKING:
     from ..models.heads import Head
     from ..registries import Registries
+    from .context import AuditContext
     from ..spec.schema import AuditSpec
     from ..store import ActivationStore
 
@@ -76,16 +77,16 @@ class HeadSource:
     ``loaded``: builds (once) the model.  Raises :class:`NotApplicable` with the reason when there is
     no head; a head the spec asked for explicitly that cannot be built raises its HeadError."""
 
-    def __init__(self, spec: "AuditSpec", registries: "Registries", store: "ActivationStore", fingerprint: str,
-                 loaded: Callable[[], Any], progress: Any = None, device: str | None = None):
+    def __init__(self, ctx: "AuditContext", spec: "AuditSpec", fingerprint: str, loaded: Callable[[], Any] | None,
+                 device: str | None = None):
         self.spec = spec
-        self.store = store
+        self.store = ctx.store
         self.fingerprint = fingerprint
         self.loaded = loaded
-        self.progress = progress
-        self.device = device
+        self.progress = ctx.progress
+        self.device = device or ctx.device
         self.kind = resolved_kind(spec)
-        self.wanted = head_wanted(spec, registries)
+        self.wanted = head_wanted(spec, ctx.registries)
         self.strict = spec.head.explicit
         self.from_store: bool | None = None   # after a head was obtained: read (True) or built (False)
         self._got: tuple[Any, BaseException | None] | None = None

@@ -21,7 +21,6 @@ bootstrap intervals never read the rows again.  Free of pytest; numpy only at im
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
@@ -31,6 +30,7 @@ from ..errors import AuditError
 
 if TYPE_CHECKING:
     from ..spec.schema import AuditSpec, ShiftSpec
+    from .context import AuditContext
 
 
 class ShiftError(AuditError):
@@ -279,20 +279,17 @@ def _corrupted_measurer() -> Callable[..., Any]:
     return measure_corrupted
 
 
-def measure_shift(spec: "AuditSpec", registries: Any, shift: "ShiftSpec", layers: Sequence[str], probe: Any,
-                  device: str, store: Any, progress: Any = None, refresh_before: float | None = None) -> Any:
+def measure_shift(ctx: "AuditContext", spec: "AuditSpec", shift: "ShiftSpec", layers: Sequence[str], probe: Any) -> Any:
     """The :class:`~.activations.Measured` of one folder or corruption shift on ``layers`` (stored rows)."""
     from .activations import measure_layers
     from ..spec.schema import DataSpec
 
     where = str(shift.where) if shift.where else f"{spec.path}: shifts"
+    label = f"{spec.name} [{shift.name}]"
     if shift.kind == "corruption":
         measure = _corrupted_measurer()
-        sub = dataclasses.replace(spec, name=f"{spec.name} [{shift.name}]", layers=tuple(layers), checks=(),
-                                  shifts=())
-        return measure(sub, registries, probe, device, store, progress, refresh_before,
-                       corruption=shift.corruption, severity=shift.severity,
-                       seed=spec.seed if shift.seed is None else shift.seed)
+        return measure(ctx, spec, probe, corruption=shift.corruption, severity=shift.severity,
+                       seed=spec.seed if shift.seed is None else shift.seed, layers=tuple(layers))
     from .. import data
 
     data_spec = DataSpec(path=shift.path, labels=shift.labels, limit=shift.limit, seed=spec.data.seed,
@@ -301,14 +298,12 @@ def measure_shift(spec: "AuditSpec", registries: Any, shift: "ShiftSpec", layers
         images = data.discover(data_spec)
     except AuditError as error:
         raise ShiftError(f"shift '{shift.name}': {error.message}", where=where, fix=error.fix) from None
-    sub = dataclasses.replace(spec, name=f"{spec.name} [{shift.name}]", data=data_spec, layers=tuple(layers),
-                              checks=(), shifts=())
-    return measure_layers(sub, registries, images, device, store, progress, refresh_before,
-                          image_set=f"shift {shift.name}")
+    return measure_layers(ctx, spec, images, image_set=f"shift {shift.name}", layers=layers, label=label,
+                          data=data_spec)
 
 
-def score_shifts(spec: "AuditSpec", registries: Any, head: Any, layers: Sequence[str], probe: Any, device: str,
-                 store: Any, progress: Any = None, refresh_before: float | None = None) -> dict[str, dict[str, ShiftScore]]:
+def score_shifts(ctx: "AuditContext", spec: "AuditSpec", head: Any, layers: Sequence[str],
+                 probe: Any) -> dict[str, dict[str, ShiftScore]]:
     """Every shift of ``spec`` scored on each of ``layers`` (the ones the head reads): layer -> name -> score.
 
     Each folder and corruption is measured once for all ``layers`` (one forward pass when missing from
@@ -330,7 +325,7 @@ def score_shifts(spec: "AuditSpec", registries: Any, head: Any, layers: Sequence
                 out[layer][shift.name] = ShiftScore(shift.name, "given", shift.set, shift.accuracy, source=shift.source)
             continue
         where = str(shift.where) if shift.where else f"{spec.path}: shifts"
-        got = measure_shift(spec, registries, shift, layers, probe, device, store, progress, refresh_before)
+        got = measure_shift(ctx, spec, shift, layers, probe)
         if shift.kind == "corruption":
             def targets(labels, where=where):
                 from ..models.heads import HeadError, label_indices
@@ -377,16 +372,11 @@ class ShiftSource:
     the layers the head reads, in one pass each; an :class:`~.errors.AuditError` (a folder whose
     labels are not the set's classes, no corruption measurer) is the audit's located error."""
 
-    def __init__(self, spec: "AuditSpec", registries: Any, probe: Any, device: str, store: Any,
-                 layer_widths: dict[str, int], progress: Any = None, refresh_before: float | None = None):
+    def __init__(self, ctx: "AuditContext", spec: "AuditSpec", probe: Any, layer_widths: dict[str, int]):
+        self.ctx = ctx
         self.spec = spec
-        self.registries = registries
         self.probe = probe
-        self.device = device
-        self.store = store
         self.widths = dict(layer_widths)
-        self.progress = progress
-        self.refresh_before = refresh_before
         self._scores: dict[str, dict[str, ShiftScore]] | None = None
 
     def keep_rows_in_memory(self) -> None:
@@ -429,8 +419,7 @@ class ShiftSource:
                                     f"reads width {head.width}: shifts are scored on the layer the head reads")
             layers = [name for name, width in self.widths.items() if int(width) == head.width]
         if self._scores is None:
-            self._scores = score_shifts(spec, self.registries, head, layers, self.probe, self.device, self.store,
-                                        self.progress, self.refresh_before) if head is not None else \
+            self._scores = score_shifts(self.ctx, spec, head, layers, self.probe) if head is not None else \
                 {layers[0]: {s.name: ShiftScore(s.name, "given", s.set, s.accuracy, source=s.source)
                              for s in spec.shifts if s.name != "imagenet"}}
         scores = self._scores.get(inputs.layer)

@@ -100,11 +100,12 @@ class RunState:
             config = self.config
             device = config.getoption("audit_device") or config.getini("audit_device") or None
             workerid = getattr(config, "workerinput", {}).get("workerid")
-            self._session = AuditSession(self.registries, device=device,
+            from ..measure.context import RunSettings
+
+            settings = RunSettings(device, TerminalProgress(config), interval_settings(config))
+            self._session = AuditSession(self.registries, settings, store=store_options(config),
                                          saving_baselines=config.getoption("audit_save_baseline"),
-                                         worker=worker_index(workerid),
-                                         store=store_options(config), progress=TerminalProgress(config),
-                                         intervals=interval_settings(config))
+                                         worker=worker_index(workerid))
         return self._session
 
     def probe_folders(self) -> tuple[set[str], set[str]]:
