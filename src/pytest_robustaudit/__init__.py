@@ -19,7 +19,7 @@ _EXPORTS = {
     "ModelLoadError": "errors", "SpecError": "errors", "RobustAuditWarning": "errors",
     "Metric": "metrics.types", "MetricValue": "metrics.types", "Param": "metrics.types",
     "Evidence": "metrics.types", "ChartReference": "metrics.types",
-    "LoadedModel": "models.base",
+    "LoadedModel": "models.base", "ImageSetKind": "measure.image_sets",
     "Registries": "registries", "standalone": "registries",
     "AuditResult": "results", "CheckOutcome": "results", "LayerResult": "results", "ReportSection": "results",
     "AuditSession": "audit.runner", "run_audit": "audit.runner", "StoreOptions": "measure.activations",

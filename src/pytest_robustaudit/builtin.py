@@ -23,6 +23,14 @@ def pytest_robustaudit_register_model_sources(sources):
         sources.register(source)
 
 
+@hookimpl
+def pytest_robustaudit_register_image_sets(image_sets):
+    from .measure.image_sets import BUILTIN
+
+    for kind in BUILTIN:
+        image_sets.register(kind)
+
+
 @hookimpl(trylast=True)
 def pytest_robustaudit_choose_device(requested, worker_index):
     from .measure.devices import default_device

@@ -29,6 +29,17 @@ def pytest_robustaudit_register_model_sources(sources):
 
 
 @hookspec
+def pytest_robustaudit_register_image_sets(image_sets):
+    """Register kinds of image set: call ``image_sets.register(ImageSetKind(...))`` for each.
+
+    A kind is named in a spec's ``shifts:`` as ``{kind: NAME, OPTION: VALUE, ...}`` (its options are its
+    ``params``); its ``transform(crop, rng, **options)`` changes each probe image's eval crop, and its set
+    is read by ``corruption_accuracy`` and ``corruption_drop`` (docs/extending.md#your-own-image-set).
+    The built-in kinds (folder, given, corruption) are registered through this hook too.
+    """
+
+
+@hookspec
 def pytest_robustaudit_provenance(spec, model):
     """Return a dict of extra provenance fields for an audit (or None).
 

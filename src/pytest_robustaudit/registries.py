@@ -7,7 +7,7 @@ with the built-ins and any extra plugin objects given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .errors import RegistryError
@@ -42,6 +42,14 @@ class Registries:
     metrics: Registry
     sources: Registry
     hook: Any = None
+    #: kinds of image set a spec's ``shifts:`` can name (measure/image_sets.py)
+    image_sets: Registry = field(default_factory=lambda: _image_set_registry())
+
+
+def _image_set_registry() -> Registry:
+    from .measure.image_sets import ImageSetRegistry
+
+    return ImageSetRegistry()
 
 
 def collect(hook: Any) -> Registries:
@@ -49,6 +57,8 @@ def collect(hook: Any) -> Registries:
     found = Registries(MetricRegistry(), SourceRegistry(), hook)
     _call_each(hook.pytest_robustaudit_register_metrics, found.metrics, "metrics")
     _call_each(hook.pytest_robustaudit_register_model_sources, found.sources, "sources")
+    if hasattr(hook, "pytest_robustaudit_register_image_sets"):
+        _call_each(hook.pytest_robustaudit_register_image_sets, found.image_sets, "image_sets")
     return found
 
 

@@ -18,6 +18,8 @@ import pytest
 from support import PHOTOS, REPO
 
 DOC = REPO / "docs" / "extending.md"
+#: ImageNet-1k classes (tench, English springer, cassette player) the examples' `labelled/` folders are named by
+LABELLED_WNIDS = ("n01440764", "n02102040", "n02979186")
 FENCE = re.compile(r"```(\w+)\n(.*?)```", re.S)
 
 
@@ -74,6 +76,10 @@ def test_the_page_has_examples():
 @pytest.mark.parametrize("index", range(len(EXAMPLES)), ids=[name for name, _ in EXAMPLES])
 def test_example(pytester, index):
     shutil.copytree(PHOTOS, pytester.path / "photos", ignore=shutil.ignore_patterns("*.md"))
+    for i, photo in enumerate(sorted(PHOTOS.glob("*.jpg"))):     # labelled/: the photos in wnid class folders
+        folder = pytester.path / "labelled" / LABELLED_WNIDS[i % len(LABELLED_WNIDS)]
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, folder / photo.name)
     earlier = {path: text for _, steps in EXAMPLES[:index] for step in steps for path, text in step.files.items()}
     for path, text in earlier.items():
         (pytester.path / path).parent.mkdir(parents=True, exist_ok=True)

@@ -190,3 +190,23 @@ def test_on_demand_a_metric_of_another_image_set_plans_the_audit_again(folder):
     value = again.layers["representation"].metrics["shift_accuracy_at_pruning"]
     assert 0 <= value.value <= 1
     assert "asked on demand (run.value)" in again.plan["planned"]["shift_accuracy_at_pruning"]["why"]
+
+
+def test_analysis_phases_are_told_to_the_progress_reporter(folder):
+    from pytest_robustaudit.measure.activations import Progress
+    from pytest_robustaudit.measure.context import RunSettings
+
+    class Recording(Progress):
+        def __init__(self):
+            self.phases = []
+
+        def phase(self, label, name, seconds):
+            self.phases.append((label, name, seconds is None))
+
+    progress = Recording()
+    spec = spec_of(folder, "importance_top_share: {min: 0, layers: [representation]}")
+    run_audit(spec, standalone(), settings=RunSettings(progress=progress))
+    started = [name for _, name, start in progress.phases if start]
+    ended = [name for _, name, start in progress.phases if not start]
+    assert "analysis: directions" in started and sorted(started) == sorted(ended)
+    assert not any(name.startswith("extraction") for name in started)   # the extraction has its own line

@@ -76,7 +76,10 @@ def measure(spec: AuditSpec, registries: Registries, store: Any = None, referenc
     settings = settings or RunSettings()
     progress = settings.progress
     started = time.perf_counter()
-    clock = PhaseClock()
+    # the analyses say what runs, as the extraction does (a concept null or resampled directions take minutes)
+    clock = PhaseClock(lambda name, seconds: settings.progress.phase(spec.name, name, seconds)
+                       if settings.progress is not None else None,
+                       watched=("analysis:", "intervals", "head"))
     options = store if store is not None else StoreOptions(mode="off")
     layers: dict[str, LayerResult] = {}
     with clock.running():

@@ -67,6 +67,9 @@ class Progress:
     def note(self, message: str) -> None:
         """A one-off message (e.g. waiting for another process's extraction)."""
 
+    def phase(self, label: str, name: str, seconds: float | None) -> None:
+        """An analysis phase of audit ``label`` started (``seconds`` None) or ended after ``seconds``."""
+
 
 @dataclass
 class StoreOptions:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 #: the clock of the audit running in this thread (set by the runner for the audit's duration)
 _CURRENT: contextvars.ContextVar["PhaseClock | None"] = contextvars.ContextVar("robustaudit_clock", default=None)
@@ -20,19 +20,28 @@ _CURRENT: contextvars.ContextVar["PhaseClock | None"] = contextvars.ContextVar("
 class PhaseClock:
     """Accumulates exclusive seconds per phase name, in the order phases first ran."""
 
-    def __init__(self) -> None:
+    def __init__(self, listener: "Callable[[str, float | None], None] | None" = None,
+                 watched: tuple[str, ...] = ()) -> None:
         self._seconds: dict[str, float] = {}
         self._stack: list[list[float]] = []   # per open phase: [start, seconds of the phases inside it]
+        #: told when a phase whose name starts with one of ``watched`` starts (None) and ends (its seconds)
+        self._listener = listener
+        self._watched = watched
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
         frame = [time.perf_counter(), 0.0]
         self._stack.append(frame)
+        told = self._listener is not None and name.startswith(self._watched) if self._watched else False
+        if told:
+            self._listener(name, None)
         try:
             yield
         finally:
             self._stack.pop()
             total = time.perf_counter() - frame[0]
+            if told:
+                self._listener(name, total)
             self._seconds[name] = self._seconds.get(name, 0.0) + max(0.0, total - frame[1])
             if self._stack:
                 self._stack[-1][1] += total

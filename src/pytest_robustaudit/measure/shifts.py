@@ -286,6 +286,13 @@ def measure_shift(ctx: "AuditContext", spec: "AuditSpec", shift: "ShiftSpec", la
 
     where = str(shift.where) if shift.where else f"{spec.path}: shifts"
     label = f"{spec.name} [{shift.name}]"
+    seed = spec.seed if shift.seed is None else shift.seed
+    if shift.set_kind not in ("", "folder", "given", "corruption"):   # a plugin's kind: the probe, transformed
+        from .image_sets import kind_variant
+
+        variant = kind_variant(ctx.registries.image_sets.get(shift.set_kind), shift.name, dict(shift.options), seed)
+        return measure_layers(ctx, spec, probe, variant=variant, image_set=f"shift {shift.name}", layers=layers,
+                              label=label)
     if shift.kind == "corruption":
         measure = _corrupted_measurer()
         return measure(ctx, spec, probe, corruption=shift.corruption, severity=shift.severity,

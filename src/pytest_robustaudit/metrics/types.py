@@ -183,7 +183,7 @@ class Metric:
         try:
             return dataclasses.replace(self.compute(source, **merged), version=self.version)
         except NotApplicable as why:
-            return not_applicable(str(why))
+            return dataclasses.replace(not_applicable(str(why)), version=self.version)
 
     def defaults(self) -> dict[str, Any]:
         """The parameters at their default values (what the per-layer tables show)."""

@@ -20,6 +20,8 @@ from ..measure.activations import Progress
 LOG_INTERVAL_S = 10.0
 #: seconds between rewrites of the live line on a TTY
 TTY_INTERVAL_S = 0.25
+#: an analysis phase at least this long gets its own line ("analysis: concepts done in 12.3 s")
+SLOW_PHASE_S = 2.0
 
 
 def _format_duration(seconds: float) -> str:
@@ -112,3 +114,34 @@ class TerminalProgress(Progress):
         if reporter is not None:
             reporter.ensure_newline()
             reporter.write_line(f"robustaudit: {message}")
+
+    def phase(self, label: str, name: str, seconds: float | None) -> None:
+        """An analysis phase: on a TTY a live line while it runs (erased if it was quick); in a log one
+        line when a phase took at least SLOW_PHASE_S, so a long analysis is visible without flooding."""
+        reporter = self._reporter()
+        if reporter is None:
+            return
+        tty = self._tty(reporter)
+        if seconds is None:
+            if tty and not self.live:          # never over the extraction's own live line
+                if getattr(self, "_phase_live", False):
+                    reporter.rewrite(f"robustaudit: {label}: {name} ...", erase=True)
+                else:
+                    reporter.ensure_newline()
+                    reporter.write(f"robustaudit: {label}: {name} ...")
+                reporter.flush()
+                self._phase_live = True
+            return
+        slow = seconds >= SLOW_PHASE_S
+        line = f"robustaudit: {label}: {name} done in {seconds:.1f} s"
+        if getattr(self, "_phase_live", False):
+            self._phase_live = False
+            if slow:
+                reporter.rewrite(line, erase=True)
+                reporter.write("\n")
+            else:
+                reporter.rewrite("", erase=True)
+            reporter.flush()
+        elif slow:
+            reporter.write_line(line)
+

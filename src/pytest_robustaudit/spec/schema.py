@@ -218,6 +218,10 @@ class ShiftSpec:
     severity: int | None = None
     seed: int | None = None
     where: Located | None = None
+    #: the registered image set kind that made it (``folder``, ``given``, ``corruption`` or a plugin's)
+    set_kind: str = ""
+    #: a plugin kind's options, as (key, value) pairs
+    options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def natural(self) -> bool:

@@ -73,6 +73,8 @@ class ShiftsSection(Validator):
             self.problem(path, f"expected a mapping, got {_kind(entry)}",
                          "e.g. `- {path: imagenet-r/, set: imagenet-r}` (docs/spec.md#shifts)")
             return []
+        if "kind" in entry:
+            return self._of_kind(entry, path)
         if "corruption" in entry:
             return self._corruptions(entry, path)
         if "accuracy" in entry:
@@ -188,3 +190,57 @@ class ShiftsSection(Validator):
             return []
         return [ShiftSpec(name=f"{name}/{severity}", kind="corruption", corruption=name, severity=severity,
                           seed=seed, where=self.where(path + ("corruption",))) for name, severity in pairs]
+
+    # -- a kind named with `kind:` (measure/image_sets.py) ---------------------------------------
+    def _of_kind(self, entry: dict, path: tuple) -> list[ShiftSpec]:
+        """``{kind: NAME, ...}``: a built-in kind spelled out, or a kind a plugin registered."""
+        from ..measure.image_sets import BUILTIN_KINDS
+        from ..registry import suggest
+
+        kinds = self.registries.image_sets
+        name = entry["kind"]
+        if not isinstance(name, str) or name not in kinds:
+            known = tuple(kinds.names())
+            self.problem(path + ("kind",), f"{name!r} is not a kind of image set.{suggest(str(name), known)}",
+                         f"use one of {', '.join(known)} (a plugin adds its own with "
+                         "pytest_robustaudit_register_image_sets, docs/extending.md#your-own-image-set)")
+            return []
+        kind = kinds.get(name)
+        rest = {k: v for k, v in entry.items() if k != "kind"}
+        if name in BUILTIN_KINDS and kind.transform is None:   # the built-in kinds keep their own keys and checks
+            route = {"folder": ("path", self._folder), "given": ("accuracy", self._given),
+                     "corruption": ("corruption", None)}[name]
+            if route[0] not in rest:
+                self.problem(path, f"a `{name}` shift needs `{route[0]}`", "see docs/spec.md#shifts")
+                return []
+            if route[1] is None:
+                return self._corruptions(rest, path)
+            one = route[1](rest, path)
+            return [one] if one is not None else []
+        return self._plugin_kind(kind, rest, path)
+
+    def _plugin_kind(self, kind: Any, entry: dict, path: tuple) -> list[ShiftSpec]:
+        """A plugin kind's entry: its options checked against its ``params`` (type, minimum), ``name`` and
+        ``seed`` optional; the set is the probe seen through the kind's transform (a corruption's role)."""
+        self.mapping({"kind": kind.name, **entry}, path, ("kind", "name", "seed") + tuple(kind.params))
+        options: dict[str, Any] = {}
+        for key, param in kind.params.items():
+            value = entry.get(key, param.default)
+            wanted = (int, float) if param.type is float else (param.type,)
+            if isinstance(value, bool) and param.type is not bool or not isinstance(value, wanted):
+                self.problem(path + (key,), f"expected {param.type.__name__}, got {_kind(value)}",
+                             param.help or f"see the `{kind.name}` kind's documentation")
+                continue
+            if param.minimum is not None and value < param.minimum:
+                self.problem(path + (key,), f"{value!r} is below the minimum {param.minimum:g}",
+                             param.help or f"give at least {param.minimum:g}")
+                continue
+            options[key] = param.type(value)
+        seed = self.integer(entry["seed"], path + ("seed",), 0, SEED_LIMIT) if entry.get("seed") is not None else None
+        changed = ",".join(f"{k}={v}" for k, v in options.items() if v != kind.params[k].default)
+        name = self._name(entry, path, kind.name + (f"/{changed}" if changed else ""))
+        if name is None or len(options) != len(kind.params) or self._reserved(name, path, given=False):
+            return []
+        return [ShiftSpec(name=name, kind="corruption", corruption=name, seed=seed, set_kind=kind.name,
+                          options=tuple(options.items()), where=self.where(path + ("kind",)))]
+
