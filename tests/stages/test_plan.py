@@ -210,3 +210,16 @@ def test_analysis_phases_are_told_to_the_progress_reporter(folder):
     ended = [name for _, name, start in progress.phases if not start]
     assert "analysis: directions" in started and sorted(started) == sorted(ended)
     assert not any(name.startswith("extraction") for name in started)   # the extraction has its own line
+
+
+def test_the_model_is_built_once_for_every_image_set_of_an_audit(folder, monkeypatch):
+    from pytest_robustaudit import models
+
+    built = []
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: built.append(1) or real(*a, **k))
+    spec = spec_of(folder, extra="shifts:\n  - {path: shifted, labels: folder, name: mine}\n"
+                                 "  - {corruption: gaussian_noise, severity: 1}\n")
+    result = run_audit(spec, standalone())
+    assert {"extraction: probe", "extraction: shift mine", "extraction: gaussian_noise severity 1"} <= set(result.phases)
+    assert len(built) == 1          # the probe, the shifted folder and the corrupted set: one model

@@ -168,7 +168,7 @@ def test_corruption_shifts_go_to_the_issue_18_measurer(folder, monkeypatch):
 
     calls = []
 
-    def fake(ctx, spec, probe, *, corruption, severity, seed, layers=None):
+    def fake(ctx, spec, probe, *, corruption, severity, seed, layers=None, model=None):
         calls.append((tuple(layers), probe.root.name, corruption, severity, seed))
         return measure_layers(ctx, spec, probe, layers=layers)  # clean rows
 

@@ -194,7 +194,7 @@ def _shift_source(ctx: Any, spec: AuditSpec, probe: Any, got: Any) -> Any:
         return None
     from ..measure.shifts import ShiftSource
 
-    return ShiftSource(ctx, spec, probe, {n: s.dim for n, s in got.stats.items()})
+    return ShiftSource(ctx, spec, probe, {n: s.dim for n, s in got.stats.items()}, got.handle)
 
 
 def layer_samples(spec: AuditSpec, registries: Registries, got: Any, resamples: int,

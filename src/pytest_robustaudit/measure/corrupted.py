@@ -80,7 +80,7 @@ def corruption_variant(name: str, severity: int, seed: int, store: "ActivationSt
 
 
 def measure_corrupted(ctx: "AuditContext", spec: "AuditSpec", probe: "ProbeSet", *, corruption: str, severity: int,
-                      seed: int, layers: "tuple[str, ...] | None" = None) -> Measured:
+                      seed: int, layers: "tuple[str, ...] | None" = None, model: Any = None) -> Measured:
     """:func:`~.activations.measure_layers` on ``probe`` corrupted by ``corruption`` at ``severity``.
 
     Every image's eval crop (after the model's own resize and centre crop, before ToTensor and
@@ -91,4 +91,4 @@ def measure_corrupted(ctx: "AuditContext", spec: "AuditSpec", probe: "ProbeSet",
     A model whose eval transform cannot be cut at the crop raises CorruptionError, naming the step.
     """
     variant = corruption_variant(corruption, severity, seed, ctx.store)
-    return measure_layers(ctx, spec, probe, variant=variant, layers=layers)
+    return measure_layers(ctx, spec, probe, variant=variant, layers=layers, model=model)

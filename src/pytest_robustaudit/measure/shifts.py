@@ -279,8 +279,10 @@ def _corrupted_measurer() -> Callable[..., Any]:
     return measure_corrupted
 
 
-def measure_shift(ctx: "AuditContext", spec: "AuditSpec", shift: "ShiftSpec", layers: Sequence[str], probe: Any) -> Any:
-    """The :class:`~.activations.Measured` of one folder or corruption shift on ``layers`` (stored rows)."""
+def measure_shift(ctx: "AuditContext", spec: "AuditSpec", shift: "ShiftSpec", layers: Sequence[str], probe: Any,
+                  model: Any = None) -> Any:
+    """The :class:`~.activations.Measured` of one folder or corruption shift on ``layers`` (stored rows);
+    ``model``: the probe's measured ``handle``, so the audit's model is built once for all its sets."""
     from .activations import measure_layers
     from ..spec.schema import DataSpec
 
@@ -292,11 +294,11 @@ def measure_shift(ctx: "AuditContext", spec: "AuditSpec", shift: "ShiftSpec", la
 
         variant = kind_variant(ctx.registries.image_sets.get(shift.set_kind), shift.name, dict(shift.options), seed)
         return measure_layers(ctx, spec, probe, variant=variant, image_set=f"shift {shift.name}", layers=layers,
-                              label=label)
+                              label=label, model=model)
     if shift.kind == "corruption":
         measure = _corrupted_measurer()
         return measure(ctx, spec, probe, corruption=shift.corruption, severity=shift.severity,
-                       seed=spec.seed if shift.seed is None else shift.seed, layers=tuple(layers))
+                       seed=spec.seed if shift.seed is None else shift.seed, layers=tuple(layers), model=model)
     from .. import data
 
     data_spec = DataSpec(path=shift.path, labels=shift.labels, limit=shift.limit, seed=spec.data.seed,
@@ -306,11 +308,11 @@ def measure_shift(ctx: "AuditContext", spec: "AuditSpec", shift: "ShiftSpec", la
     except AuditError as error:
         raise ShiftError(f"shift '{shift.name}': {error.message}", where=where, fix=error.fix) from None
     return measure_layers(ctx, spec, images, image_set=f"shift {shift.name}", layers=layers, label=label,
-                          data=data_spec)
+                          data=data_spec, model=model)
 
 
 def score_shifts(ctx: "AuditContext", spec: "AuditSpec", head: Any, layers: Sequence[str],
-                 probe: Any) -> dict[str, dict[str, ShiftScore]]:
+                 probe: Any, model: Any = None) -> dict[str, dict[str, ShiftScore]]:
     """Every shift of ``spec`` scored on each of ``layers`` (the ones the head reads): layer -> name -> score.
 
     Each folder and corruption is measured once for all ``layers`` (one forward pass when missing from
@@ -332,7 +334,7 @@ def score_shifts(ctx: "AuditContext", spec: "AuditSpec", head: Any, layers: Sequ
                 out[layer][shift.name] = ShiftScore(shift.name, "given", shift.set, shift.accuracy, source=shift.source)
             continue
         where = str(shift.where) if shift.where else f"{spec.path}: shifts"
-        got = measure_shift(ctx, spec, shift, layers, probe)
+        got = measure_shift(ctx, spec, shift, layers, probe, model)
         if shift.kind == "corruption":
             def targets(labels, where=where):
                 from ..models.heads import HeadError, label_indices
@@ -379,8 +381,10 @@ class ShiftSource:
     the layers the head reads, in one pass each; an :class:`~.errors.AuditError` (a folder whose
     labels are not the set's classes, no corruption measurer) is the audit's located error."""
 
-    def __init__(self, ctx: "AuditContext", spec: "AuditSpec", probe: Any, layer_widths: dict[str, int]):
+    def __init__(self, ctx: "AuditContext", spec: "AuditSpec", probe: Any, layer_widths: dict[str, int],
+                 model: Any = None):
         self.ctx = ctx
+        self.model = model    # the probe's measured handle: one model for every set
         self.spec = spec
         self.probe = probe
         self.widths = dict(layer_widths)
@@ -426,7 +430,7 @@ class ShiftSource:
                                     f"reads width {head.width}: shifts are scored on the layer the head reads")
             layers = [name for name, width in self.widths.items() if int(width) == head.width]
         if self._scores is None:
-            self._scores = score_shifts(self.ctx, spec, head, layers, self.probe) if head is not None else \
+            self._scores = score_shifts(self.ctx, spec, head, layers, self.probe, self.model) if head is not None else \
                 {layers[0]: {s.name: ShiftScore(s.name, "given", s.set, s.accuracy, source=s.source)
                              for s in spec.shifts if s.name != "imagenet"}}
         scores = self._scores.get(inputs.layer)
