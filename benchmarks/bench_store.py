@@ -11,8 +11,9 @@ it), each measured as a whole process (interpreter start and imports included):
 (d) the limit: importing torch and timm, decoding + transform alone, and the bare forward pass over
     pre-decoded tensors in channels_last (the fastest format on this CPU), summed.
 
-Prints b/a, b/d, b/c (whole process, and on the audit's own time from the JSON record for b/c), and
-the plugin's peak RSS at 1,000 vs 8,000 images (8,000 = each file 8 times, through symlinks made in
+Prints b/a, b/d, b/c (whole process, and on the audit's own time from the JSON record for b/c), each
+the median over ``--rounds`` rounds whose order alternates (a load spike between two single runs fakes
+any ratio), and the plugin's peak RSS at 1,000 vs 8,000 images (8,000 = each file 8 times, through symlinks made in
 a temporary folder at run time).  Not part of the test suite::
 
     nice python benchmarks/bench_store.py [--images 1000] [--big 8000] [--device cuda] [--samples DIR]
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -161,6 +163,7 @@ def main() -> None:
                         help="only the plugin cold at --images and at --big images, for the peak RSS")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--samples", type=Path, default=SAMPLES, help="the imagenet-samples folder")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the four sides, their order alternating")
     args = parser.parse_args()
     samples, device = args.samples.resolve(), args.device
     if not samples.is_dir():
@@ -177,28 +180,48 @@ def main() -> None:
             return
         (work / "user.py").write_text(USER_LOOP)
         (work / "limit.py").write_text(LIMIT)
-        a_wall, a_rss, _ = run([sys.executable, str(work / "user.py"), str(small), device], work)
-        _, _, out = run([sys.executable, str(work / "limit.py"), str(small), device], work)
-        limit = json.loads(out.strip().splitlines()[-1])
-        d = limit["imports"] + limit["decode"] + limit["forward"]
-        b = plugin(work, small, work / "store", "small", device)
-        c = plugin(work, small, work / "store", "small", device)
-        assert not b["from_store"] and c["from_store"]
-        print(f"load average before: {os.getloadavg()[0]:.1f}")
-        print(f"images: {args.images}, cpu cores: {os.cpu_count()}, torch threads default, device {b['device']}, "
-              f"kurtosis_mean {b['kurtosis_mean']:.4f}")
-        print(f"(a) user loop        {a_wall:7.1f} s whole process, peak RSS {a_rss / 1e9:.2f} GB")
-        print(f"(b) plugin cold      {b['wall']:7.1f} s whole process, audit {b['audit_s']:.2f} s "
-              f"(extraction {b['extraction_s']:.2f} s), peak RSS {b['rss'] / 1e9:.2f} GB")
-        print(f"(c) plugin warm      {c['wall']:7.1f} s whole process, audit {c['audit_s']:.2f} s")
-        print(f"(d) limit            {d:7.1f} s = imports {limit['imports']:.1f} + decode {limit['decode']:.1f} "
-              f"+ forward channels_last {limit['forward']:.1f}")
-        print(f"b/a {b['wall'] / a_wall:.2f}   b/d {b['wall'] / d:.2f}   "
-              f"b/c {b['wall'] / c['wall']:.1f} whole process, {b['audit_s'] / c['audit_s']:.1f} on the audit's own time")
+
+        def user():
+            return run([sys.executable, str(work / "user.py"), str(small), device], work)[:2]
+
+        def limit():
+            out = run([sys.executable, str(work / "limit.py"), str(small), device], work)[2]
+            found = json.loads(out.strip().splitlines()[-1])
+            return found["imports"] + found["decode"] + found["forward"], found
+
+        print(f"load average before: {os.getloadavg()[0]:.1f}; images: {args.images}, cpu cores: {os.cpu_count()}, "
+              f"{args.rounds} rounds, the sides alternating")
+        ratios = {"b/a": [], "b/d": [], "b/c": [], "b/c own": []}
+        b = None
+        for i in range(args.rounds):
+            store = work / f"store-{i}"
+            order = ("a", "d", "b") if i % 2 == 0 else ("b", "d", "a")
+            got = {}
+            for side in order:
+                if side == "a":
+                    got["a"] = user()
+                elif side == "d":
+                    got["d"] = limit()
+                else:
+                    got["b"] = plugin(work, small, store, f"small{i}", device)
+                    got["c"] = plugin(work, small, store, f"small{i}", device)   # warm, right after its cold run
+            (a_wall, a_rss), (d, parts), b, c = got["a"], got["d"], got["b"], got["c"]
+            assert not b["from_store"] and c["from_store"]
+            ratios["b/a"].append(b["wall"] / a_wall)
+            ratios["b/d"].append(b["wall"] / d)
+            ratios["b/c"].append(b["wall"] / c["wall"])
+            ratios["b/c own"].append(b["audit_s"] / c["audit_s"])
+            print(f"round {i + 1}: (a) user loop {a_wall:.1f} s, RSS {a_rss / 1e9:.2f} GB; (b) cold {b['wall']:.1f} s, "
+                  f"audit {b['audit_s']:.2f} s (extraction {b['extraction_s']:.2f} s), RSS {b['rss'] / 1e9:.2f} GB; "
+                  f"(c) warm {c['wall']:.2f} s, audit {c['audit_s']:.3f} s; (d) limit {d:.1f} s = imports "
+                  f"{parts['imports']:.1f} + decode {parts['decode']:.1f} + forward {parts['forward']:.1f}", flush=True)
+        print(f"device {b['device']}, kurtosis_mean {b['kurtosis_mean']:.4f}; medians over {args.rounds} rounds: " +
+              ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in ratios.items()))
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
         if args.big:
             big = repeated(work / "big", samples, args.big)
             large = plugin(work, big, work / "store-big", "big", device)
-            print(f"peak RSS plugin cold: {b['rss'] / 1e9:.2f} GB at {args.images} images, "
+            print(f"peak RSS plugin cold: {b['rss'] / 1e9:.2f} GB at {args.images} images (last round), "
                   f"{large['rss'] / 1e9:.2f} GB at {args.big} ({large['wall']:.0f} s); "
                   f"ratio {large['rss'] / b['rss']:.2f}")
 
