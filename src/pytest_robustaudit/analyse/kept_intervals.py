@@ -31,10 +31,14 @@ def keepable(metric: Any) -> bool:
 def kept_key(entry: Any, audit: str, layer: str, resamples: int, method: str, level: float,
              metrics: dict[str, Any]) -> str:
     """The content key of one layer's kept intervals (``metrics``: name -> Metric, the keepable ones)."""
+    import hashlib
+
     from ..store import content_key
 
+    # the audit's name and the layer seed its resamples; a name is any text (a file name that is not UTF-8)
+    named = hashlib.sha256(json.dumps([audit, layer]).encode("ascii")).hexdigest()
     return content_key({"kept_intervals": {
-        "format": KEPT_FORMAT, "entry": entry.key, "created": entry.created, "audit": audit, "layer": layer,
+        "format": KEPT_FORMAT, "entry": entry.key, "created": entry.created, "audit_layer": named,
         "resamples": int(resamples), "method": method, "level": float(level),
         "metrics": {n: [m.version, m.interval, json.loads(json.dumps(m.defaults(), default=str))]
                     for n, m in sorted(metrics.items())}}})
