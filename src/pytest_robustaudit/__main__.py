@@ -1,7 +1,7 @@
 """``python -m pytest_robustaudit validate | cache | merge``: tools around audit specs, the store and records.
 
 ``validate PATH...`` checks audit specs without running them;
-``cache {list,clear,prune --older-than AGE} [--dir PATH]`` looks after the activation store (docs/store.md);
+``cache {list,clear,prune --older-than AGE,verify} [--dir PATH]`` looks after the activation store (docs/store.md);
 ``merge RECORD...`` joins the records of ``--audit-shard`` runs (docs/ci.md).
 
 Validation is pytest's own collection of the specs (``--collect-only``), so a conftest.py that
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="the HTML report (default: robustaudit-report.html; 'none' for no report)")
     merge.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="the merged JSON record")
     merge.add_argument("--markdown", default=None, metavar="PATH", help="the Markdown summary")
-    commands.add_parser("cache", help="list, clear or prune the activation store (cache --help)", add_help=False)
+    commands.add_parser("cache", help="list, clear, prune or verify the activation store (cache --help)", add_help=False)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "cache":
         from .store import cache_main

@@ -71,6 +71,7 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
     layers: dict[str, LayerResult] = {}
     try:
         opened = options.open()
+        said = len(opened.problems)   # store problems from here on (probe, shifted sets, bank) go into the notes
         if spec.model.source == "activations":  # features from elsewhere: imported, no model, no images
             from ..measure.imported import measure_arrays
 
@@ -112,7 +113,8 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
         if store is None:
             options.close()
     provenance: dict[str, Any] = {**got.provenance, "label_mode": probe.label_mode if probe else "none",
-                                  "classes": len(probe.classes) if probe else 0, "notes": got.notes,
+                                  "classes": len(probe.classes) if probe else 0,
+                                  "notes": list(dict.fromkeys([*got.notes, *opened.problems[said:]])),
                                   "head": head.describe()}
     if concepts is not None:
         provenance["concepts"] = concepts.describe()

@@ -208,7 +208,10 @@ def store_dir(config: pytest.Config) -> Path:
         return Path(os.path.expanduser(env)).absolute()
     cache = getattr(config, "cache", None)
     if cache is not None:
-        return Path(cache.mkdir(STORE_CACHE_NAME))
+        try:
+            return Path(cache.mkdir(STORE_CACHE_NAME))
+        except OSError:   # a read-only checkout: the run falls back to a private store and says so (StoreOptions)
+            return Path(getattr(cache, "_cachedir", config.rootpath / ".pytest_cache"), "d", STORE_CACHE_NAME)
     return user_cache_dir()
 
 

@@ -43,6 +43,9 @@ FORMAT = "pytest-robustaudit/record"
 #: older ones (version 1 had no metric definition versions, so its values read as definition 1, and
 #: no ``input_dtype``, so its layers read as float32 activations; versions 1-2 have no intervals)
 SCHEMA_VERSION = 3   # 2: metric definition versions, input dtype; 3: intervals (layers[].intervals, checks[].interval, ...)
+#: the largest record file read (a record keeps one 64-character hash per image and layer: 1 GB holds
+#: about 15 million of them)
+MAX_RECORD_BYTES = 1 << 30
 #: significant digits kept for array elements by default (None = exact)
 ARRAY_DIGITS: int | None = 7
 
@@ -418,21 +421,34 @@ def record_from_dict(data: Any, origin: str = "the record") -> tuple[dict[str, A
 
 
 def loads(text: str, origin: str = "the record") -> tuple[dict[str, Any], list[AuditResult]]:
+    from ..files import UnfitFile, parse_json
+
+    fix = "regenerate it with pytest --audit ... --audit-json PATH (or --audit-save-baseline)"
     try:
-        data = json.loads(text)
+        data = parse_json(text)
+    except UnfitFile as error:
+        raise RecordError(f"{origin} {error}, more than any record nests; {fix}") from None
     except json.JSONDecodeError as error:
         raise RecordError(f"{origin} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
-                          f"regenerate it with pytest --audit ... --audit-json PATH (or --audit-save-baseline)") from None
+                          f"{fix}") from None
     return record_from_dict(data, origin)
 
 
 def read_record(path: Path | str) -> tuple[dict[str, Any], list[AuditResult]]:
-    """``(run_info, results)`` from a record file; any problem is a :class:`RecordError` naming ``path``."""
+    """``(run_info, results)`` from a record file; any problem is a :class:`RecordError` naming ``path``.
+
+    Only a regular file of at most :data:`MAX_RECORD_BYTES` is read (a FIFO or ``/dev/zero`` is
+    refused at once, never waited on or read for ever), nesting at most ``files.MAX_JSON_DEPTH`` levels."""
+    from ..files import UnfitFile, read_text
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, MAX_RECORD_BYTES)
     except FileNotFoundError:
         raise RecordError(f"record {path} does not exist; write it with pytest --audit ... --audit-json {path}") from None
+    except UnfitFile as error:
+        raise RecordError(f"record {path} {error}", fix="give the path of a JSON record written by --audit-json "
+                                                       "or --audit-save-baseline") from None
     except (OSError, UnicodeDecodeError) as error:
         raise RecordError(f"record {path} cannot be read ({error}); check the file") from None
     return loads(text, f"record {path}")
