@@ -32,7 +32,7 @@ def same_float(a: float | None, b: float | None) -> bool:
 def assert_results_equal(a: AuditResult, b: AuditResult, rtol: float = 0.0) -> None:
     """Scalars exactly; arrays within ``rtol`` (0: exactly), NaN where NaN."""
     for field in ("spec_path", "name", "model", "source", "fingerprint", "device", "precision", "data_path",
-                  "n_images", "n_found", "skipped", "seconds", "batch_size", "provenance"):
+                  "n_images", "n_found", "skipped", "seconds", "batch_size", "provenance", "spec_sha256"):
         assert getattr(a, field) == getattr(b, field), field
     assert list(a.layers) == list(b.layers)
     for name, la in a.layers.items():
@@ -56,9 +56,9 @@ def assert_results_equal(a: AuditResult, b: AuditResult, rtol: float = 0.0) -> N
             assert va.details == vb.details and va.undefined_reason == vb.undefined_reason, m
     assert len(a.checks) == len(b.checks)
     for ca, cb in zip(a.checks, b.checks):
-        for field in ("metric", "layer", "passed", "message", "params", "skip_reason"):
+        for field in ("metric", "layer", "passed", "message", "params", "skip_reason", "basis"):
             assert getattr(ca, field) == getattr(cb, field), field
-        for field in ("value", "min", "max", "reference"):
+        for field in ("value", "min", "max", "reference", "min_delta", "max_delta"):
             assert same_float(getattr(ca, field), getattr(cb, field)), field
         assert json.dumps(ca.details, default=repr) == json.dumps(cb.details, default=repr)
 
@@ -131,7 +131,7 @@ def test_header_and_layout(tmp_path):
     path = write_record([make_result("a"), make_result("b", seed=3)], tmp_path / "sub" / "rec.json",
                         run_info={"purpose": "test", "errors": [{"spec_path": "/x.yaml", "message": "boom"}]})
     data = strict_json(path.read_text())
-    assert data["format"] == FORMAT and data["schema_version"] == SCHEMA_VERSION == 3
+    assert data["format"] == FORMAT and data["schema_version"] == SCHEMA_VERSION == 4
     assert data["run"]["purpose"] == "test" and data["run"]["robustaudit_version"] and data["run"]["created"]
     assert [a["name"] for a in data["audits"]] == ["a", "b"]
     audit = data["audits"][0]
@@ -158,7 +158,7 @@ def test_record_of_a_large_layer_stays_reasonable():
     ('{"format": "something-else"}', "is not a pytest-robustaudit record"),
     (json.dumps({"format": FORMAT, "schema_version": "1", "audits": []}), "invalid schema_version '1'"),
     (json.dumps({"format": FORMAT, "schema_version": SCHEMA_VERSION + 1, "audits": []}),
-     r"schema_version 4, newer than this pytest-robustaudit reads \(3\); upgrade pytest-robustaudit"),
+     r"schema_version 5, newer than this pytest-robustaudit reads \(4\); upgrade pytest-robustaudit"),
     (json.dumps({"format": FORMAT, "schema_version": 1}), "malformed at record: missing 'audits'"),
 ])
 def test_unreadable_files_give_clear_errors(tmp_path, content, expected):

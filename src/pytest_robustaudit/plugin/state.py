@@ -63,6 +63,10 @@ class RunState:
         #: ``--audit-shard K/N`` as (K, N), and the specs of this shard
         self.shard: tuple[int, int] | None = None
         self.shard_specs: set[Path] | None = None
+        #: with --audit-shard: every spec of the split and its content hash (the record's run.spec_set)
+        self.spec_set: dict[str, Any] | None = None
+        #: spec path (spec_key) → sha256 of the spec file's bytes as collected (the record's spec_sha256)
+        self.spec_digests: dict[str, str] = {}
         #: when this run started (a pytest-xdist worker gets the controller's): ``--audit-cache
         #: refresh`` recomputes entries created before it, so workers refresh once, not once each
         workerinput = getattr(config, "workerinput", None)

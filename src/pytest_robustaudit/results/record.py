@@ -41,8 +41,11 @@ from ..metrics.outlier_stats import LayerStats
 FORMAT = "pytest-robustaudit/record"
 #: bumped on any change that an older reader could misread; readers refuse newer versions and read
 #: older ones (version 1 had no metric definition versions, so its values read as definition 1, and
-#: no ``input_dtype``, so its layers read as float32 activations; versions 1-2 have no intervals)
-SCHEMA_VERSION = 3   # 2: metric definition versions, input dtype; 3: intervals (layers[].intervals, checks[].interval, ...)
+#: no ``input_dtype``, so its layers read as float32 activations; versions 1-2 have no intervals;
+#: versions 1-3 have no verdict basis nor spec fingerprints: they read as "" and ``merge`` refuses them)
+SCHEMA_VERSION = 4   # 2: metric definition versions, input dtype; 3: intervals (layers[].intervals, checks[].interval,
+#                      ...); 4: checks[].basis, min_delta, max_delta (what a verdict was read from, so merge decides it
+#                      again), audits[].spec_sha256 and, for --audit-shard runs, run.spec_set (which specs, which content)
 #: the largest record file read (a record keeps one 64-character hash per image and layer: 1 GB holds
 #: about 15 million of them)
 MAX_RECORD_BYTES = 1 << 30
@@ -86,6 +89,7 @@ _CHECK = (
     _Field("interval", "interval?", None), _Field("difference", "interval?", None),
     _Field("confidence", "float?", None), _Field("inconclusive", "bool", False),
     _Field("images_needed", "int?", None),
+    _Field("basis", "str", ""), _Field("min_delta", "float?", None), _Field("max_delta", "float?", None),
 )
 _SKIPPED = (_Field("path", "path"), _Field("reason", "str"))
 _RESULT = (  # AuditResult, besides its skipped images, layers and checks
@@ -93,7 +97,7 @@ _RESULT = (  # AuditResult, besides its skipped images, layers and checks
     _Field("fingerprint", "str"), _Field("device", "str"), _Field("precision", "str"),
     _Field("batch_size", "int", 0), _Field("data_path", "path"), _Field("n_images", "int"),
     _Field("n_found", "int"), _Field("seconds", "float"), _Field("provenance", "free", {}),
-    _Field("extraction_s", "float", 0.0), _Field("activations", "free", {}),
+    _Field("extraction_s", "float", 0.0), _Field("activations", "free", {}), _Field("spec_sha256", "str", ""),
 )
 
 
