@@ -89,10 +89,10 @@ def measure(spec: AuditSpec, registries: Registries, device: str | None = None, 
         shifts = _shift_source(spec, registries, probe, got, opened, progress, options.refresh_before)
         concepts = None
         if spec.concepts is not None and probe is not None:
-            from ..measure.concept_source import measure_concepts, reference_lookup
+            from ..measure.concept_source import measure_concepts_or_failure, reference_lookup
 
-            concepts = measure_concepts(spec, registries, got, target, opened, progress, options.refresh_before,
-                                        reference_lookup(reference))
+            concepts = measure_concepts_or_failure(spec, registries, got, target, opened, progress,
+                                                   options.refresh_before, reference_lookup(reference))
         for name, stats in got.stats.items():
             inputs = LayerInputs(stats, name, _rows_of(got.entries.get(name), name), got.row_labels, head,
                                  where=head.where, shifts=shifts,

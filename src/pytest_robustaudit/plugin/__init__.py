@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from .state import RunState, check_device_option, resolve_audit_paths, run_key, uncovered_roots
+from .state import RunState, check_device_option, check_interval_settings, resolve_audit_paths, run_key, uncovered_roots
 
 USE_INI = "<ini audit_paths>"
 
@@ -102,6 +102,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not requested:
         return
     state.audit_paths = resolve_audit_paths(config, requested, USE_INI)
+    check_interval_settings(config)   # a bad ini key (audit_resamples: 100000000) is a usage error now, not N failures
     if config.getoption("audit_shard") is not None:   # --audit-shard "" is a usage error, not "audit everything"
         from .sharding import members, parse_shard, spec_files, spec_set
 

@@ -282,6 +282,16 @@ def _kept(text: str) -> str:
         return text
     return "...\n" + text[-FAILURE_TEXT_LIMIT:].split("\n", 1)[-1]
 
+def check_interval_settings(config: pytest.Config) -> None:
+    """:func:`interval_settings` checked when the run starts: a bad ini key is a usage error."""
+    from ..errors import AuditError
+
+    try:
+        interval_settings(config)
+    except AuditError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
 def interval_settings(config: pytest.Config) -> "IntervalSettings":
     """The ini keys ``audit_confidence``, ``audit_resamples`` and ``audit_bootstrap_method``
     (docs/intervals.md), checked."""
@@ -301,6 +311,11 @@ def interval_settings(config: pytest.Config) -> "IntervalSettings":
                          fix="e.g. audit_confidence = 0.95")
     if count is not None and count < 50:
         raise AuditError(f"ini key audit_resamples must be at least 50, got {resamples}", fix="e.g. audit_resamples = 1000")
+    from ..metrics.bootstrap import MAX_RESAMPLES
+
+    if count is not None and count > MAX_RESAMPLES:
+        raise AuditError(f"ini key audit_resamples must be at most {MAX_RESAMPLES}, got {resamples}",
+                         fix="e.g. audit_resamples = 1000 (docs/intervals.md#limits)")
     method = config.getini("audit_bootstrap_method").strip() or "auto"
     if method not in BOOTSTRAP_METHODS:
         raise AuditError(f"ini key audit_bootstrap_method {method!r} is not a method",
