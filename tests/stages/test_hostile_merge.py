@@ -191,3 +191,22 @@ def test_an_output_that_cannot_be_written_is_named_and_the_others_are_written(tm
     assert f"could not write the JSON record to {tmp_path / 'file' / 'merged.json'}" in captured.err
     assert (tmp_path / "merged.md").exists() and (tmp_path / "merged.html").exists()
     assert "Markdown summary" in captured.out
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("shard, words", [
+    ("1/999999999", "shards 2/999999999, 3/999999999, .* and 999999988 more are missing"),
+    ("1/1000000000", "not written by a sharded run"), ("9" * 5000 + "/1", "not written by a sharded run"),
+    ("²/3", "not written by a sharded run"), ("0/2", "not written by a sharded run"),
+])
+def test_a_shard_field_that_claims_too_much_ends_at_once(tmp_path, shard, words):
+    first, _ = write_shards(tmp_path)
+
+    def claim(data):
+        data["run"]["shard"] = shard
+        if shard == "1/999999999":     # a record consistent with that claim: it reaches the missing shards
+            data["run"]["spec_set"] = spec_set_of(_specs(), 1, 999999999)
+            data["audits"] = [a for a in data["audits"] if a["name"] == "a"]
+    _edit(first, claim)
+    with pytest.raises(MergeError, match=words):
+        merge_records([first])

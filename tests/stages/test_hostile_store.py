@@ -228,6 +228,14 @@ def test_an_unusable_store_folder_falls_back_to_a_private_store_with_one_warning
     write_entry(first)
     options.close()
     assert not first.root.exists()
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "entries").write_text("a file where the entries folder should be")
+    odd = StoreOptions(tmp_path / "odd")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        odd.open()
+    assert "its entries/ is not a folder" in odd.describe
+    odd.close()
 
 
 # ---- imported arrays (source: activations): counts, range, rot ---------------------------------------

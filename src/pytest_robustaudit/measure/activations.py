@@ -90,7 +90,7 @@ class StoreOptions:
 
     def open(self) -> "ActivationStore":
         from ..store import ActivationStore
-        from ..store.errors import unusable_reason
+        from ..store.entries import unusable_reason
 
         if self._store is None:
             if self.mode != "off" and self.root is not None:

@@ -20,7 +20,7 @@ import pytest
 
 from .state import SPEC_SUFFIXES
 
-_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+_SHARD = re.compile(r"^\s*([0-9]{1,9})\s*/\s*([0-9]{1,9})\s*$")   # ASCII digits, at most 999,999,999 shards
 
 
 def parse_shard(text: str) -> tuple[int, int]:

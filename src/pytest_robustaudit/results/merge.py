@@ -23,9 +23,11 @@ Records without these fields (schema 3 and older) are refused with the way out.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +59,16 @@ def spec_set_of(specs: dict[str, str], index: int, count: int) -> dict[str, Any]
             "members": shard_members(list(specs), index, count)}
 
 
+_SHARD = re.compile(r"([0-9]{1,9})/([0-9]{1,9})")
+
+
 def _shard_of(run: dict[str, Any], path: Path) -> tuple[int, int]:
-    text = str(run.get("shard") or "")
-    index, sep, count = text.partition("/")
-    if not sep or not index.isdigit() or not count.isdigit() or not 1 <= int(index) <= int(count):
+    found = _SHARD.fullmatch(str(run.get("shard") or ""))   # ASCII digits only, never a 5000-digit int()
+    index, count = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+    if not 1 <= index <= count:
         raise MergeError(f"{path} was not written by a sharded run (its record has no 'shard')",
                          fix="merge the records of runs made with --audit-shard K/N --audit-json PATH")
-    return int(index), int(count)
+    return index, count
 
 
 def _spec_set(run: dict[str, Any], path: Path, index: int, count: int) -> dict[str, Any]:
@@ -162,11 +167,13 @@ def merge_records(paths: list[Path | str]) -> tuple[dict[str, Any], list[AuditRe
         raise MergeError(f"the records come from different splits: {described}",
                          fix="merge the records of one --audit-shard K/N split")
     count = next(iter(counts))
-    missing = [i for i in range(1, count + 1) if i not in seen]
-    if missing:
-        names = ", ".join(f"{i}/{count}" for i in missing)
-        raise MergeError(f"shard{'s' if len(missing) > 1 else ''} {names} {'are' if len(missing) > 1 else 'is'} "
-                         f"missing (given: {', '.join(f'{i}/{count}' for i in sorted(seen))})",
+    if len(seen) < count:   # name the first few missing shards: a record claiming N = 10**9 must not take 10**9 steps
+        first = list(itertools.islice((i for i in itertools.count(1) if i not in seen), 10))
+        more = count - len(seen) - len(first)
+        names = ", ".join(f"{i}/{count}" for i in first) + (f" and {more} more" if more else "")
+        plural = count - len(seen) > 1
+        raise MergeError(f"shard{'s' if plural else ''} {names} {'are' if plural else 'is'} missing "
+                         f"(given: {', '.join(f'{i}/{count}' for i in sorted(seen)[:10])})",
                          fix="add the missing shards' records (each written with --audit-json)")
     results.sort(key=lambda r: os.fspath(r.spec_path))
     shards.sort(key=lambda s: int(s["shard"].split("/")[0]))

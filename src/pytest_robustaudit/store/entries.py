@@ -501,6 +501,25 @@ def read_manifest(folder: os.PathLike | str) -> dict:
     return manifest
 
 
+def unusable_reason(root: Path) -> str:
+    """Why the store cannot live in ``root`` ("" when it can): the folder cannot be created, nothing can
+    be written in it (a read-only home or checkout, a path through a regular file), or one of its own
+    sub-folders is something else (a file where ``entries/`` should be)."""
+    import tempfile
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root, prefix=".robustaudit-probe-"):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    for name in (ENTRIES, INCOMPLETE, LOCKS):
+        sub = root / name
+        if os.path.lexists(sub) and not sub.is_dir():
+            return f"its {name}/ is not a folder"
+    return ""
+
+
 class ActivationStore:
     """The activation store rooted at ``root`` (created on first write, not on construction).
 

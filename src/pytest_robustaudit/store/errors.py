@@ -37,16 +37,3 @@ def ensure_dir(path: Path) -> Path:
             from error
     return path
 
-
-def unusable_reason(root: Path) -> str:
-    """Why the store cannot live in ``root`` ("" when it can): the folder cannot be created, or nothing
-    can be written in it (a read-only home or checkout, a path through a regular file)."""
-    import tempfile
-
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=root, prefix=".robustaudit-probe-"):
-            pass
-    except OSError as error:
-        return error.strerror or str(error)
-    return ""
