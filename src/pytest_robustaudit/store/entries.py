@@ -282,7 +282,7 @@ class EntryWriter:
             raise ValueError(f"layer {layer!r}: rows must be a 2-D [batch, features] array, got shape {array.shape}")
         with np.errstate(over="ignore"):
             stored = np.ascontiguousarray(array, dtype=self.dtype)
-        if array.dtype.kind == "f" and array.dtype.itemsize > self.dtype.itemsize:
+        if array.dtype.kind in "fiu" and array.dtype != self.dtype:
             overflow = np.isinf(stored) & np.isfinite(array)   # a finite value the storage dtype cannot hold
             if overflow.any():
                 fix = "set store_dtype: float32 for this model" if self.dtype.itemsize < 4 else \
