@@ -16,7 +16,8 @@ import pytest
 
 from support import PHOTOS, spec_text
 
-from pytest_robustaudit.measure import activations, data
+from pytest_robustaudit import data
+from pytest_robustaudit.measure import activations
 from pytest_robustaudit.measure.activations import Progress, measure_layers
 from pytest_robustaudit.measure.corrupted import corruption_variant, measure_corrupted
 from pytest_robustaudit.data import corruptions as C
