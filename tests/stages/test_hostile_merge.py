@@ -210,3 +210,9 @@ def test_a_shard_field_that_claims_too_much_ends_at_once(tmp_path, shard, words)
     _edit(first, claim)
     with pytest.raises(MergeError, match=words):
         merge_records([first])
+
+
+def test_a_missing_shard_is_named_alone(tmp_path):
+    first, _ = write_shards(tmp_path)
+    with pytest.raises(MergeError, match=r"shard 2/2 is missing \(given: 1/2\)"):
+        merge_records([first])

@@ -168,7 +168,7 @@ def merge_records(paths: list[Path | str]) -> tuple[dict[str, Any], list[AuditRe
                          fix="merge the records of one --audit-shard K/N split")
     count = next(iter(counts))
     if len(seen) < count:   # name the first few missing shards: a record claiming N = 10**9 must not take 10**9 steps
-        first = list(itertools.islice((i for i in itertools.count(1) if i not in seen), 10))
+        first = list(itertools.islice((i for i in range(1, count + 1) if i not in seen), 10))
         more = count - len(seen) - len(first)
         names = ", ".join(f"{i}/{count}" for i in first) + (f" and {more} more" if more else "")
         plural = count - len(seen) > 1
