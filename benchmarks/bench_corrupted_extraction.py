@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from pytest_robustaudit.measure import activations, data
+    from pytest_robustaudit import data
+    from pytest_robustaudit.measure import activations
     from pytest_robustaudit.measure.corrupted import measure_corrupted
     from pytest_robustaudit.measure.head_source import HeadSource
     from pytest_robustaudit.metrics.accuracy import topk_counts

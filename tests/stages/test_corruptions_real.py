@@ -49,7 +49,8 @@ def top1(got, head) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def lite0_corrupted(tmp_path_factory, shared_activation_store):
     """Clean and corrupted top-1 counts of the 300 images, each set extracted once into the shared store."""
-    from pytest_robustaudit.measure import activations, data
+    from pytest_robustaudit import data
+    from pytest_robustaudit.measure import activations
     from pytest_robustaudit.measure.corrupted import measure_corrupted
     from pytest_robustaudit.measure.head_source import HeadSource
     from pytest_robustaudit.registries import standalone
