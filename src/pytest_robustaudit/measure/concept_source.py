@@ -153,6 +153,8 @@ class _Unmeasured:
         self._reason = reason
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):     # copy, pickle and friends ask for protocol methods: it has none
+            raise AttributeError(name)
         raise AuditError(f"the concept bank could not be measured: {self._reason}")
 
 
