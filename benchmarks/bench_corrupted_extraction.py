@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pytest_robustaudit import data
     from pytest_robustaudit.measure import activations
+    from pytest_robustaudit.measure.context import AuditContext
     from pytest_robustaudit.measure.corrupted import measure_corrupted
     from pytest_robustaudit.measure.head_source import HeadSource
     from pytest_robustaudit.metrics.accuracy import topk_counts
@@ -55,13 +56,13 @@ checks: {{top1_accuracy: {{min: 0}}}}
         spec = load_spec(Path(folder) / "spec.yaml", registries, text=spec_text)
         probe = data.discover(spec.data)
         store = ActivationStore(Path(folder) / "store", durable=False)
+        ctx = AuditContext(registries, "cpu", store)
         sets = [("clean", None)] + [(name, name) for name in args.corruptions]
 
         def measure(corruption):
             if corruption is None:
-                return activations.measure_layers(spec, registries, probe, "cpu", store)
-            return measure_corrupted(spec, registries, probe, "cpu", store, corruption=corruption,
-                                     severity=args.severity, seed=0)
+                return activations.measure_layers(ctx, spec, probe)
+            return measure_corrupted(ctx, spec, probe, corruption=corruption, severity=args.severity, seed=0)
 
         head = None
         print(f"{len(probe.images)} images, severity {args.severity}, {os.cpu_count()} CPUs, "
@@ -72,7 +73,7 @@ checks: {{top1_accuracy: {{min: 0}}}}
         for label, corruption in sets:
             got = measure(corruption)
             if head is None:
-                head = HeadSource(spec, registries, store, got.fingerprint, got.model)()
+                head = HeadSource(ctx, spec, got.fingerprint, got.model)()
             chunks = got.entries["representation"].rows("representation", dtype=np.float32)
             counts = topk_counts(chunks, label_indices(head, got.row_labels), head, ks=(1,))
             cold[label] = (got.extraction_s, counts["top1"] / counts["labelled"])

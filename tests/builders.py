@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,8 @@ def make_result(name: str = "clip-a", layers=("representation",), d: int = 64, n
         data_path=Path("/data/probe"), n_images=n, n_found=n + 1,
         skipped=[SkippedImage(Path("/data/probe/broken.jpg"), "cannot identify image file")],
         seconds=12.5 + seed, layers=layer_results, checks=[], batch_size=8,
-        provenance={"library": "open_clip 3.3.0", "pretrained": name, "classes": 10})
+        provenance={"library": "open_clip 3.3.0", "pretrained": name, "classes": 10},
+        spec_sha256=hashlib.sha256(f"spec of {name}".encode()).hexdigest())
     for metric, bounds, params in checks:
         for layer in layers:
             spec = CheckSpec(metric, layer, bounds.get("min"), bounds.get("max"), params=dict(params))

@@ -1,7 +1,7 @@
 """``python -m pytest_robustaudit validate | cache | merge``: tools around audit specs, the store and records.
 
 ``validate PATH...`` checks audit specs without running them;
-``cache {list,clear,prune --older-than AGE} [--dir PATH]`` looks after the activation store (docs/store.md);
+``cache {list,clear,prune --older-than AGE,verify} [--dir PATH]`` looks after the activation store (docs/store.md);
 ``merge RECORD...`` joins the records of ``--audit-shard`` runs (docs/ci.md).
 
 Validation is pytest's own collection of the specs (``--collect-only``), so a conftest.py that
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="the HTML report (default: robustaudit-report.html; 'none' for no report)")
     merge.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="the merged JSON record")
     merge.add_argument("--markdown", default=None, metavar="PATH", help="the Markdown summary")
-    commands.add_parser("cache", help="list, clear or prune the activation store (cache --help)", add_help=False)
+    commands.add_parser("cache", help="list, clear, prune or verify the activation store (cache --help)", add_help=False)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "cache":
         from .store import cache_main
@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def merge_shards(records: list[str], report: str | None, json_path: str | None, markdown: str | None) -> int:
     """Write the merged outputs; exit 0 when every check passed, 1 when one failed or an audit could not
-    run, 2 when the records are not the complete shards of one split (the message names what is wrong)."""
-    from .atomic import write_text_atomic
+    run, 2 when the records are not the complete, consistent shards of one run, or an output could not be
+    written (the message names what is wrong; every other output is still written)."""
+    from .atomic import write_output, write_text_atomic
     from .errors import AuditError
     from .results.merge import merge_records
     from .results.record import write_record
@@ -60,19 +61,28 @@ def merge_shards(records: list[str], report: str | None, json_path: str | None, 
     except AuditError as error:
         print(f"robustaudit merge: {error}", file=sys.stderr)
         return 2
-    errors = {e.get("spec_path", ""): e.get("message", "") for e in run_info["errors"]}
+    errors = {str(e.get("spec_path", "")): str(e.get("message", "")) for e in run_info["errors"]}
     metrics = standalone().metrics
     for line in terminal_table(results, errors, metrics):
         print(line)
     html = None if report is None or report.strip().lower() in ("", "none") else report
+    written: list = []
+    problems: list[str] = []
     if json_path:
-        print(f"robustaudit: JSON record: {write_record(results, json_path, run_info)}")
+        write_output("JSON record", json_path, lambda path: write_record(results, path, run_info), written, problems)
     if html:
-        write_report(render_report(results, metrics, dict(run_info)), html)
-        print(f"robustaudit: report: {html}")
+        write_output("report", html, lambda path: write_report(render_report(results, metrics, dict(run_info)), path),
+                     written, problems)
     if markdown:
-        write_text_atomic(markdown, render_markdown(results, errors, html, metrics))
-        print(f"robustaudit: Markdown summary: {markdown}")
+        write_output("Markdown summary", markdown,
+                     lambda path: write_text_atomic(path, render_markdown(results, errors, html, metrics)),
+                     written, problems)
+    for what, path in written:
+        print(f"robustaudit: {what}: {path}")
+    for problem in problems:
+        print(f"robustaudit merge: {problem}", file=sys.stderr)
+    if problems:
+        return 2
     failed = errors or any(not r.passed for r in results)
     return 1 if failed else 0
 

@@ -36,3 +36,18 @@ def escape_surrogates(text: str) -> str:
     :func:`write_text_atomic` writes it: for texts that travel elsewhere (a pytest-xdist worker's
     record), which must be valid UTF-8.  In JSON strings this escape reads back as the same name."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def write_output(what: str, path: os.PathLike | str, write, written: list, problems: list) -> None:
+    """Render and write one output of a run or of ``merge`` (``write(path)``): on success ``(what, path)``
+    goes to ``written``; any failure (a path that cannot be written, a value a renderer cannot take)
+    becomes one line in ``problems``, never an exception, so it costs no other output."""
+    from .errors import describe_error
+
+    try:
+        write(path)
+        written.append((what, path))
+    except OSError as error:
+        problems.append(f"could not write the {what} to {path}: {error}")
+    except Exception as error:  # noqa: BLE001 - the other outputs must still be written
+        problems.append(f"could not write the {what} to {path}: {describe_error(error)}")

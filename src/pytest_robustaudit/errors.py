@@ -101,12 +101,17 @@ def display_path(path: Path | str) -> str:
 
 def file_kind(path: Path | str) -> str:
     """What ``path`` is, in words, for "a file is expected" messages (never opens it: a FIFO would block)."""
-    import stat
-
     try:
         mode = Path(path).stat().st_mode
     except OSError as exc:
         return f"not readable ({exc.strerror or exc})"
+    return mode_kind(mode)
+
+
+def mode_kind(mode: int) -> str:
+    """What a file of stat mode ``mode`` is, in words ("a named pipe (FIFO)", "a regular file", ...)."""
+    import stat
+
     for test, words in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
                         (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
                         (stat.S_ISBLK, "a block device"), (stat.S_ISREG, "a regular file")):

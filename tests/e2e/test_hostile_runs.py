@@ -258,3 +258,24 @@ def test_an_unexpected_error_in_a_registering_hook_is_reported_not_internalerror
     assert "INTERNALERROR" not in out and "RuntimeError: a broken metrics plugin" in out
     assert result.ret in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.TESTS_FAILED)
     assert (pytester.path / "record.json").exists()
+
+
+def test_resamples_beyond_the_limit_in_the_ini_is_a_usage_error_not_a_failure_per_audit(pytester, audits):
+    result = pytester.runpytest("--audit", "audits", "-o", "audit_resamples=100000000")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "ini key audit_resamples must be at most 100000, got 100000000" in result.stderr.str()
+    assert builds(audits, "plain") == 0, "refused before any model is built"
+
+
+def test_an_unusable_store_folder_costs_no_audit_and_no_output_that_can_be_written(pytester, audits):
+    """As a user whose home and checkout are read-only (simulated with a path through a regular file,
+    which root cannot write either): a private store, one warning, every writable output written."""
+    (pytester.path / "blocker").write_text("")
+    result = pytester.runpytest("--audit", "audits", "--audit-cache-dir", "blocker/store", "--audit-json", "r.json",
+                                "--audit-report", "blocker/report.html")
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    assert out.count("the activation store folder") == 1 and "cannot be used" in out and "--audit-cache-dir" in out
+    assert "could not write the report to" in out and "blocker/report.html" in out
+    record = json.loads((pytester.path / "r.json").read_text())
+    assert record["audits"][0]["activations"]["store"].startswith("private temporary store (")

@@ -134,3 +134,34 @@ def test_a_bad_shard_option_is_a_usage_error(pytester):
     result = pytester.runpytest("--audit", "audits", "--audit-shard", "4/3")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "expected K/N with 1 <= K <= N" in result.stderr.str()
+
+
+def test_a_matrix_wider_than_the_specs_gives_empty_shards_that_merge(pytester, tiny_checkpoints):
+    """--audit-shard 3/3 with two specs: exit 0 and an empty record (not pytest's 5 and no record), so a
+    CI matrix of any width merges; a run with no spec at all still says 5."""
+    _specs(pytester, tiny_checkpoints)
+    empty = pytester.runpytest("--audit", "audits", "--audit-shard", "3/3", "--audit-json", "shard3.json",
+                               "--no-audit-report")
+    assert empty.ret == pytest.ExitCode.OK, empty.stdout.str()
+    empty.stdout.fnmatch_lines(["*shard 3/3 holds none of the 2 specs*"])
+    record = json.loads((pytester.path / "shard3.json").read_text())
+    assert record["audits"] == [] and record["run"]["shard"] == "3/3" and record["run"]["exit_status"] == 0
+    assert sorted(record["run"]["spec_set"]["specs"]) == ["audits/alpha.yaml", "audits/beta.yaml"]
+    for k in (1, 2):
+        pytester.runpytest("--audit", "audits", "--audit-shard", f"{k}/3", "--audit-json", f"shard{k}.json",
+                           "--no-audit-report")
+    done = _merge(pytester, "shard1.json", "shard2.json", "shard3.json", "--json", "merged.json", "--report", "none")
+    assert done.returncode == 1, done.stderr       # beta's planted outliers fail, as in a single run
+    assert [a["name"] for a in json.loads((pytester.path / "merged.json").read_text())["audits"]] == ["alpha", "beta"]
+
+    pytester.mkdir("nothing")
+    none_at_all = pytester.runpytest("--audit", "nothing", "--audit-shard", "1/2", "--audit-json", "n.json")
+    assert none_at_all.ret == pytest.ExitCode.NO_TESTS_COLLECTED and not (pytester.path / "n.json").exists()
+
+
+@pytest.mark.parametrize("value", ["", "9" * 5000 + "/9", "²/3"])
+def test_an_empty_or_absurd_shard_option_is_a_usage_error_not_everything(pytester, value):
+    pytester.mkdir("audits")
+    result = pytester.runpytest("--audit", "audits", "--audit-shard", value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "expected K/N with 1 <= K <= N" in result.stderr.str() and "Traceback" not in result.stderr.str()

@@ -223,3 +223,18 @@ def test_the_model_is_built_once_for_every_image_set_of_an_audit(folder, monkeyp
     result = run_audit(spec, standalone())
     assert {"extraction: probe", "extraction: shift mine", "extraction: gaussian_noise severity 1"} <= set(result.phases)
     assert len(built) == 1          # the probe, the shifted folder and the corrupted set: one model
+
+
+def test_a_kept_interval_changed_on_disk_is_recomputed_not_trusted(folder, tmp_path):
+    import json as jsonlib
+
+    store = StoreOptions(tmp_path / "store")
+    spec = spec_of(folder)
+    first = run_audit(spec, standalone(), store=store)
+    for path in (tmp_path / "store" / "intervals").glob("*.json"):
+        kept = jsonlib.loads(path.read_text())
+        kept["intervals"]["kurtosis_mean"]["low"] = -123.0          # a flipped digit, still valid JSON
+        path.write_text(jsonlib.dumps(kept))
+    again = run_audit(spec, standalone(), store=store)
+    for name, layer in first.layers.items():
+        assert again.layers[name].intervals["kurtosis_mean"].low == layer.intervals["kurtosis_mean"].low != -123.0

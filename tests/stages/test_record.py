@@ -32,7 +32,7 @@ def same_float(a: float | None, b: float | None) -> bool:
 def assert_results_equal(a: AuditResult, b: AuditResult, rtol: float = 0.0) -> None:
     """Scalars exactly; arrays within ``rtol`` (0: exactly), NaN where NaN."""
     for field in ("spec_path", "name", "model", "source", "fingerprint", "device", "precision", "data_path",
-                  "n_images", "n_found", "skipped", "seconds", "batch_size", "provenance"):
+                  "n_images", "n_found", "skipped", "seconds", "batch_size", "provenance", "spec_sha256"):
         assert getattr(a, field) == getattr(b, field), field
     assert list(a.layers) == list(b.layers)
     for name, la in a.layers.items():
@@ -56,9 +56,9 @@ def assert_results_equal(a: AuditResult, b: AuditResult, rtol: float = 0.0) -> N
             assert va.details == vb.details and va.undefined_reason == vb.undefined_reason, m
     assert len(a.checks) == len(b.checks)
     for ca, cb in zip(a.checks, b.checks):
-        for field in ("metric", "layer", "passed", "message", "params", "skip_reason"):
+        for field in ("metric", "layer", "passed", "message", "params", "skip_reason", "basis"):
             assert getattr(ca, field) == getattr(cb, field), field
-        for field in ("value", "min", "max", "reference"):
+        for field in ("value", "min", "max", "reference", "min_delta", "max_delta"):
             assert same_float(getattr(ca, field), getattr(cb, field)), field
         assert json.dumps(ca.details, default=repr) == json.dumps(cb.details, default=repr)
 

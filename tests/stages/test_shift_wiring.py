@@ -131,6 +131,24 @@ def _testbed(model):
         return next(row for row in csv.DictReader(handle) if row["model"] == model)
 
 
+def test_a_truncated_shifted_set_entry_is_recomputed_and_said_like_the_probe_s(folder):
+    """The store problems of every set an audit measures (not only the probe's) reach its notes."""
+    spec = spec_of(folder, "- {path: shifted, name: mine}\n", "shift_accuracy: {min: 0, shift: mine}",
+                   layers="[representation]")
+    store = StoreOptions(root=folder / "store")
+    cold = run_audit(spec, standalone(), store=store)
+    probe_keys = set(cold.activations["keys"].values())
+    shifted = [p for p in (folder / "store" / "entries").iterdir() if p.name not in probe_keys]
+    assert len(shifted) == 1
+    rows = next(shifted[0].glob("*.npy"))
+    rows.write_bytes(rows.read_bytes()[:-9])
+    again = run_audit(spec, standalone(), store=StoreOptions(root=folder / "store"))
+    notes = [n for n in again.provenance["notes"] if shifted[0].name[:12] in n]
+    assert len(notes) == 1 and "recomputed" in notes[0], again.provenance["notes"]
+    assert again.layers["representation"].metrics["shift_accuracy"].value == \
+        cold.layers["representation"].metrics["shift_accuracy"].value
+
+
 @pytest.mark.parametrize("model, expected", [("resnet50_clip_zeroshot", 0.24), ("resnet50", -0.02)])
 def test_effective_robustness_from_given_accuracies_through_the_spec(folder, model, expected):
     """open_clip RN50/openai (zero-shot) and torchvision ResNet-50, their six accuracies from the shipped

@@ -191,6 +191,26 @@ def test_damaged_entry_is_reported_and_recomputed(setup, tmp_path, damage):
     same_stats(cold, again)
 
 
+def test_bit_rot_the_stat_memo_cannot_see_is_found_while_streaming_and_recomputed(setup, tmp_path):
+    """Bytes flipped in place, size, inode and times kept: the memo trusts the file, the streamed
+    checksum does not; the run reports the stored rows' numbers only after recomputing them."""
+    from test_hostile_store import _rot
+    from test_store import age_files
+
+    store = StoreOptions(tmp_path / "store")
+    cold, _ = run(spec_of(setup), store)
+    key = cold.activations["keys"]["representation"]
+    age_files(tmp_path / "store" / "entries")
+    _, extracted = run(spec_of(setup), store)             # the entry's hash is now remembered by stat
+    assert extracted == 0
+    _rot(next((tmp_path / "store" / "entries" / key).glob("*.npy")), offset=-3)
+    again, extracted = run(spec_of(setup), store)
+    assert extracted == 1
+    notes = [n for n in again.provenance["notes"] if key[:12] in n]
+    assert len(notes) == 1 and "sha256" in notes[0] and "recomputed" in notes[0], again.provenance["notes"]
+    same_stats(cold, again)
+
+
 def test_refresh_recomputes_once(setup, tmp_path):
     import time
 

@@ -135,30 +135,27 @@ def evaluate(check: CheckSpec, measured: MetricValue, context: str,
     low, high = effective_bounds(check, ref_value)
     required = describe_bounds(low, high)
     lo_value, hi_value = (low.value if low else None), (high.value if high else None)
+    basis = gate_basis(check, problem, confidence, interval, difference)
+    decided = decide(basis, value, lo_value, hi_value, interval=interval, difference=difference,
+                     min_delta=check.min_delta, max_delta=check.max_delta, label=label)
+    passed = decided.outcome == "pass"
     if problem:
         message = f"{label} could not be measured: {problem}\n  required: {required}"
-        passed = False
     elif low is not None and value < low.value:
         source = f" ({low.why})" if low.why else ""
         message = (f"{label} = {verdict_text(value, lo_value, hi_value)}{source}"
                    f"\n  required: {required} (higher values pass)")
-        passed = False
     elif high is not None and value > high.value:
         source = f" ({high.why})" if high.why else ""
         message = (f"{label} = {verdict_text(value, lo_value, hi_value)}{source}"
                    f"\n  required: {required} (lower values pass)")
-        passed = False
     else:
         message = f"{label} = {verdict_text(value, lo_value, hi_value)}"
-        passed = True
     if check.why:
         message += f"\n  why: {check.why}"
-    gate = None
-    if not problem and confidence is not None and interval is not None:
-        gate = _gate(check, label, interval, difference, low, high)
-        if gate is not None:
-            passed = gate.outcome == "pass"
-            message = gate.message + (f"\n  required: {required}" if gate.outcome != "inconclusive" else "")
+    gate = decided if basis in ("interval", "difference") else None
+    if gate is not None:
+        message = gate.message + (f"\n  required: {required}" if gate.outcome != "inconclusive" else "")
     if gate is None and interval is not None and getattr(interval, "has_interval", False) and not problem:
         message += f"\n  interval: {interval.describe()}"
     if ref_value is not None:
@@ -183,20 +180,53 @@ def evaluate(check: CheckSpec, measured: MetricValue, context: str,
                         passed, message, dict(check.params), dict(measured.details),
                         reference=ref_value, why=check.why, interval=interval, difference=difference,
                         confidence=confidence if gate is not None else None,
-                        inconclusive=gate is not None and gate.outcome == "inconclusive",
-                        images_needed=gate.images_needed if gate is not None else None)
+                        inconclusive=decided.outcome == "inconclusive",
+                        images_needed=gate.images_needed if gate is not None else None,
+                        basis=basis, min_delta=check.min_delta if basis == "difference" else None,
+                        max_delta=check.max_delta if basis == "difference" else None)
 
 
-def _gate(check: CheckSpec, label: str, interval: Any, difference: Any, low: Bound | None, high: Bound | None) -> Any:
-    """The confidence verdict (metrics/verdicts.py): on candidate − reference for a check with only
-    delta bounds (paired on matched images), else on the value's interval against the effective bounds."""
-    from ..metrics.verdicts import verdict
+#: what a verdict is read from (recorded as ``basis``, so ``merge`` can settle a recorded check again):
+#: the value against the effective bounds; the value's interval against them (``confidence``); candidate −
+#: reference's interval against the delta bounds (a check with only delta bounds, with ``confidence``);
+#: or nothing, when the check could not be measured (it fails)
+BASES = ("value", "interval", "difference", "unmeasured")
 
+
+def gate_basis(check: CheckSpec, problem: str, confidence: float | None, interval: Any, difference: Any) -> str:
+    """Which of :data:`BASES` a check's verdict is read from."""
+    if problem:
+        return "unmeasured"
+    if confidence is None or interval is None:
+        return "value"
     delta_only = (check.min_delta is not None or check.max_delta is not None) and not any(
         v is not None for v in (check.min, check.max, check.min_ratio, check.max_ratio))
-    if delta_only and difference is not None and difference.has_interval:
-        return verdict(f"{label}: candidate − reference", difference, check.min_delta, check.max_delta, confidence=True)
-    return verdict(label, interval, low.value if low else None, high.value if high else None, confidence=True)
+    return "difference" if delta_only and difference is not None and difference.has_interval else "interval"
+
+
+def decide(basis: str, value: float, low: float | None, high: float | None, *, interval: Any = None,
+           difference: Any = None, min_delta: float | None = None, max_delta: float | None = None,
+           label: str = "the check") -> Any:
+    """The verdict (a :class:`~.metrics.verdicts.Verdict`: pass, fail or inconclusive) of a check read
+    from ``basis``: the one decision :func:`evaluate` makes, and ``merge`` makes again from a record's
+    value, bounds, interval and difference (:func:`settle_again`) so that no shard is taken at its word."""
+    from ..metrics.verdicts import Verdict, verdict
+
+    if basis == "interval" and interval is not None:
+        return verdict(label, interval, low, high, confidence=True)
+    if basis == "difference" and difference is not None:
+        return verdict(f"{label}: candidate − reference", difference, min_delta, max_delta, confidence=True)
+    if basis in ("value", "interval", "difference") and not math.isnan(value) and \
+            not (low is not None and value < low) and not (high is not None and value > high):
+        return Verdict("pass", "")
+    return Verdict("fail", "")
+
+
+def settle_again(check: CheckOutcome) -> str:
+    """``"pass"``, ``"fail"`` or ``"inconclusive"``: the verdict of a recorded check decided again from
+    what its record says (value, bounds, basis, interval, difference) by :func:`decide`."""
+    return decide(check.basis, check.value, check.min, check.max, interval=check.interval,
+                  difference=check.difference, min_delta=check.min_delta, max_delta=check.max_delta).outcome
 
 
 def min_images_outcome(check: CheckSpec, n_images: int, min_images: int, context: str) -> CheckOutcome:
@@ -206,4 +236,4 @@ def min_images_outcome(check: CheckSpec, n_images: int, min_images: int, context
                f"  fix: probe with at least {min_images} images (docs/intervals.md recommends 200 for the outlier "
                f"metrics), or lower min_images in the spec\n  {context}")
     return CheckOutcome(check.metric, check.layer, float("nan"), check.min, check.max, False, message,
-                        dict(check.params))
+                        dict(check.params), basis="unmeasured")

@@ -13,6 +13,7 @@ reference.  Free of pytest and torch (numpy only).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
@@ -120,7 +121,14 @@ def sample_layer(audit: str, layer: str, image_hashes: Sequence[str], chunks: Ca
     try:
         if n_rows >= 1:
             sizes = (bp.default_m(n_rows), n_rows)
-            profiles = bp.resample_profiles(watched(), n_rows, seed=seed, resamples=resamples, m=sizes, signed=signed)
+            stream = watched()
+            first = next(stream, None)
+            if first is not None:   # the layer's width is known now: check the pass fits before drawing anything
+                bs.ensure_memory(profile_pass_bytes(resamples, n_rows, first.shape[1], signed),
+                                 f"the intervals of layer '{layer}' ({resamples} resamples of {n_rows} images, "
+                                 f"{first.shape[1]} features)")
+            profiles = bp.resample_profiles(itertools.chain([] if first is None else [first], stream), n_rows,
+                                            seed=seed, resamples=resamples, m=sizes, signed=signed)
     except ValueError:      # no finite row was streamed
         profiles = None
     mask = np.concatenate(finite) if finite else np.zeros(0, dtype=bool)
@@ -129,6 +137,12 @@ def sample_layer(audit: str, layer: str, image_hashes: Sequence[str], chunks: Ca
         return None
     return LayerSample(audit, layer, tuple(image_hashes[i] for i in rows), rows, seed, resamples, profiles, chunks,
                        method=method)
+
+
+def profile_pass_bytes(resamples: int, n: int, d: int, signed: bool = True) -> int:
+    """Memory of :func:`sample_layer`'s pass: the weights of both resample sizes (``[B, n]`` each) and
+    the resampled profiles (``[B, d]``, mean |h| and, when ``signed``, mean h, for both sizes), float64."""
+    return 8 * resamples * (2 * n + (4 if signed else 2) * d)
 
 
 def _no_interval(value: float, note: str, n: int = 0) -> bs.Interval:

@@ -44,6 +44,13 @@ def kept_key(entry: Any, audit: str, layer: str, resamples: int, method: str, le
                     for n, m in sorted(metrics.items())}}})
 
 
+def _digest(intervals: Any) -> str:
+    """sha256 of the intervals' canonical JSON: a kept file whose numbers changed on disk is recomputed."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(intervals, sort_keys=True).encode("ascii")).hexdigest()
+
+
 def _path(store: Any, key: str) -> Path:
     return Path(store.root) / INTERVALS / f"{key}.json"
 
@@ -59,6 +66,8 @@ def read_kept(store: Any, key: str) -> dict[str, Any] | None:
         found = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(found, dict) or found.get("key") != key or not isinstance(found.get("intervals"), dict):
             return None
+        if found.get("sha256") != _digest(found["intervals"]):   # a flipped digit in a number: not trusted
+            return None
         return {str(name): interval_from_json(value) for name, value in found["intervals"].items()}
     except Exception:  # noqa: BLE001 - a damaged file is recomputed, never trusted
         return None
@@ -69,7 +78,8 @@ def write_kept(store: Any, key: str, intervals: dict[str, Any]) -> None:
     from ..results.record import interval_to_json
 
     path = _path(store, key)
-    text = json.dumps({"key": key, "intervals": {n: interval_to_json(iv) for n, iv in intervals.items()}})
+    kept = {n: interval_to_json(iv) for n, iv in intervals.items()}
+    text = json.dumps({"key": key, "sha256": _digest(kept), "intervals": kept})
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -90,6 +90,7 @@ def measure(spec: AuditSpec, registries: Registries, store: Any = None, referenc
                 plan = build_plan(spec, registries, requests, labelled=labelled, measure_all=measure_all)
             target = resolve_device(settings.device or spec.device) if probe is not None else "cpu"
             ctx = AuditContext.open(registries, target, options, progress, options.refresh_before)
+            said = len(ctx.store.problems)   # store problems from here on (probe, shifted sets, bank) go into the notes
             if probe is None:   # features from elsewhere: imported, no model, no images
                 from ..measure.imported import measure_arrays
 
@@ -109,9 +110,9 @@ def measure(spec: AuditSpec, registries: Registries, store: Any = None, referenc
                 shifts = _shift_source(ctx, spec, probe, got)
             concepts = None
             if plan.needs(NEEDS_CONCEPTS) and spec.concepts is not None and probe is not None:
-                from ..measure.concept_source import measure_concepts, reference_lookup
+                from ..measure.concept_source import measure_concepts_or_failure, reference_lookup
 
-                concepts = measure_concepts(ctx, spec, got, reference_lookup(reference))
+                concepts = measure_concepts_or_failure(ctx, spec, got, reference_lookup(reference))
             for name, stats in got.stats.items():
                 inputs = LayerInputs(stats, name, _rows_of(got.entries.get(name), name), got.row_labels, head,
                                      where=head.where, shifts=shifts,
@@ -135,7 +136,8 @@ def measure(spec: AuditSpec, registries: Registries, store: Any = None, referenc
             if store is None:
                 options.close()
         provenance: dict[str, Any] = {**got.provenance, "label_mode": probe.label_mode if probe else "none",
-                                      "classes": len(probe.classes) if probe else 0, "notes": got.notes,
+                                      "classes": len(probe.classes) if probe else 0,
+                                      "notes": list(dict.fromkeys([*got.notes, *ctx.store.problems[said:]])),
                                       "head": head.describe()}
         if concepts is not None:
             provenance["concepts"] = concepts.describe()

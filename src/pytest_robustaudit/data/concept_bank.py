@@ -39,6 +39,12 @@ from .discover import IMAGE_EXTENSIONS
 #: the file beside the concept folders that names each concept's kind and how it was drawn (optional
 #: in a user's folder bank)
 MANIFEST = "bank.json"
+#: the most concepts and images a bank may hold: the probe keeps every image's row (float64) and an
+#: images x (concepts x 2) indicator matrix in memory, about 0.7 GB at these limits on a 2048-wide layer
+MAX_CONCEPTS = 1000
+MAX_BANK_IMAGES = 20000
+#: the largest bank.json read (a few hundred bytes per concept)
+MAX_MANIFEST_BYTES = 16 << 20
 
 #: a concept needs this many images by default: the probe's stratified cross-validation puts at
 #: least one of them in every held-out fold (5 folds), and a direction's AUROC needs several
@@ -122,13 +128,15 @@ def _images_under(folder: Path) -> tuple[list[Path], int]:
 
 
 def _read_manifest(root: Path) -> dict[str, dict]:
+    from ..files import read_json
+
     path = root / MANIFEST
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path, MAX_MANIFEST_BYTES)   # regular files only, nesting bounded
         return {entry["name"]: entry for entry in data["concepts"]}
-    except (ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise ConceptBankError(f"unreadable concept manifest ({error})", where=path,
                                fix=f"delete {MANIFEST} (kinds then default to 'folder') or rewrite it as "
                                    '{"concepts": [{"name": ..., "kind": ...}, ...]}') from None
@@ -163,6 +171,12 @@ def folder_bank(path: str | Path, *, min_images: int = DEFAULT_MIN_IMAGES) -> Co
             f"a concept bank needs at least two concept sub-folders (a concept is probed against the rest), "
             f"found {len(folders)}{': ' + folders[0] if folders else ''}", where=root,
             fix="put one sub-folder of images per concept in this folder")
+    if len(folders) > MAX_CONCEPTS:
+        raise ConceptBankError(
+            f"the bank holds {len(folders)} concept folders, more than the {MAX_CONCEPTS} a bank may hold (the probe "
+            f"keeps an images x concepts matrix in memory)", where=root,
+            fix=f"split the concepts over several banks (and specs) of at most {MAX_CONCEPTS}, or keep the concepts "
+                "you need (docs/concepts.md#limits)")
     manifest = _read_manifest(root)
     empty: list[str] = []
     short: list[str] = []
@@ -176,6 +190,13 @@ def folder_bank(path: str | Path, *, min_images: int = DEFAULT_MIN_IMAGES) -> Co
         entry = manifest.get(name, {})
         concepts.append(Concept(name=name, kind=str(entry.get("kind", "folder")), paths=tuple(paths),
                                 description=str(entry.get("description", ""))))
+    total = sum(len(c.paths) for c in concepts)
+    if total > MAX_BANK_IMAGES:
+        raise ConceptBankError(
+            f"the bank holds {total} images, more than the {MAX_BANK_IMAGES} a bank may hold (every image's row is "
+            f"probed in memory)", where=root,
+            fix=f"use fewer images per concept (a few dozen each is plenty), at most {MAX_BANK_IMAGES} in all "
+                "(docs/concepts.md#limits)")
     if empty:
         raise ConceptBankError(
             f"{len(empty)} concept folder(s) hold no image ({', '.join(IMAGE_EXTENSIONS)}): {_summarise(empty)}",

@@ -76,29 +76,39 @@ class StoreOptions:
     """Where the store is and how a run uses it (``--audit-cache-dir``, ``--audit-cache``).
 
     ``root`` None or ``mode == "off"``: a private temporary store, removed by :meth:`close`.
-    ``refresh_before`` (epoch seconds, with ``refresh``): entries created before it are recomputed."""
+    ``refresh_before`` (epoch seconds, with ``refresh``): entries created before it are recomputed.
+    A ``root`` where nothing can be written (a read-only home or checkout) is not an audit failure:
+    the store is a cache, so the run falls back to a private temporary store and says so once
+    (:data:`fallback`: why)."""
 
     root: Path | None = None
     mode: str = "on"
     refresh_before: float | None = None
     durable: bool = True
+    fallback: str = ""
     _store: Any = field(default=None, repr=False)
     _temp: Any = field(default=None, repr=False)
 
     def open(self) -> "ActivationStore":
         from ..store import ActivationStore
+        from ..store.entries import unusable_reason
 
         if self._store is None:
-            if self.mode == "off" or self.root is None:
-                self._temp = tempfile.TemporaryDirectory(prefix="robustaudit-store-")
-                self._store = ActivationStore(self._temp.name, durable=False)
-            else:
-                self._store = ActivationStore(self.root, durable=self.durable)
+            if self.mode != "off" and self.root is not None:
+                self.fallback = unusable_reason(self.root)
+                if not self.fallback:
+                    self._store = ActivationStore(self.root, durable=self.durable)
+                    return self._store
+                _warn_fallback(self.root, self.fallback)
+            self._temp = tempfile.TemporaryDirectory(prefix="robustaudit-store-")
+            self._store = ActivationStore(self._temp.name, durable=False)
         return self._store
 
     @property
     def describe(self) -> str:
         """For the report: the store folder, or that there was none kept."""
+        if self.fallback:
+            return f"private temporary store ({self.root} cannot be used: {self.fallback})"
         if self.mode == "off" or self.root is None:
             return "off (private temporary store)"
         return os.fspath(self.root)
@@ -109,6 +119,18 @@ class StoreOptions:
                 self._temp.cleanup()
             self._temp = None
             self._store = None
+
+
+def _warn_fallback(root: Path, why: str) -> None:
+    import warnings
+
+    from ..errors import RobustAuditWarning
+
+    warnings.warn(RobustAuditWarning(
+        f"the activation store folder {root} cannot be used ({why}); this run keeps its activations in a private "
+        f"temporary store, removed at the end, so nothing is reused by the next run (and under pytest-xdist each "
+        f"worker extracts for itself). Set a writable folder with --audit-cache-dir PATH, the ini key "
+        f"audit_cache_dir or $ROBUSTAUDIT_CACHE_DIR (docs/store.md#where-it-lives-and-how-it-is-controlled)"), stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -280,8 +302,10 @@ class _Model:
         path = self._memo_path()
         if path is None:
             return None
+        from ..files import read_json
+
         try:
-            memo = json.loads(path.read_text(encoding="utf-8"))
+            memo = read_json(path, 1 << 20)   # a regular file only: a FIFO here must not block the run
         except (OSError, ValueError):
             return None
         wanted = ("fingerprint", "description", "provenance", "preprocess", "canaries")
@@ -448,7 +472,10 @@ def measure_layers(ctx: "AuditContext", spec: "AuditSpec", probe: "ProbeSet", va
     gone = {index for index, _ in meta_skipped}
     row_labels = [image.label for index, image in enumerate(probe.images) if index not in gone]
     with phase("summary"):
-        stats = {layer: summarise(entries[layer], layer, spec.seed, store) for layer in layers}
+        stats = {layer: summarise_or_discard(store, entries[layer], layer, spec.seed, layer in extracted)
+                 for layer in layers}
+    if None in stats.values():   # an entry rotted on disk (its rows failed their checksum): set aside, compute again
+        return measure_layers(ctx, spec, probe, variant, model, image_set, layers, label, data)
     description, fingerprint, provenance = model.describe()
     if run_info["batch_size"] == 0:
         run_info["batch_size"] = int(first.meta.get("batch_size", 0))
@@ -465,12 +492,17 @@ def summarise(entry: "Entry", layer: str, seed: int, store: "ActivationStore | N
 
     With ``store`` the summary is kept beside the entry (``summaries/``, :func:`read_summary`): it is a
     pure function of the entry's rows and the rotation seed, and computing it is a pass over every row
-    through torch's accumulator, which a warm run then neither pays nor imports."""
+    through torch's accumulator, which a warm run then neither pays nor imports (it still streams the
+    rows through their checksum: a :class:`~..store.RottenEntry` is raised as from a full pass)."""
     import numpy as np
 
     if store is not None:
         found = read_summary(store, entry, layer, seed)
         if found is not None:
+            # the rows behind it are still checked: streamed through their checksum (a read and a hash,
+            # milliseconds per thousand images), so a rotten entry is found and recomputed on a warm run too
+            for _ in entry.rows(layer, dtype=np.float32):
+                pass
             return found
     from ..metrics.from_arrays import stats_from_chunks
 
@@ -531,6 +563,24 @@ def read_summary(store: "ActivationStore", entry: "Entry", layer: str, seed: int
                           n_nonfinite=int(meta["n_nonfinite"]), rotation_seed=int(meta["rotation_seed"]),
                           notes=[str(n) for n in meta["notes"]], input_dtype=str(meta["input_dtype"]), **arrays)
     except Exception:  # noqa: BLE001 - any damage: recompute from the rows
+        return None
+
+
+def summarise_or_discard(store: "ActivationStore", entry: "Entry", layer: str, seed: int,
+                         fresh: bool) -> "LayerStats | None":
+    """:func:`summarise` (a kept summary, or one pass over the rows), or None when the rows fail their
+    checksum while streamed (bit rot the stat memo cannot see): the entry is then set aside, said in
+    ``store.problems`` like any bad entry, for the caller to compute it again.  An entry written by this
+    very call (``fresh``) that is already rotten is the disk's fault, not the cache's: its
+    :class:`~..store.RottenEntry` is raised."""
+    from ..store import RottenEntry
+
+    try:
+        return summarise(entry, layer, seed, store)
+    except RottenEntry as rotten:
+        if fresh:
+            raise
+        store.discard(rotten)
         return None
 
 

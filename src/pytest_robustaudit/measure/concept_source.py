@@ -142,6 +142,44 @@ def measure_concepts(ctx: Any, spec: Any, got: Any, reference: Callable[[str], A
                 shutil.rmtree(temp)
 
 
+class _Unmeasured:
+    """A layer's concept inputs when the bank could not be measured: any use raises the reason, so each
+    concept metric is undefined with it (informational metrics never fail the audit, metrics/types.py)."""
+
+    def __init__(self, reason: str):
+        self._reason = reason
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):     # copy, pickle and friends ask for protocol methods: it has none
+            raise AttributeError(name)
+        raise AuditError(f"the concept bank could not be measured: {self._reason}")
+
+
+@dataclass
+class BankFailure:
+    """The stand-in for a :class:`ConceptSource` whose measurement failed (what the runner holds instead)."""
+
+    reason: str
+
+    def for_layer(self, layer: str) -> Any:
+        return _Unmeasured(self.reason)
+
+    def describe(self) -> dict[str, Any]:
+        return {"error": self.reason}
+
+
+def measure_concepts_or_failure(*args: Any, **kwargs: Any) -> "ConceptSource | BankFailure":
+    """:func:`measure_concepts`, or a :class:`BankFailure` carrying why it failed.  The concept metrics
+    are informational: a bank that cannot be measured (changed since validation, out of memory) makes
+    them undefined with the reason and never takes the audit's other verdicts with it."""
+    from ..errors import describe_error, headline
+
+    try:
+        return measure_concepts(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001 - informational: said in the metrics, never the audit's failure
+        return BankFailure(headline(describe_error(error)))
+
+
 def reference_lookup(reference: Any) -> Callable[[str], Any] | None:
     """``layer -> (encoded concept names, bank identity)`` of a runner ``Reference`` (its recorded
     ``concepts_encoded`` details), or a reason string when it has none; None without a reference."""

@@ -175,6 +175,7 @@ class HeadSource:
 
     def _zero_shot(self) -> "Head":
         from ..models.zero_shot import HEAD_RECIPE, describe_tokenizer, head_cache_parts, text_tower_fingerprint
+        from ..files import read_json
         from ..store import content_key
 
         head_spec = self.spec.head
@@ -185,7 +186,7 @@ class HeadSource:
                        else list(head_spec.templates), "recipe": HEAD_RECIPE, "format": HEAD_FILE_FORMAT}
         alias = alias_path(self.store, content_key(alias_parts))
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            found = read_head(self.store, json.loads(alias.read_text(encoding="utf-8"))["key"])
+            found = read_head(self.store, read_json(alias, 1 << 20)["key"])   # never blocks on a FIFO
             if found is not None:
                 self.from_store = True
                 return found

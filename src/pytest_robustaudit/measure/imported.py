@@ -62,15 +62,17 @@ def _read(path: Path, layer: str, where: str) -> Any:
 
 
 def _chunks(array: Any) -> Iterator[Any]:
+    """The array's rows in chunks, in their own dtype: the store's writer casts them, and refuses a
+    finite value its storage dtype cannot hold (1e300 would become infinity and be dropped)."""
     import numpy as np
 
     for start in range(0, array.shape[0], _CHUNK_ROWS):
-        yield np.asarray(array[start:start + _CHUNK_ROWS], dtype=np.float32)
+        yield np.asarray(array[start:start + _CHUNK_ROWS])
 
 
 def measure_arrays(spec: "AuditSpec", store: "ActivationStore", progress: "Progress | None" = None) -> "Measured":
     """Every layer of ``spec`` (``source: activations``) summarised from its imported rows."""
-    from .activations import Measured, Progress, summarise
+    from .activations import Measured, Progress, summarise_or_discard
     from ..store import content_key
 
     progress = progress or Progress()
@@ -82,10 +84,17 @@ def measure_arrays(spec: "AuditSpec", store: "ActivationStore", progress: "Progr
     identities: tuple[str, ...] = ()
     entries = {}
     started = time.perf_counter()
+    rows_of: dict[str, tuple[Path, int]] = {}
     for layer in spec.layers:
         path = spec.model.arrays[layer]
         where = f"{spec.path}: model.arrays.{layer}"
         array = _read(path, layer, where)
+        first_layer, (first_path, first_rows) = next(iter(rows_of.items()), (layer, (path, array.shape[0])))
+        if array.shape[0] != first_rows:   # row i is image i in every layer: the counts must agree
+            raise ArrayError(f"{path.name} holds {array.shape[0]} rows but {first_path.name} (layer '{first_layer}') "
+                             f"holds {first_rows}; every layer needs one row per image, in the same order",
+                             where=where, fix="export every layer's features from the same images")
+        rows_of[layer] = (path, array.shape[0])
         digest = store.hasher.sha256(path)
         parts = {"kind": "imported array", "array_sha256": digest, "layer": layer, "store_dtype": store_dtype,
                  "import_format": IMPORT_FORMAT}
@@ -95,16 +104,25 @@ def measure_arrays(spec: "AuditSpec", store: "ActivationStore", progress: "Progr
         meta = {"model": spec.model.describe(), "data": f"{path.name} ({array.shape[0]} rows)", "layers": [layer],
                 "precision": "as stored", "device": "none"}
 
-        def build(writer, array=array, layer=layer):
-            for chunk in _chunks(array):
-                writer.append(layer, chunk)
+        def build(writer, array=array, layer=layer, path=path, where=where):
+            from ..store import StoreError
 
-        entry, created = store.get_or_create(key, parts, meta, images, build, progress.note, store_dtype)
+            try:
+                for chunk in _chunks(array):
+                    writer.append(layer, chunk)
+            except StoreError as error:     # e.g. a float64 value beyond the float32 range
+                raise ArrayError(f"{path.name}: {error.message}", where=where, fix=error.fix) from None
+
+        for again in (False, True):   # again only when the stored copy rotted on disk (set aside by then)
+            entry, created = store.get_or_create(key, parts, meta, images, build, progress.note, store_dtype)
+            found = summarise_or_discard(store, entry, layer, spec.seed, created or again)
+            if found is not None:
+                break
         if created:
             imported.append(layer)
         identities = identities or entry.images
         entries[layer] = entry
-        stats[layer] = summarise(entry, layer, spec.seed)
+        stats[layer] = found
     seconds = time.perf_counter() - started if imported else 0.0
     label = spec.model.describe()
     first = next(iter(spec.model.arrays.values()))

@@ -34,9 +34,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -46,6 +47,11 @@ __all__ = ["DEFAULT_LEVEL", "DEFAULT_RESAMPLES", "METHODS", "SIDED", "Interval",
 
 DEFAULT_LEVEL = 0.95
 DEFAULT_RESAMPLES = 1000
+#: the most resamples an interval may draw (spec ``resamples``, ini ``audit_resamples``): beyond it the
+#: percentile ends no longer move, and the weights alone would be 800 MB per 1000 images
+MAX_RESAMPLES = 100_000
+#: resampling weights are drawn this many bytes at a time (the same numbers as in one draw)
+WEIGHT_BLOCK_BYTES = 32 << 20
 SIDED = ("two-sided", "lower", "upper")
 PER_IMAGE_STATISTICS = ("mean", "median", "ratio_of_means")
 #: bootstrap methods a run or spec may ask for (``audit_bootstrap_method``, spec ``bootstrap_method``):
@@ -133,19 +139,67 @@ def tail_probabilities(level: float, sided: str) -> tuple[float, float]:
     return (alpha / 2, alpha / 2) if sided == "two-sided" else (alpha, alpha)
 
 
-def resample_weights(n: int, resamples: int, seed: int, m: int | None = None) -> np.ndarray:
-    """Multinomial resampling counts ``W [resamples, n]`` (each row sums to ``m``, default ``n``).
-
-    Row b says how many times each image enters resample b; a weighted sum ``W @ x`` is the
-    resample's sum, so no resampled data set is ever materialised.
-    """
+def resample_weight_blocks(n: int, resamples: int, seed: int, m: int | None = None) -> Iterator[np.ndarray]:
+    """The rows of :func:`resample_weights` in blocks of at most :data:`WEIGHT_BLOCK_BYTES` (the same
+    numbers: one generator stream, drawn block after block), so a statistic that reduces each resample
+    at once never holds ``W`` whole."""
     if n < 1:
         raise ValueError("resample_weights: no images to resample")
     m = n if m is None else int(m)
     rng = np.random.default_rng([int(seed), m])     # m is part of the stream: each resample size draws its own
-    picks = rng.integers(0, n, size=(resamples, m))
-    flat = picks + (np.arange(resamples, dtype=np.int64) * n)[:, None]
-    return np.bincount(flat.ravel(), minlength=resamples * n).reshape(resamples, n).astype(np.float64)
+    step = max(1, WEIGHT_BLOCK_BYTES // (8 * max(n, m)))
+    for start in range(0, resamples, step):
+        rows = min(step, resamples - start)
+        picks = rng.integers(0, n, size=(rows, m))
+        flat = picks + (np.arange(rows, dtype=np.int64) * n)[:, None]
+        yield np.bincount(flat.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
+
+
+def resample_weights(n: int, resamples: int, seed: int, m: int | None = None) -> np.ndarray:
+    """Multinomial resampling counts ``W [resamples, n]`` (each row sums to ``m``, default ``n``).
+
+    Row b says how many times each image enters resample b; a weighted sum ``W @ x`` is the
+    resample's sum, so no resampled data set is ever materialised.  Drawn in blocks into one array
+    (peak memory: ``W`` and one block), after checking that ``W`` fits in memory (:func:`ensure_memory`).
+    """
+    ensure_memory(8 * resamples * max(n, 1), f"the resampling weights ({resamples} resamples x {n} images)")
+    out = np.empty((resamples, n), dtype=np.float64)
+    start = 0
+    for block in resample_weight_blocks(n, resamples, seed, m):
+        out[start:start + block.shape[0]] = block
+        start += block.shape[0]
+    return out
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can still give (Linux ``MemAvailable``, else the free pages), or
+    None when the platform does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def ensure_memory(needed: int, what: str) -> None:
+    """Refuse (an :class:`~..errors.AuditError` naming ``resamples`` and the way out) to allocate
+    ``needed`` bytes for ``what`` when the machine has less available: a clear error instead of a
+    MemoryError traceback or the kernel's OOM killer."""
+    available = available_memory()
+    if available is None or needed <= available:
+        return
+    from ..errors import AuditError
+
+    raise AuditError(f"{what} need about {needed / 1e9:.2f} GB of memory, more than the {available / 1e9:.2f} GB "
+                     f"this machine has available", where="resamples",
+                     fix=f"lower `resamples` (the spec key, or the ini key audit_resamples; default "
+                         f"{DEFAULT_RESAMPLES}), or audit fewer images (docs/intervals.md#limits)")
 
 
 # ---- per-image values -------------------------------------------------------------------------------------------
@@ -285,15 +339,16 @@ def per_image_interval(values: Any, statistic: str = "mean", *, seed: int, level
     if n < 2 or not math.isfinite(value):
         return Interval(value, math.nan, math.nan, level, used, sided, 0, n,
                         note="fewer than 2 usable images: no interval" if math.isfinite(value) else "undefined value")
-    w = resample_weights(n, resamples, seed)
+    blocks = resample_weight_blocks(n, resamples, seed)     # each resample reduced at once: W never whole
     if statistic == "median":
-        low, high = _percentile_ends(_weighted_medians(x[:, 0], w), tails)
-    elif used == "percentile bootstrap":
-        low, high = _percentile_ends(_combine(statistic, _weighted_means(x, w)), tails)
+        low, high = _percentile_ends(np.concatenate([_weighted_medians(x[:, 0], w) for w in blocks]), tails)
     else:
-        boot = _combine(statistic, _weighted_means(x, w))
-        jack = _combine(statistic, _jackknife_means(x))
-        low, high = bca_ends(boot, value, jack, tails)
+        boot = np.concatenate([_combine(statistic, _weighted_means(x, w)) for w in blocks])
+        if used == "percentile bootstrap":
+            low, high = _percentile_ends(boot, tails)
+        else:
+            jack = _combine(statistic, _jackknife_means(x))
+            low, high = bca_ends(boot, value, jack, tails)
     return Interval(value, low, high, level, used, sided, resamples, n, note=note)
 
 
@@ -318,12 +373,13 @@ def paired_difference(a: Any, b: Any, a_index: Sequence[int], b_index: Sequence[
     method = "paired " + _method(statistic)
     if n < 2 or not math.isfinite(value):
         return Interval(value, math.nan, math.nan, level, method, sided, 0, n, note="fewer than 2 matched images")
-    w = resample_weights(n, resamples, seed)
+    blocks = resample_weight_blocks(n, resamples, seed)     # both sides share each block's weights
     if statistic == "median":
-        boot = _weighted_medians(xa[:, 0], w) - _weighted_medians(xb[:, 0], w)
+        boot = np.concatenate([_weighted_medians(xa[:, 0], w) - _weighted_medians(xb[:, 0], w) for w in blocks])
         low, high = _percentile_ends(boot, tails)
     else:
-        boot = _combine(statistic, _weighted_means(xa, w)) - _combine(statistic, _weighted_means(xb, w))
+        boot = np.concatenate([_combine(statistic, _weighted_means(xa, w)) - _combine(statistic, _weighted_means(xb, w))
+                               for w in blocks])
         jack = _combine(statistic, _jackknife_means(xa)) - _combine(statistic, _jackknife_means(xb))
         low, high = bca_ends(boot, value, jack, tails)
     return Interval(value, low, high, level, method, sided, resamples, n, note=f"paired on {n} matched images")

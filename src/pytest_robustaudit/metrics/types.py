@@ -184,6 +184,15 @@ class Metric:
             return dataclasses.replace(self.compute(source, **merged), version=self.version)
         except NotApplicable as why:
             return dataclasses.replace(not_applicable(str(why)), version=self.version)
+        except Exception as error:  # noqa: BLE001 - see below
+            if self.interval != "informational":
+                raise
+            # an informational metric (the concept metrics) that fails (a bank too large for memory, rows
+            # gone) is undefined with the reason: it never takes the audit's other verdicts with it
+            from ..errors import describe_error, headline
+
+            return MetricValue(math.nan, undefined_reason=f"could not be computed: {headline(describe_error(error))}",
+                               version=self.version)
 
     def defaults(self) -> dict[str, Any]:
         """The parameters at their default values (what the per-layer tables show)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from .state import RunState, check_device_option, resolve_audit_paths, run_key, uncovered_roots
+from .state import RunState, check_device_option, check_interval_settings, resolve_audit_paths, run_key, uncovered_roots
 
 USE_INI = "<ini audit_paths>"
 
@@ -106,12 +106,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if not requested:
         return
     state.audit_paths = resolve_audit_paths(config, requested, USE_INI)
-    if config.getoption("audit_shard"):
-        from .sharding import members, parse_shard, spec_files
+    check_interval_settings(config)   # a bad ini key (audit_resamples: 100000000) is a usage error now, not N failures
+    if config.getoption("audit_shard") is not None:   # --audit-shard "" is a usage error, not "audit everything"
+        from .sharding import members, parse_shard, spec_files, spec_set
 
         state.shard = parse_shard(config.getoption("audit_shard"))
         files = spec_files(state.audit_paths, config.getini("norecursedirs"))
         state.shard_specs = members(files, config.rootpath, *state.shard)
+        state.spec_set = spec_set(files, config.rootpath, *state.shard)
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(p) for p in state.audit_paths]  # `pytest --audit audits/` runs the audits only
     else:  # `pytest --audit audits/ tests/`: the specs too, unless an argument already selects in them

@@ -114,6 +114,9 @@ class AuditFile(pytest.File):
             yield RelationGroup.from_parent(self, name="relation", relation=self.spec)
             return
         state.audit_specs[spec_key(self.path)] = self.spec
+        from .sharding import spec_digest
+
+        state.spec_digests[spec_key(self.path)] = spec_digest(self.path)   # what merge matches shards by
         for layer in self.spec.layers:
             checks = [c for c in self.spec.checks if c.layer == layer]
             if checks:

@@ -77,13 +77,21 @@ def _local(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], di
     if not state.has_session:
         return [], {}, {}
     audits = state.session
-    results = [_ran_only(r, audits.spec(r.spec_path).checks, state) for r in audits.results()]
+    results = [_with_digest(_ran_only(r, audits.spec(r.spec_path).checks, state), state) for r in audits.results()]
     baselines = {}
     for result in results:
         reference = audits.spec(result.spec_path).reference
         if reference is not None and reference.baseline is not None:
             baselines[spec_key(result.spec_path)] = os.fspath(reference.baseline)
     return results, {os.fspath(p): m for p, m in audits.errors().items()}, baselines
+
+
+def _with_digest(result: AuditResult, state: Any) -> AuditResult:
+    """``result`` with the sha256 of its spec file as collected (the record's ``spec_sha256``)."""
+    import dataclasses
+
+    digest = state.spec_digests.get(spec_key(result.spec_path))
+    return dataclasses.replace(result, spec_sha256=digest) if digest else result
 
 
 def _merge(first: AuditResult, other: AuditResult) -> None:
@@ -172,7 +180,8 @@ def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int) ->
         "exit_status": int(exitstatus),
         "interrupted": int(exitstatus) == int(pytest.ExitCode.INTERRUPTED),
         "workers": len(run_state(config).worker_records),
-        **({"shard": "{}/{}".format(*run_state(config).shard)} if run_state(config).shard else {}),
+        **({"shard": "{}/{}".format(*run_state(config).shard), "spec_set": run_state(config).spec_set}
+           if run_state(config).shard else {}),
         "errors": _error_entries(errors),
         "checks_deselected": deselected,   # left out of every output: deselected by -k, -m, --lf, node ids
         "checks_not_run": not_run,         # selected but never reached (-x, an interrupt)
@@ -215,13 +224,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return  # --collect-only and `validate` only look: no report, record or summary
     results, errors, baselines = _gather(config)
     saving = config.getoption("audit_save_baseline", False)
-    if not results and not errors and not saving:
+    empty = _empty_shard(session)
+    if not results and not errors and not saving and not empty:
         return
-    outputs = Outputs(results, errors)
+    outputs = Outputs(results, errors, notes=[empty] if empty else [])
     run_state(config).outputs = outputs
     if saving:
         _save_baselines(session, outputs, baselines)
-    if not results and not errors:
+    if not results and not errors and not empty:
         return
     html_path, record_path = report_path(config), json_path(config)
     markdown_path = _path_option(config, "audit_markdown", None)
@@ -249,6 +259,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _write(outputs, "Markdown summary", markdown_path, lambda path: write_text_atomic(path, page))
 
 
+def _empty_shard(session: pytest.Session) -> str:
+    """With ``--audit-shard K/N``, a shard the split gave no spec (N wider than the number of specs) is a
+    success, not pytest's "no tests collected" (5): its record is written empty, so ``merge`` finds every
+    shard of a CI matrix.  Returns the note said about it ("" for any other run; a run with no spec at
+    all stays 5)."""
+    state = run_state(session.config)
+    if state.shard is None or state.shard_specs or not (state.spec_set or {}).get("specs"):
+        return ""
+    if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.OK
+    index, count = state.shard
+    return (f"robustaudit: shard {index}/{count} holds none of the {len(state.spec_set['specs'])} specs "
+            f"(more shards than specs): its record is empty and merges with the others")
+
+
 def report_link(config: pytest.Config, html_path: Path | None) -> str:
     """What the Markdown summary says about the HTML report: ``--audit-report-link`` (a URL, an
     artefact name, or ``none``), else the report's path relative to the invocation folder (an
@@ -273,17 +298,10 @@ def _metrics(config: pytest.Config) -> Any:
 
 
 def _write(outputs: Outputs, what: str, path: Path, write: Callable[[Path], object]) -> None:
-    """Render and write one output; any failure (a path that cannot be written, a value a renderer
-    cannot take) is reported at the end, never raised, so it costs no other output."""
-    from ..errors import describe_error
+    """Render and write one output; a failure is reported at the end, never raised (atomic.write_output)."""
+    from ..atomic import write_output
 
-    try:
-        write(path)
-        outputs.written.append((what, path))
-    except OSError as error:
-        outputs.problems.append(f"could not write the {what} to {path}: {error}")
-    except Exception as error:  # noqa: BLE001 - the other outputs must still be written
-        outputs.problems.append(f"could not write the {what} to {path}: {describe_error(error)}")
+    write_output(what, path, write, outputs.written, outputs.problems)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -63,6 +63,10 @@ class RunState:
         #: ``--audit-shard K/N`` as (K, N), and the specs of this shard
         self.shard: tuple[int, int] | None = None
         self.shard_specs: set[Path] | None = None
+        #: with --audit-shard: every spec of the split and its content hash (the record's run.spec_set)
+        self.spec_set: dict[str, Any] | None = None
+        #: spec path (spec_key) → sha256 of the spec file's bytes as collected (the record's spec_sha256)
+        self.spec_digests: dict[str, str] = {}
         #: when this run started (a pytest-xdist worker gets the controller's): ``--audit-cache
         #: refresh`` recomputes entries created before it, so workers refresh once, not once each
         workerinput = getattr(config, "workerinput", None)
@@ -209,7 +213,10 @@ def store_dir(config: pytest.Config) -> Path:
         return Path(os.path.expanduser(env)).absolute()
     cache = getattr(config, "cache", None)
     if cache is not None:
-        return Path(cache.mkdir(STORE_CACHE_NAME))
+        try:
+            return Path(cache.mkdir(STORE_CACHE_NAME))
+        except OSError:   # a read-only checkout: the run falls back to a private store and says so (StoreOptions)
+            return Path(getattr(cache, "_cachedir", config.rootpath / ".pytest_cache"), "d", STORE_CACHE_NAME)
     return user_cache_dir()
 
 
@@ -276,6 +283,16 @@ def _kept(text: str) -> str:
         return text
     return "...\n" + text[-FAILURE_TEXT_LIMIT:].split("\n", 1)[-1]
 
+def check_interval_settings(config: pytest.Config) -> None:
+    """:func:`interval_settings` checked when the run starts: a bad ini key is a usage error."""
+    from ..errors import AuditError
+
+    try:
+        interval_settings(config)
+    except AuditError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
 def interval_settings(config: pytest.Config) -> "IntervalSettings":
     """The ini keys ``audit_confidence``, ``audit_resamples`` and ``audit_bootstrap_method``
     (docs/intervals.md), checked."""
@@ -295,6 +312,11 @@ def interval_settings(config: pytest.Config) -> "IntervalSettings":
                          fix="e.g. audit_confidence = 0.95")
     if count is not None and count < 50:
         raise AuditError(f"ini key audit_resamples must be at least 50, got {resamples}", fix="e.g. audit_resamples = 1000")
+    from ..metrics.bootstrap import MAX_RESAMPLES
+
+    if count is not None and count > MAX_RESAMPLES:
+        raise AuditError(f"ini key audit_resamples must be at most {MAX_RESAMPLES}, got {resamples}",
+                         fix="e.g. audit_resamples = 1000 (docs/intervals.md#limits)")
     method = config.getini("audit_bootstrap_method").strip() or "auto"
     if method not in BOOTSTRAP_METHODS:
         raise AuditError(f"ini key audit_bootstrap_method {method!r} is not a method",

@@ -63,6 +63,11 @@ class CheckOutcome:
     confidence: float | None = None  # the confidence the check gated at (None: gated on the value)
     inconclusive: bool = False       # failed because its interval straddles a bound (not settled)
     images_needed: int | None = None  # inconclusive: about how many images would settle it
+    #: what the verdict was read from (analyse.checks.BASES: value, interval, difference, unmeasured; "" in
+    #: records before schema 4 and for skipped checks), and the delta bounds a "difference" verdict read
+    basis: str = ""
+    min_delta: float | None = None
+    max_delta: float | None = None
 
     @property
     def status(self) -> str:
@@ -117,6 +122,9 @@ class AuditResult:
     plan: dict[str, Any] = field(default_factory=dict)
     #: seconds per phase (model build, hashing, extraction per image set, each analysis), exclusive
     phases: dict[str, float] = field(default_factory=dict)
+    #: sha256 of the spec file's bytes as the run collected it ("" in records before schema 4, and for an
+    #: audit run from a spec object with no file behind it): what ``merge`` matches against a shard's spec set
+    spec_sha256: str = ""
 
     def check(self, metric: str, layer: str, params: dict[str, Any] | None = None) -> CheckOutcome:
         """The verdict of ``metric`` on ``layer`` (at ``params``, when the spec checks it at several)."""

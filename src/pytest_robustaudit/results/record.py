@@ -41,9 +41,17 @@ from ..metrics.outlier_stats import LayerStats
 FORMAT = "pytest-robustaudit/record"
 #: bumped on any change that an older reader could misread; readers refuse newer versions and read
 #: older ones (version 1 had no metric definition versions, so its values read as definition 1, and
-#: no ``input_dtype``, so its layers read as float32 activations; versions 1-2 have no intervals)
-SCHEMA_VERSION = 4   # 2: metric definition versions, input dtype; 3: intervals (layers[].intervals, checks[].interval, ...);
-                     # 4: audits[].plan (what was computed and why, what was not), audits[].phases (seconds per phase)
+#: no ``input_dtype``, so its layers read as float32 activations; versions 1-2 have no intervals;
+#: versions 1-3 have no verdict basis nor spec fingerprints: they read as "" and ``merge`` refuses them;
+#: nor a plan or phases: they read as {} (every metric they hold)
+SCHEMA_VERSION = 4   # 2: metric definition versions, input dtype; 3: intervals (layers[].intervals, checks[].interval,
+#                      ...); 4: checks[].basis, min_delta, max_delta (what a verdict was read from, so merge decides it
+#                      again), audits[].spec_sha256 and, for --audit-shard runs, run.spec_set (which specs, which
+#                      content); audits[].plan (what was computed and why, what was not), audits[].phases (seconds
+#                      per phase)
+#: the largest record file read (a record keeps one 64-character hash per image and layer: 1 GB holds
+#: about 15 million of them)
+MAX_RECORD_BYTES = 1 << 30
 #: significant digits kept for array elements by default (None = exact)
 ARRAY_DIGITS: int | None = 7
 
@@ -84,6 +92,7 @@ _CHECK = (
     _Field("interval", "interval?", None), _Field("difference", "interval?", None),
     _Field("confidence", "float?", None), _Field("inconclusive", "bool", False),
     _Field("images_needed", "int?", None),
+    _Field("basis", "str", ""), _Field("min_delta", "float?", None), _Field("max_delta", "float?", None),
 )
 _SKIPPED = (_Field("path", "path"), _Field("reason", "str"))
 _RESULT = (  # AuditResult, besides its skipped images, layers and checks
@@ -91,7 +100,7 @@ _RESULT = (  # AuditResult, besides its skipped images, layers and checks
     _Field("fingerprint", "str"), _Field("device", "str"), _Field("precision", "str"),
     _Field("batch_size", "int", 0), _Field("data_path", "path"), _Field("n_images", "int"),
     _Field("n_found", "int"), _Field("seconds", "float"), _Field("provenance", "free", {}),
-    _Field("extraction_s", "float", 0.0), _Field("activations", "free", {}),
+    _Field("extraction_s", "float", 0.0), _Field("activations", "free", {}), _Field("spec_sha256", "str", ""),
     _Field("plan", "free", {}), _Field("phases", "free", {}),   # schema 4: {} in older records
 )
 
@@ -420,21 +429,34 @@ def record_from_dict(data: Any, origin: str = "the record") -> tuple[dict[str, A
 
 
 def loads(text: str, origin: str = "the record") -> tuple[dict[str, Any], list[AuditResult]]:
+    from ..files import UnfitFile, parse_json
+
+    fix = "regenerate it with pytest --audit ... --audit-json PATH (or --audit-save-baseline)"
     try:
-        data = json.loads(text)
+        data = parse_json(text)
+    except UnfitFile as error:
+        raise RecordError(f"{origin} {error}, more than any record nests; {fix}") from None
     except json.JSONDecodeError as error:
         raise RecordError(f"{origin} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
-                          f"regenerate it with pytest --audit ... --audit-json PATH (or --audit-save-baseline)") from None
+                          f"{fix}") from None
     return record_from_dict(data, origin)
 
 
 def read_record(path: Path | str) -> tuple[dict[str, Any], list[AuditResult]]:
-    """``(run_info, results)`` from a record file; any problem is a :class:`RecordError` naming ``path``."""
+    """``(run_info, results)`` from a record file; any problem is a :class:`RecordError` naming ``path``.
+
+    Only a regular file of at most :data:`MAX_RECORD_BYTES` is read (a FIFO or ``/dev/zero`` is
+    refused at once, never waited on or read for ever), nesting at most ``files.MAX_JSON_DEPTH`` levels."""
+    from ..files import UnfitFile, read_text
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, MAX_RECORD_BYTES)
     except FileNotFoundError:
         raise RecordError(f"record {path} does not exist; write it with pytest --audit ... --audit-json {path}") from None
+    except UnfitFile as error:
+        raise RecordError(f"record {path} {error}", fix="give the path of a JSON record written by --audit-json "
+                                                       "or --audit-save-baseline") from None
     except (OSError, UnicodeDecodeError) as error:
         raise RecordError(f"record {path} cannot be read ({error}); check the file") from None
     return loads(text, f"record {path}")

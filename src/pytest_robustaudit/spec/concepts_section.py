@@ -58,6 +58,14 @@ class ConceptsSection(Validator):
             size = self.integer(section.get("size", 224), path + ("size",), 16, 1024)
             seed = self.integer(section.get("seed", 0), path + ("seed",), 0, SEED_LIMIT)
             names = self._names(section["names"], path + ("names",)) if "names" in section else None
+            from ..data.concept_bank import BUILTIN_CONCEPTS, MAX_BANK_IMAGES
+
+            count = len(names) if names else len(BUILTIN_CONCEPTS)
+            if ipc and ipc * count > MAX_BANK_IMAGES:
+                self.problem(path + ("images_per_concept",), f"{ipc} images for each of {count} concepts make "
+                             f"{ipc * count} images, more than the {MAX_BANK_IMAGES} a bank may hold",
+                             f"set images_per_concept to at most {MAX_BANK_IMAGES // count} (docs/concepts.md#limits)")
+                return None
             return ConceptsSpec(builtin=True, bank_seed=seed or 0, images_per_concept=ipc or 10, size=size or 224,
                                 names=names, where=self.where(path), **settings)
         folder = self.existing_path(section["path"], path + ("path",), want_dir=True)

@@ -90,7 +90,10 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, Shift
         store_dtype = self.choice(top.get("store_dtype", "float32"), ("store_dtype",), STORE_DTYPE_NAMES)
         confidence = self.confidence(top.get("confidence"), ("confidence",))
         min_images = self.integer(top["min_images"], ("min_images",), 1) if top.get("min_images") is not None else None
-        resamples = self.integer(top["resamples"], ("resamples",), 50) if top.get("resamples") is not None else None
+        from ..metrics.bootstrap import MAX_RESAMPLES
+
+        resamples = self.integer(top["resamples"], ("resamples",), 50, MAX_RESAMPLES) \
+            if top.get("resamples") is not None else None
         method = self.choice(top["bootstrap_method"], ("bootstrap_method",), BOOTSTRAP_METHODS) \
             if top.get("bootstrap_method") is not None else None
         model = self.model(top["model"], ("model",)) if "model" in top else None

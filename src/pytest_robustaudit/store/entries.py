@@ -39,8 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import AuditError
+from ..files import UnfitFile, open_regular, parse_json, read_text
 from .errors import WAY_OUT as _WAY_OUT
-from .errors import StoreError
+from .errors import RottenEntry, StoreError
 from .errors import ensure_dir as _ensure_dir
 from .keys import STORE_FORMAT_VERSION, FileHasher, canonical_json, content_key
 
@@ -58,6 +60,8 @@ STALE_INCOMPLETE_S = 24 * 3600.0
 CHUNK_BYTES = 8 << 20
 #: Every .npy header is padded to this many bytes, so the row count can be rewritten in place.
 _NPY_HEADER_BYTES = 128
+#: The largest manifest.json read (a manifest lists one 64-character hash per image: about 3.8 million images)
+MAX_MANIFEST_BYTES = 256 << 20
 _KEY_RE = re.compile(r"^[0-9a-f]{16,128}$")
 
 
@@ -79,15 +83,20 @@ def _npy_header(dtype: np.dtype, shape: tuple[int, int]) -> bytes:
 
 
 def _read_npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
-    """(shape, dtype, offset of the data) of a ``.npy`` file; ValueError when it is not one."""
-    with open(path, "rb") as handle:
-        version = np.lib.format.read_magic(handle)
-        if version != (1, 0):
-            raise ValueError(f"unexpected .npy version {version}")
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
-        if fortran:
-            raise ValueError("Fortran-ordered array")
-        return tuple(shape), dtype, handle.tell()
+    """(shape, dtype, offset of the data) of a ``.npy`` file; ValueError when it is not one (or not a
+    regular file: a FIFO is refused, never waited on)."""
+    with open_regular(path) as handle:
+        return _parse_npy_header(handle)
+
+
+def _parse_npy_header(handle) -> tuple[tuple[int, ...], np.dtype, int]:
+    version = np.lib.format.read_magic(handle)
+    if version != (1, 0):
+        raise ValueError(f"unexpected .npy version {version}")
+    shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+    if fortran:
+        raise ValueError("Fortran-ordered array")
+    return tuple(shape), dtype, handle.tell()
 
 
 def _safe_name(layer: str) -> str:
@@ -173,28 +182,45 @@ class Entry:
 
         Each chunk is read into its own array of at most ``chunk_rows x d`` (plain reads, no memory
         map, so no page of the file stays counted in RSS), so memory stays flat in N however many
-        images the entry holds."""
+        images the entry holds.  The bytes are checksummed as they stream: before the last chunk is
+        handed out, the file's sha256 is compared with the manifest's, and a mismatch (bit rot that
+        kept the file's size and times, which the stat memo cannot see) raises :class:`RottenEntry`
+        instead, so a reader that went through every row never finishes on rotten numbers."""
         info = self.info(layer)
         path = self.path / info.file
-        stored = STORE_DTYPES[info.dtype]
-        n, d = info.shape
         out = np.dtype(dtype)
         if chunk_rows is None:
-            chunk_rows = max(1, CHUNK_BYTES // max(1, d * out.itemsize))
+            chunk_rows = max(1, CHUNK_BYTES // max(1, info.shape[1] * out.itemsize))
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
-        with open(path, "rb") as handle:
-            handle.seek(_read_npy_header(path)[2])
-            for start in range(0, n, chunk_rows):
-                count = min(chunk_rows, n - start)
-                chunk = np.empty((count, d), dtype=stored)
-                view = memoryview(chunk).cast("B")
-                got = handle.readinto(view)
-                if got != view.nbytes:
-                    raise StoreError(
-                        f"activation store entry {self.key[:12]}: {path} ended early (rows {start}..{start + count} "
-                        f"of {n}); it changed after it was checked; run again to recompute it"
-                    )
+        try:
+            with open_regular(path) as handle:
+                yield from self._checked_chunks(handle, info, chunk_rows, out)
+        except (OSError, UnfitFile) as error:   # gone, swapped for a FIFO, or the disk failed mid-read
+            raise RottenEntry(self.key, self.path, f"{info.file} cannot be read any more ({error})") from None
+
+    def _checked_chunks(self, handle, info: LayerInfo, chunk_rows: int, out: np.dtype) -> Iterator[np.ndarray]:
+        n, d = info.shape
+        stored = STORE_DTYPES[info.dtype]
+        try:
+            offset = _parse_npy_header(handle)[2]
+        except ValueError as error:
+            raise RottenEntry(self.key, self.path, f"{info.file} has no readable .npy header ({error})") from None
+        handle.seek(0)
+        digest = hashlib.sha256(handle.read(offset))
+        for start in range(0, max(n, 1), chunk_rows):
+            count = max(0, min(chunk_rows, n - start))
+            chunk = np.empty((count, d), dtype=stored)
+            view = memoryview(chunk).cast("B")
+            got = handle.readinto(view) if view.nbytes else 0
+            if got != view.nbytes:
+                raise RottenEntry(self.key, self.path, f"{info.file} ended early (rows {start}..{start + count} of "
+                                                       f"{n}): it changed after it was checked")
+            digest.update(view)
+            if start + chunk_rows >= n and digest.hexdigest() != info.sha256:   # checked before the last chunk
+                raise RottenEntry(self.key, self.path, f"layer {info.name!r} ({info.file}) does not match its "
+                                                       f"sha256 (corrupted on disk)")
+            if count:
                 yield chunk if chunk.dtype == out else chunk.astype(out)
 
     def __repr__(self) -> str:
@@ -256,14 +282,16 @@ class EntryWriter:
             raise ValueError(f"layer {layer!r}: rows must be a 2-D [batch, features] array, got shape {array.shape}")
         with np.errstate(over="ignore"):
             stored = np.ascontiguousarray(array, dtype=self.dtype)
-        if self.dtype.itemsize < 4:
-            overflow = np.isinf(stored) & np.isfinite(array)
+        if array.dtype.kind in "fiu" and array.dtype != self.dtype:
+            overflow = np.isinf(stored) & np.isfinite(array)   # a finite value the storage dtype cannot hold
             if overflow.any():
+                fix = "set store_dtype: float32 for this model" if self.dtype.itemsize < 4 else \
+                    "scale the features down before auditing them (the store keeps float32 at most)"
                 raise StoreError(
-                    f"layer {layer!r}: {int(overflow.sum())} activation(s) exceed the float16 range (max 65504, "
-                    f"largest here {float(np.nanmax(np.abs(array[np.isfinite(array)]))):.4g}); "
-                    "set store_dtype: float32 for this model"
-                )
+                    f"layer {layer!r}: {int(overflow.sum())} activation(s) exceed the {self.dtype_name} range "
+                    f"(max {float(np.finfo(self.dtype).max):.4g}, largest here "
+                    f"{float(np.nanmax(np.abs(array[np.isfinite(array)]))):.4g}); they would be stored as infinity "
+                    f"and dropped as non-finite", fix=fix)
         try:
             target = self._layers.get(layer)
             if target is None:
@@ -391,8 +419,105 @@ def _manifest_digest(manifest: Mapping) -> str:
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
-class _BadEntry(Exception):
-    """Internal: why an entry folder cannot be trusted (one line)."""
+class BadEntry(Exception):
+    """Why an entry folder cannot be trusted (one line, said by :attr:`ActivationStore.problems` and
+    ``cache list``)."""
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _layer_problem(item: object) -> str:
+    if not isinstance(item, dict):
+        return "a layer is not an object"
+    if not isinstance(item.get("name"), str) or not isinstance(item.get("sha256"), str):
+        return "a layer's name or sha256 is not a string"
+    file = item.get("file")
+    if not isinstance(file, str) or Path(file).name != file or file in ("", ".", ".."):
+        return f"layer {item['name']!r} names no plain file in the entry folder"
+    shape = item.get("shape")
+    if not isinstance(shape, list) or len(shape) != 2 or not all(_is_count(v) for v in shape):
+        return f"layer {item['name']!r} has no [rows, features] shape"
+    if item.get("dtype") not in STORE_DTYPES:
+        return f"layer {item['name']!r} has no storage dtype of {', '.join(STORE_DTYPES)}"
+    return ""
+
+
+def manifest_problem(manifest: object) -> str:
+    """Why ``manifest`` (decoded JSON) is not a well-formed manifest of this store format ("" when it is):
+    every field an :class:`Entry` and ``cache list`` read, of the type they read it as."""
+    if not isinstance(manifest, dict):
+        return "its manifest.json is not a JSON object"
+    version = manifest.get("format_version")
+    if version != STORE_FORMAT_VERSION:
+        return f"it was written in store format {version!r}, this plugin reads format {STORE_FORMAT_VERSION}"
+    created = manifest.get("created")
+    if not isinstance(manifest.get("key"), str) or not isinstance(manifest.get("parts"), dict) \
+            or not isinstance(manifest.get("meta"), dict) or manifest.get("dtype") not in STORE_DTYPES \
+            or isinstance(created, bool) or not isinstance(created, (int, float)) or created != created \
+            or not isinstance(manifest.get("images"), list) or not isinstance(manifest.get("layers"), list):
+        return "its manifest.json lacks or mangles a field (key, parts, meta, dtype, images, created or layers)"
+    if not all(isinstance(image, str) for image in manifest["images"]):
+        return "its manifest.json lists an image identity that is not a string"
+    if not manifest["layers"]:
+        return "it holds no layers"
+    problems = [p for p in map(_layer_problem, manifest["layers"]) if p]
+    if problems:
+        return f"its manifest.json describes a layer wrongly ({problems[0]})"
+    if len({item["name"] for item in manifest["layers"]}) != len(manifest["layers"]):
+        return "its manifest.json names a layer twice"
+    return ""
+
+
+def read_manifest(folder: os.PathLike | str) -> dict:
+    """The manifest of the entry folder ``folder``: read without blocking (a FIFO is refused), at most
+    :data:`MAX_MANIFEST_BYTES`, checksummed and well-formed, or :class:`BadEntry` saying why.  A
+    folder that does not exist raises FileNotFoundError."""
+    folder = Path(folder)
+    try:
+        text = read_text(folder / MANIFEST, MAX_MANIFEST_BYTES)
+    except FileNotFoundError:
+        if not folder.is_dir():
+            raise
+        raise BadEntry("its manifest.json is missing") from None
+    except (OSError, UnfitFile, UnicodeDecodeError) as error:
+        raise BadEntry(f"its manifest.json cannot be read ({getattr(error, 'strerror', None) or error})") from None
+    try:
+        manifest = parse_json(text)
+    except UnfitFile as error:
+        raise BadEntry(f"its manifest.json {error}") from None
+    except ValueError:
+        raise BadEntry("its manifest.json is not valid JSON (truncated or corrupted)") from None
+    problem = manifest_problem(manifest)
+    if problem:
+        raise BadEntry(problem)
+    try:
+        intact = manifest.get("manifest_sha256") == _manifest_digest(manifest)
+    except ValueError:                       # NaN or Infinity, which canonical JSON refuses
+        intact = False
+    if not intact:
+        raise BadEntry("its manifest.json does not match its own checksum (corrupted)")
+    return manifest
+
+
+def unusable_reason(root: Path) -> str:
+    """Why the store cannot live in ``root`` ("" when it can): the folder cannot be created, nothing can
+    be written in it (a read-only home or checkout, a path through a regular file), or one of its own
+    sub-folders is something else (a file where ``entries/`` should be)."""
+    import tempfile
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root, prefix=".robustaudit-probe-"):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    for name in (ENTRIES, INCOMPLETE, LOCKS):
+        sub = root / name
+        if os.path.lexists(sub) and not sub.is_dir():
+            return f"its {name}/ is not a folder"
+    return ""
 
 
 class ActivationStore:
@@ -443,13 +568,11 @@ class ActivationStore:
         and a one-line reason appended to :attr:`problems`)."""
         path = self.entry_path(key)
         try:
-            entry = self._verify(key, path)
+            entry = self._verify(key, path, self.hasher)
         except FileNotFoundError:
             return None
-        except _BadEntry as bad:
-            self.problems.append(
-                f"activation store entry {key[:12]} ({path}) cannot be used: {bad}; it was set aside and is recomputed")
-            self._set_aside(path, "bad")
+        except BadEntry as bad:
+            self._set_aside_bad(key, path, str(bad))
             return None
         finally:
             if self._hasher is not None:
@@ -458,64 +581,64 @@ class ActivationStore:
             os.utime(path)  # "last used", for prune
         return entry
 
-    def _verify(self, key: str, path: Path) -> Entry:
+    def discard(self, rotten: RottenEntry) -> None:
+        """Set aside the entry whose rows were found rotten while read (:class:`RottenEntry`), saying so
+        in :attr:`problems` as for any bad entry, so that the caller computes it again."""
+        self._set_aside_bad(rotten.key, self.entry_path(rotten.key), rotten.reason)
+
+    def _set_aside_bad(self, key: str, path: Path, reason: str) -> None:
+        self.problems.append(
+            f"activation store entry {key[:12]} ({path}) cannot be used: {reason}; it was set aside and is recomputed")
+        if self._hasher is not None:          # its files' remembered hashes go with it
+            self._hasher.forget_under(path)
+            self._hasher.save()
+        self._set_aside(path, "bad")
+
+    def verify(self, key: str) -> str:
+        """Check the entry ``key`` completely, hashing every file again (the stat memo is not trusted):
+        "" when it is whole, else why it is not (then it is set aside, as a run would).  For
+        ``cache verify``; a run checks the rows as it streams them (:meth:`Entry.rows`)."""
+        path = self.entry_path(key)
         try:
-            text = (path / MANIFEST).read_text(encoding="utf-8")
+            self._verify(key, path, FileHasher(None))
         except FileNotFoundError:
-            if not path.is_dir():
-                raise
-            raise _BadEntry("its manifest.json is missing") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise _BadEntry(f"its manifest.json cannot be read ({error})") from None
-        try:
-            manifest = json.loads(text)
-        except ValueError:
-            raise _BadEntry("its manifest.json is not valid JSON (truncated or corrupted)") from None
-        if not isinstance(manifest, dict):
-            raise _BadEntry("its manifest.json is not a JSON object")
-        version = manifest.get("format_version")
-        if version != STORE_FORMAT_VERSION:
-            raise _BadEntry(f"it was written in store format {version!r}, this plugin reads format {STORE_FORMAT_VERSION}")
-        if manifest.get("manifest_sha256") != _manifest_digest(manifest):
-            raise _BadEntry("its manifest.json does not match its own checksum (corrupted)")
-        try:
-            if manifest["key"] != key or content_key(manifest["parts"]) != key:
-                raise _BadEntry("its manifest describes another key")
-            images = manifest["images"]
-            layers = manifest["layers"]
-            entry = Entry(path, manifest)
-        except (KeyError, TypeError, ValueError) as error:
-            raise _BadEntry(f"its manifest.json lacks or mangles a field ({error})") from None
-        if not layers:
-            raise _BadEntry("it holds no layers")
+            return "it is gone (removed while checking)"
+        except BadEntry as bad:
+            self._set_aside_bad(key, path, str(bad))
+            return str(bad)
+        return ""
+
+    def _verify(self, key: str, path: Path, hasher: FileHasher) -> Entry:
+        manifest = read_manifest(path)
+        if manifest["key"] != key or content_key(manifest["parts"]) != key:
+            raise BadEntry("its manifest describes another key")
+        entry = Entry(path, manifest)
         for info in entry._layers.values():
-            self._verify_layer(path, info, len(images))
+            self._verify_layer(path, info, len(entry.images), hasher)
         return entry
 
-    def _verify_layer(self, path: Path, info: LayerInfo, n_images: int) -> None:
+    def _verify_layer(self, path: Path, info: LayerInfo, n_images: int, hasher: FileHasher) -> None:
         label = f"layer {info.name!r} ({info.file})"
-        if Path(info.file).name != info.file or info.dtype not in STORE_DTYPES:
-            raise _BadEntry(f"{label} is described wrongly in the manifest")
         file = path / info.file
         try:
             shape, dtype, offset = _read_npy_header(file)
             size = file.stat().st_size
         except FileNotFoundError:
-            raise _BadEntry(f"{label} is missing") from None
+            raise BadEntry(f"{label} is missing") from None
         except (OSError, ValueError) as error:
-            raise _BadEntry(f"{label} has no readable .npy header ({error})") from None
-        if len(info.shape) != 2 or shape != info.shape or info.shape[0] != n_images or dtype != STORE_DTYPES[info.dtype]:
-            raise _BadEntry(f"{label} holds {dtype} {shape}, the manifest says {info.dtype} {list(info.shape)} "
+            raise BadEntry(f"{label} has no readable .npy header ({error})") from None
+        if shape != info.shape or info.shape[0] != n_images or dtype != STORE_DTYPES[info.dtype]:
+            raise BadEntry(f"{label} holds {dtype} {shape}, the manifest says {info.dtype} {list(info.shape)} "
                             f"for {n_images} images")
         expected = offset + shape[0] * shape[1] * dtype.itemsize
         if size != expected:
-            raise _BadEntry(f"{label} is {size} bytes, {expected} expected (truncated or extended)")
+            raise BadEntry(f"{label} is {size} bytes, {expected} expected (truncated or extended)")
         try:
-            digest = self.hasher.sha256(file)
+            digest = hasher.sha256(file)
         except AuditError as error:
-            raise _BadEntry(f"{label} cannot be read ({error})") from None
+            raise BadEntry(f"{label} cannot be read ({error})") from None
         if digest != info.sha256:
-            raise _BadEntry(f"{label} does not match its sha256 (corrupted)")
+            raise BadEntry(f"{label} does not match its sha256 (corrupted)")
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -34,6 +34,8 @@ RACY_WINDOW_S = 2.0
 
 _MEMO_VERSION = 1
 _CHUNK = 1 << 20
+#: The largest hash memo read (about 250 bytes per remembered file: a million files)
+MAX_MEMO_BYTES = 256 << 20
 
 
 def canonical_json(value: object) -> str:
@@ -58,15 +60,24 @@ def content_key(parts: Mapping) -> str:
 
 
 def sha256_file(path: os.PathLike | str) -> str:
-    """The hex sha256 of a file's bytes, read in 1 MiB chunks (memory flat in the file size)."""
+    """The hex sha256 of a file's bytes, read in 1 MiB chunks (memory flat in the file size); a file
+    that is not a regular file raises :class:`~..files.UnfitFile` (a FIFO is never waited on)."""
+    from ..files import open_regular
+
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         while True:
             block = handle.read(_CHUNK)
             if not block:
                 break
             digest.update(block)
     return digest.hexdigest()
+
+
+def _well_formed(known: object) -> bool:
+    """A memo item is [size, mtime_ns, inode, device, sha256 hex]."""
+    return isinstance(known, list) and len(known) == 5 and isinstance(known[4], str) and \
+        all(isinstance(v, int) and not isinstance(v, bool) for v in known[:4])
 
 
 def _signature(stat: os.stat_result) -> list[int]:
@@ -90,15 +101,18 @@ class FileHasher:
         self._memo: dict[str, list] = self._load()
 
     def _load(self) -> dict[str, list]:
+        from ..files import UnfitFile, read_json
+
         if self.memo_path is None:
             return {}
         try:
-            data = json.loads(self.memo_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = read_json(self.memo_path, MAX_MEMO_BYTES)
+        except (OSError, ValueError, UnfitFile):
             return {}
         if not isinstance(data, dict) or data.get("version") != _MEMO_VERSION or not isinstance(data.get("files"), dict):
             return {}
-        return data["files"]
+        # a memo of the wrong shape (valid JSON all the same) only costs a re-hash: keep the well-formed items
+        return {name: known for name, known in data["files"].items() if _well_formed(known)}
 
     def sha256(self, path: os.PathLike | str) -> str:
         """The hex sha256 of ``path``'s bytes; from the memo when its stat signature is unchanged.
@@ -113,10 +127,10 @@ class FileHasher:
                 self.hits += 1
                 return known[4]
             digest = sha256_file(name)
-        except OSError as error:
+        except (OSError, ValueError) as error:   # ValueError: UnfitFile, not a regular file
             raise DataError(
-                f"cannot read {name} to compute its content hash: {error.strerror or error}; "
-                "check that the file exists and is readable"
+                f"cannot read {name} to compute its content hash: {getattr(error, 'strerror', None) or error}; "
+                "check that the file exists, is a regular file and is readable"
             ) from error
         self.hashed += 1
         if time.time_ns() - stat.st_mtime_ns > RACY_WINDOW_S * 1e9:
@@ -126,6 +140,15 @@ class FileHasher:
             del self._memo[name]
             self._dirty = True
         return digest
+
+    def forget_under(self, folder: os.PathLike | str) -> None:
+        """Drop the remembered hashes of the files in ``folder`` (an entry set aside: a new file there may
+        one day have the old one's size, times and inode)."""
+        prefix = os.path.join(os.path.abspath(folder), "")
+        gone = [name for name in self._memo if name.startswith(prefix)]
+        for name in gone:
+            del self._memo[name]
+        self._dirty = self._dirty or bool(gone)
 
     def save(self) -> None:
         """Write the memo (only when something new was hashed) through a temporary file and a rename."""

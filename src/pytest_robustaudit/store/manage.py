@@ -1,7 +1,8 @@
 """Looking after a store from the command line: list, clear, prune (``python -m pytest_robustaudit cache``).
 
-Listing reads manifests only (no checksums), so it is quick on a large store; an entry whose manifest
-cannot be read is listed as unreadable rather than hidden.
+Listing reads manifests only (no row checksums), so it is quick on a large store; an entry whose
+manifest cannot be read (or is not a regular file, or is malformed) is listed with the reason rather
+than hidden.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .keys import STORE_FORMAT_VERSION
-from .entries import ENTRIES, INCOMPLETE, LOCKS, MANIFEST, STALE_INCOMPLETE_S, ActivationStore
+from .entries import ENTRIES, INCOMPLETE, LOCKS, STALE_INCOMPLETE_S, ActivationStore, BadEntry, read_manifest
 from .errors import StoreError
 
 #: the recipe memo (activations.py): model identities known without building the model
@@ -97,19 +97,17 @@ def list_entries(root: os.PathLike | str) -> list[EntryRecord]:
             continue
         size = _folder_size(path)
         try:
-            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-            meta = manifest.get("meta") or {}
-            layers = tuple(item["name"] for item in manifest["layers"])
-            records.append(EntryRecord(
-                key=child.name, path=path, model=_describe(meta.get("model")), data=_describe(meta.get("data")),
-                layers=layers, images=len(manifest["images"]), size_bytes=size,
-                created=float(manifest["created"]), last_used=last_used, dtype=str(manifest.get("dtype", "")),
-                problem="" if manifest.get("format_version") == STORE_FORMAT_VERSION
-                else f"store format {manifest.get('format_version')!r}",
-            ))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            records.append(EntryRecord(child.name, path, "", "", (), 0, size, last_used, last_used,
-                                       problem=f"unreadable manifest ({type(error).__name__})"))
+            manifest = read_manifest(path)     # never blocks on a FIFO; every field of the right type
+        except FileNotFoundError:
+            continue                           # removed while listing
+        except BadEntry as bad:
+            records.append(EntryRecord(child.name, path, "", "", (), 0, size, last_used, last_used, problem=str(bad)))
+            continue
+        meta = manifest["meta"]
+        records.append(EntryRecord(
+            key=child.name, path=path, model=_describe(meta.get("model")), data=_describe(meta.get("data")),
+            layers=tuple(item["name"] for item in manifest["layers"]), images=len(manifest["images"]),
+            size_bytes=size, created=float(manifest["created"]), last_used=last_used, dtype=manifest["dtype"]))
     records.sort(key=lambda record: record.created)
     return records
 
@@ -199,30 +197,73 @@ def format_table(records: list[EntryRecord], now: float | None = None) -> str:
         return "  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
 
     total = sum(record.size_bytes for record in records)
+    problems = [f"{record.key[:12]}: {record.problem} (a run sets it aside and recomputes it)"
+                for record in records if record.problem]
     return "\n".join([line(header), *(line(row) for row in rows),
-                      f"{len(records)} entr{'y' if len(records) == 1 else 'ies'}, {human_size(total)}"])
+                      f"{len(records)} entr{'y' if len(records) == 1 else 'ies'}, {human_size(total)}", *problems])
+
+
+def usable_root(root: Path) -> Path:
+    """``root`` when it is a store folder or does not exist yet (an empty store); a :class:`StoreError`
+    naming it when it is something else (a regular file, a symbolic link loop, a FIFO): listing such a
+    path as "empty" would hide a wrong ``--dir``."""
+    import stat
+
+    from ..errors import mode_kind
+
+    try:
+        mode = root.stat().st_mode
+    except FileNotFoundError:
+        if root.is_symlink():
+            raise StoreError(f"{root} is a symbolic link that leads nowhere",
+                             fix="give --dir the real store folder") from None
+        return root
+    except OSError as error:      # ELOOP: a symbolic link loop; EACCES, ENOTDIR along the way
+        raise StoreError(f"{root} cannot be used as a store folder: {error.strerror or error}",
+                         fix="give --dir the store folder (docs/store.md#where-it-lives-and-how-it-is-controlled)") from None
+    if not stat.S_ISDIR(mode):
+        raise StoreError(f"{root} is {mode_kind(mode)}, not a store folder",
+                         fix="give --dir the store folder (docs/store.md#where-it-lives-and-how-it-is-controlled)")
+    return root
+
+
+def verify(root: os.PathLike | str) -> list[tuple[EntryRecord, str]]:
+    """Hash every entry's files again (the stat memo is not trusted) and set aside the bad ones, as a
+    run would; returns each entry with "" (whole) or why it was set aside."""
+    store = ActivationStore(root)
+    return [(record, store.verify(record.key)) for record in list_entries(root)]
 
 
 def cache_main(argv: list[str] | None = None, default_root: os.PathLike | str | None = None) -> int:
-    """``cache {list,clear,prune --older-than AGE} [--dir PATH]``; prints, returns the exit code."""
+    """``cache {list,clear,prune --older-than AGE,verify} [--dir PATH]`` (``--dir`` before or after the
+    sub-command); prints, returns the exit code (2: a usage or store error, 1: ``verify`` set entries aside)."""
     parser = argparse.ArgumentParser(prog="python -m pytest_robustaudit cache",
-                                     description="List, clear or prune the activation store.")
-    parser.add_argument("--dir", default=None,
-                        help="store folder (default: .pytest_cache/d/robustaudit-store under the current folder)")
+                                     description="List, clear, prune or verify the activation store.")
+    where = "store folder (default: $ROBUSTAUDIT_CACHE_DIR, else .pytest_cache/d/robustaudit-store here)"
+    parser.add_argument("--dir", default=None, help=where)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="show each entry's model, data, layers, size and age")
-    commands.add_parser("clear", help="remove every entry")
-    prune_parser = commands.add_parser("prune", help="remove entries not used for a while")
+    # --dir is also accepted after the sub-command (`cache prune --older-than 14d --dir DIR`); SUPPRESS
+    # keeps a --dir given before it when none follows
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument("--dir", default=argparse.SUPPRESS, help=where)
+    commands.add_parser("list", parents=[after], help="show each entry's model, data, layers, size and age")
+    commands.add_parser("clear", parents=[after], help="remove every entry")
+    prune_parser = commands.add_parser("prune", parents=[after], help="remove entries not used for a while")
     prune_parser.add_argument("--older-than", required=True, help="age such as 7d, 12h, 30m, 90s")
+    commands.add_parser("verify", parents=[after], help="hash every entry again; set aside the ones that changed "
+                                                        "on disk (bit rot)")
     args = parser.parse_args(argv)
     root = Path(args.dir) if args.dir else Path(default_root) if default_root else default_store_dir()
     try:
+        root = usable_root(root)
         if args.command == "list":
             print(f"activation store: {root}")
             print(format_table(list_entries(root)))
         elif args.command == "clear":
             count, size = clear(root)
             print(f"removed {count} entr{'y' if count == 1 else 'ies'} ({human_size(size)}) from {root}")
+        elif args.command == "verify":
+            return _print_verified(root, verify(root))
         else:
             removed = prune(root, parse_age(args.older_than))
             size = sum(record.size_bytes for record in removed)
@@ -232,3 +273,12 @@ def cache_main(argv: list[str] | None = None, default_root: os.PathLike | str | 
         print(f"error: {error}")
         return 2
     return 0
+
+
+def _print_verified(root: Path, checked: list[tuple[EntryRecord, str]]) -> int:
+    bad = [(record, why) for record, why in checked if why]
+    for record, why in bad:
+        print(f"{record.key[:12]}  set aside: {why}")
+    print(f"verified {len(checked)} entr{'y' if len(checked) == 1 else 'ies'} in {root}: "
+          f"{len(checked) - len(bad)} whole, {len(bad)} set aside (recomputed by the next run that needs them)")
+    return 1 if bad else 0
