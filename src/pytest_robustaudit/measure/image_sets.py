@@ -49,10 +49,6 @@ class ImageSetKind:
     transform: Callable[..., Any] | None = None
     version: int = 1
 
-    @property
-    def builtin(self) -> bool:
-        return self.name in BUILTIN_KINDS and self.transform is None
-
 
 def _check_kind(kind: Any) -> str:
     # by its fields, not isinstance: a kind made from another import of this module is as good
