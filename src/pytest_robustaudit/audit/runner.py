@@ -100,7 +100,7 @@ def measure(spec: AuditSpec, registries: Registries, store: Any = None, referenc
                 got = measure_layers(ctx, spec, probe)
             intervals = settings.intervals or IntervalSettings()
             # one pass over each layer's stored rows for its intervals, while the store is open (no model runs)
-            with clock.phase("intervals: resampled profiles"):
+            with clock.phase("intervals"):   # the resampled-profile pass runs here, or lazily in the intervals below
                 samples = layer_samples(spec, registries, got, spec.resamples or intervals.resamples,
                                         spec.bootstrap_method or intervals.method, plan)
             head = HeadSource(ctx, spec, got.fingerprint, got.model, got.device)
