@@ -5,12 +5,13 @@ registry, bounds that can be met, and one check per (metric, layer, parameters).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from ..models.layers import LAYER_NAME, LAYER_NAME_HELP, NAMED_LAYERS
 from ..registry import suggest
 from .schema import CheckSpec
-from .validator import Validator, _kind
+from .validator import Validator, _kind, percentage_hint
 
 DEFAULT_LAYERS = ("representation",)
 RELATIVE_KEYS = ("min_ratio", "max_ratio", "min_delta", "max_delta")
@@ -79,6 +80,27 @@ class ChecksSection(Validator):
                     out.append(check)
         return with_ids(out)
 
+    def beyond_domain(self, metric, bounds: dict[str, float], path: tuple) -> bool:
+        """A ``min`` above the top of the metric's :class:`~..metrics.types.Domain` or a ``max`` below its
+        bottom can never pass: a problem with the likely fix (a percentage for a fraction).  Relative
+        bounds are exempt: a ratio or a difference has another range."""
+        domain = getattr(metric, "domain", None)
+        if domain is None:
+            return False
+        found = False
+        for key, beyond, edge, side in (("min", bounds.get("min", -math.inf) > domain.high, domain.high, "largest"),
+                                        ("max", bounds.get("max", math.inf) < domain.low, domain.low, "smallest")):
+            if beyond:
+                value = bounds[key]
+                hint = percentage_hint(value, domain.high)
+                self.problem(path + (key,), f"{key} {value:g} can never be met: the {side} value {metric.name} can "
+                             f"take is {edge:g} ({domain}){hint}",
+                             f"write {key}: {value / 100:g}" if hint else
+                             f"set {key} to at {'most' if key == 'min' else 'least'} {edge:g}, or leave it out to leave "
+                             "that side open")
+                found = True
+        return found
+
     def check(self, metric, entry: Any, path: tuple, layers: tuple[str, ...]) -> list[CheckSpec]:
         allowed = CHECK_KEYS + tuple(metric.params)
         section = self.mapping(entry, path, allowed)
@@ -104,7 +126,7 @@ class ChecksSection(Validator):
             if bounds.get(key, 1.0) < 0:
                 self.problem(path + (key,), "a ratio bound must not be negative", "e.g. min_ratio: 0.8 keeps 80% of the reference")
                 crossed = True
-        if crossed:
+        if crossed or self.beyond_domain(metric, bounds, path):
             return []
         lo, hi = bounds.get("min"), bounds.get("max")
         confidence = self.confidence(section.get("confidence"), path + ("confidence",))
@@ -115,6 +137,9 @@ class ChecksSection(Validator):
                 got = self.typed(section[pname], path + (pname,), kinds, f"a {param.type.__name__}")
                 if got is not None and param.minimum is not None and got < param.minimum:
                     self.problem(path + (pname,), f"must be at least {param.minimum}, got {got}", param.help)
+                elif got is not None and param.maximum is not None and got > param.maximum:
+                    self.problem(path + (pname,), f"must be at most {param.maximum:g}, got {got}"
+                                 f"{percentage_hint(got, param.maximum)}", param.help)
                 elif got is not None:
                     params[pname] = param.type(got)
         why = ""
