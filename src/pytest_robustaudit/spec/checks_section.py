@@ -30,6 +30,38 @@ def with_ids(checks: list[CheckSpec]) -> tuple[CheckSpec, ...]:
                  if pairs[(c.metric, c.layer)] > 1 else c for c in checks)
 
 
+class LayerFit:
+    """Which of a spec's layers a metric applies to: a metric that reads the classification head applies
+    where the layer's width is the width the head reads (the head reads the layer it was trained on,
+    normally ``representation``); every other metric applies everywhere.
+
+    ``architecture`` is the model's :class:`~..models.architecture.Architecture` (None: not known before
+    the audit runs, e.g. a factory); ``head_kind`` the resolved head (``classifier``, ``zero-shot``,
+    ``none``).  Where the fit is unknown, every layer is a candidate and a default layer that turns out
+    not to fit is dropped at run time, with a note (``analyse/dropped.py``)."""
+
+    def __init__(self, architecture: Any = None, head_kind: str = "none"):
+        self.architecture = architecture
+        self.head_width = architecture.head_width(head_kind) if architecture is not None else None
+        self.head_kind = head_kind
+
+    @staticmethod
+    def reads_head(metric: Any) -> bool:
+        from ..metrics.types import NEEDS_HEAD
+
+        return NEEDS_HEAD in metric.inputs
+
+    def misfit(self, metric: Any, layer: str) -> str:
+        """Why ``metric`` cannot be computed on ``layer`` ("" when it can, or when that is not known here)."""
+        if self.head_width is None or not self.reads_head(metric):
+            return ""
+        width = self.architecture.width(layer)
+        if width is None or width == self.head_width:
+            return ""
+        return (f"layer '{layer}' has width {width} but the {self.head_kind} head reads width {self.head_width}, "
+                f"so {metric.name} cannot be computed there")
+
+
 class ChecksSection(Validator):
     def layers(self, value: Any) -> tuple[str, ...]:
         path = ("layers",)
@@ -50,7 +82,7 @@ class ChecksSection(Validator):
                 seen.append(name)
         return tuple(seen) or DEFAULT_LAYERS
 
-    def checks(self, value: Any, layers: tuple[str, ...]) -> tuple[CheckSpec, ...]:
+    def checks(self, value: Any, layers: tuple[str, ...], fit: LayerFit | None = None) -> tuple[CheckSpec, ...]:
         path = ("checks",)
         if not isinstance(value, dict) or not value:
             self.problem(path, f"expected a mapping of metric name → bounds, got {_kind(value)}",
@@ -69,7 +101,7 @@ class ChecksSection(Validator):
             bodies = body if isinstance(body, list) else [body]
             for j, entry in enumerate(bodies):
                 epath = mpath + (j,) if isinstance(body, list) else mpath
-                for check in self.check(metric, entry, epath, layers):
+                for check in self.check(metric, entry, epath, layers, fit or LayerFit()):
                     key = check.key
                     if key in taken:
                         self.problem(epath, f"metric '{check.metric}' on layer '{check.layer}' is checked twice "
@@ -101,7 +133,7 @@ class ChecksSection(Validator):
                 found = True
         return found
 
-    def check(self, metric, entry: Any, path: tuple, layers: tuple[str, ...]) -> list[CheckSpec]:
+    def check(self, metric, entry: Any, path: tuple, layers: tuple[str, ...], fit: LayerFit) -> list[CheckSpec]:
         allowed = CHECK_KEYS + tuple(metric.params)
         section = self.mapping(entry, path, allowed)
         if section is None:
@@ -146,7 +178,25 @@ class ChecksSection(Validator):
         if section.get("why") is not None:
             text = self.typed(section["why"], path + ("why",), (str,), "a sentence")
             why = " ".join(text.split()) if text is not None else ""
-        targets = section.get("layers", list(layers))
+        targets = self.check_layers(metric, section, path, layers, fit)
+        return [CheckSpec(metric.name, layer, lo, hi, params, self.where(path),
+                          min_ratio=bounds.get("min_ratio"), max_ratio=bounds.get("max_ratio"),
+                          min_delta=bounds.get("min_delta"), max_delta=bounds.get("max_delta"), why=why,
+                          confidence=confidence, default_layer="layers" not in section) for layer in targets]
+
+    def check_layers(self, metric: Any, section: dict, path: tuple, layers: tuple[str, ...], fit: LayerFit) -> list[str]:
+        """The layers a check applies to.  Its own ``layers:`` as written (each must be a layer of the spec
+        and, where the model is known, one the metric can be computed on); without it, the spec's layers
+        where the metric applies (:class:`LayerFit`): for a head metric, those the head fits."""
+        if "layers" not in section:
+            fitting = [layer for layer in layers if not fit.misfit(metric, layer)]
+            if not fitting:
+                widths = ", ".join(f"{layer} {fit.architecture.width(layer)}" for layer in layers)
+                self.problem(path, f"{metric.name} reads the classification head, which reads width {fit.head_width}, "
+                             f"and no layer of the spec has that width ({widths})",
+                             "add `representation` (the layer the head reads) to the spec's `layers:`")
+            return fitting
+        targets = section["layers"]
         if isinstance(targets, str):
             targets = [targets]
         if not isinstance(targets, list) or not targets:
@@ -155,12 +205,14 @@ class ChecksSection(Validator):
         out = []
         for i, layer in enumerate(targets):
             if layer not in layers:
-                self.problem(path + ("layers", i) if "layers" in section else path,
+                self.problem(path + ("layers", i),
                              f"layer {layer!r} is not among the spec's layers ({', '.join(layers)}).{suggest(str(layer), layers)}",
                              "add it to the top-level 'layers:' list")
-                continue
-            out.append(CheckSpec(metric.name, layer, lo, hi, params, self.where(path),
-                                 min_ratio=bounds.get("min_ratio"), max_ratio=bounds.get("max_ratio"),
-                                 min_delta=bounds.get("min_delta"), max_delta=bounds.get("max_delta"), why=why,
-                                 confidence=confidence))
+            elif fit.misfit(metric, layer):
+                fitting = [name for name in layers if not fit.misfit(metric, name)]
+                self.problem(path + ("layers", i), fit.misfit(metric, layer),
+                             f"leave `layers:` out: a head metric is checked on the layers the head fits"
+                             f" ({', '.join(fitting) or 'none of this spec'})")
+            else:
+                out.append(layer)
         return out
