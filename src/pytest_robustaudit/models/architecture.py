@@ -193,9 +193,13 @@ class Architectures:
 
         if model.source not in RECIPE_SOURCES:
             return True
-        with contextlib.suppress(Exception):   # an unreadable checkpoint fails later, where it is named
-            return _Model(SimpleNamespace(model=model), None, ActivationStore(self.root)).memo is None
-        return True
+        store = ActivationStore(self.root)
+        try:
+            return _Model(SimpleNamespace(model=model), None, store).memo is None
+        except Exception:  # noqa: BLE001 - an unreadable checkpoint fails later, where it is named
+            return True
+        finally:
+            store.hasher.save()   # the checkpoint's hash, for the run that follows
 
     def _build(self, model: "ModelSpec", source: Any, skeleton: Any) -> Architecture | None:
         import torch
