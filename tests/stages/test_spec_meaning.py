@@ -45,6 +45,8 @@ def test_every_builtin_metric_declares_its_domain_and_parameter_ranges(registrie
         for pname, param in metric.params.items():
             if param.type in (int, float) and pname != "factor":   # τ may be any factor >= 1
                 assert param.maximum is not None, f"{name}.{pname} declares no maximum"
+            elif param.type is str and pname not in ("shift", "corruption"):   # those name the spec's shifts
+                assert param.choices or param.check, f"{name}.{pname} declares neither choices nor a check"
 
 
 @pytest.mark.parametrize("checks, expected", [
@@ -57,6 +59,10 @@ def test_every_builtin_metric_declares_its_domain_and_parameter_ranges(registrie
     ("importance_top_share: {min: 0.2, fraction: 1.5}", ["checks.importance_top_share.fraction: must be at most 1, got 1.5"]),
     ("accuracy_at_pruning: {min: 0.2, p: 80}", ["checks.accuracy_at_pruning.p: must be at most 1", "did you mean 0.8?"]),
     ("corruption_drop: {max: 0.3, severity: 7}", ["checks.corruption_drop.severity: must be at most 5, got 7"]),
+    ("accuracy_at_pruning: {min: 0.2, ranking: importanse}", ["checks.accuracy_at_pruning.ranking: 'importanse' is "
+                                                              "not one of importance, singular_value. Did you mean: importance?"]),
+    ("prunable_fraction: {min: 0.2, grid: '0, 0.5, 80'}", ["checks.prunable_fraction.grid: grid '0, 0.5, 80' must hold "
+                                                           "fractions in [0, 1)"]),
 ])
 def test_a_bound_or_parameter_that_can_never_hold_is_a_located_error(folder, registries, checks, expected):
     message = problems(folder, registries, checks, extra="shifts: [{corruption: gaussian_noise}]\n"

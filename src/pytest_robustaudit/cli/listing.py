@@ -60,6 +60,8 @@ def metric_lines(metrics: Any) -> list[str]:
                 low = "" if param.minimum is None else f"{param.minimum:g}"
                 high = "" if param.maximum is None else f"{param.maximum:g}"
                 span = f" in [{low or '-∞'}, {high or '∞'}]"
+            if getattr(param, "choices", None):
+                span = f" (one of {', '.join(param.choices)})"
             lines.append(f"    {pname} = {param.default}{span}: {param.help}")
         lines.append(f"    {metric.description}")
     return lines

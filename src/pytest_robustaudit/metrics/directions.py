@@ -152,6 +152,15 @@ def _labelled(inputs: Any) -> int:
     return counts["labelled"]
 
 
+def grid_problem(text: Any) -> str:
+    """Why ``text`` cannot be a pruning grid ("" when it can): what the spec validator says of ``grid:``."""
+    try:
+        parse_grid(text)
+    except NotApplicable as why:
+        return str(why)
+    return ""
+
+
 def pruning_curve(inputs: Any, grid: Sequence[float]) -> dict[str, Any]:
     """Accuracy at each grid point for both rankings (fractions and counts), for the report."""
     labelled = _labelled(inputs)
@@ -365,19 +374,20 @@ DIRECTION_METRICS: tuple[Metric, ...] = (
            "(Σ_{k top} Σ_{i ∈ O} v_ki² / Σ_{k top} ‖v_k‖²) / (|O| / d)", unit="× chance", domain=POSITIVE_RATIO, direction="higher",
            params={"fraction": _FRACTION, "factor": Param(float, 10.0, "τ of the outlier analysis (outlier_count)",
                                                            minimum=1.0),
-                   "ranking": Param(str, "importance", "which top directions: importance or singular_value")},
+                   "ranking": Param(str, "importance", "which top directions: importance or singular_value",
+                                    choices=RANKINGS)},
            reads=READS_HEAD, needs=_NEEDS, evidence=_DIRECTION_EVIDENCE, interval="resampled", interval_input=_alignment_resamples),
     Metric("accuracy_at_pruning", _accuracy_at, "Top-1 accuracy of the head pruned to its top ceil((1−p) r) "
            "directions.", "acc(h V_k V_k^T W^T + b), k = ceil((1 − p) r)", unit="fraction", domain=FRACTION, direction="higher",
            params={"p": Param(float, 0.5, "fraction of the directions removed, in [0, 1]", minimum=0.0, maximum=1.0),
-                   "ranking": Param(str, "importance", "importance or singular_value")},
+                   "ranking": Param(str, "importance", "importance or singular_value", choices=RANKINGS)},
            reads=READS_HEAD, needs=_NEEDS, evidence=_DIRECTION_EVIDENCE, interval="binomial"),
     Metric("prunable_fraction", _prunable, "Largest grid p such that pruning up to p keeps top-1 within the "
            "tolerance of the unpruned head.", "max{p ∈ grid : acc(q) ≥ acc(0) − tol for every grid q ≤ p}",
            unit="fraction", domain=FRACTION, direction="higher",
            params={"tolerance": Param(float, 0.01, "accuracy points (fraction) one may lose", minimum=0.0,
                                         maximum=1.0),
-                   "grid": Param(str, GRID_TEXT, "pruning fractions, comma-separated")},
+                   "grid": Param(str, GRID_TEXT, "pruning fractions, comma-separated", check=grid_problem)},
            reads=READS_HEAD, needs=_NEEDS, evidence=_DIRECTION_EVIDENCE, headline="prunable", interval="resampled",
            interval_input=_prunable_resamples),
 )

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .directions import RANKINGS
 from .types import (FRACTION, SIGNED_FRACTION, NEEDS_CORRUPTED, NEEDS_DIRECTIONS, NEEDS_HEAD, NEEDS_ROWS, NEEDS_SHIFTED, NEEDS_SUMMARY,
                     READS_HEAD, Evidence, Metric, MetricValue, NotApplicable, Param)
 
@@ -325,7 +326,7 @@ def pruned_shift_correct(inputs: Any, score: Any, ps: Any, ranking: str = "impor
     """Per scored image of ``score``'s set, whether the head pruned to its top ``ceil((1 - p) r)``
     directions (ranked on the probe, :func:`.directions.directions`) classifies it right, logits
     restricted to the set's classes: bool ``[n, len(ps)]`` (cached per layer)."""
-    from .directions import RANKINGS, directions, keep_count
+    from .directions import directions, keep_count
 
     if ranking not in RANKINGS:
         raise NotApplicable(f"unknown ranking {ranking!r}; use one of {', '.join(RANKINGS)}")
@@ -437,7 +438,7 @@ SHIFT_METRICS: tuple[Metric, ...] = (
            "acc_S(h V_k V_k^T W^T + b), k = ceil((1 - p) r), logits restricted to C_S", unit="fraction",
            domain=FRACTION, direction="higher", params={**_SHIFT, "p": Param(float, 0.5, "fraction of the directions removed, in [0, 1]",
                                                             minimum=0.0, maximum=1.0),
-                                       "ranking": Param(str, "importance", "importance or singular_value")},
+                                       "ranking": Param(str, "importance", "importance or singular_value", choices=RANKINGS)},
            reads=READS_HEAD, needs=_SHIFTED + (NEEDS_DIRECTIONS,), evidence=_MEASURED, interval="binomial"),
     Metric("corruption_accuracy", _corruption_accuracy,
            "Top-1 of the head on the probe images corrupted (ImageNet-C), at one corruption and severity or the mean.",

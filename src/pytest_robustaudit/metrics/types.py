@@ -59,14 +59,19 @@ INTERVAL_FAMILIES = ("mean", "median", "ratio", "extreme", "smooth", "count", "b
 class Param:
     """A metric parameter settable per check in the spec, e.g. ``outlier_count: {factor: 100}``.
 
-    ``minimum`` and ``maximum`` (inclusive; None: open) are what the spec validator refuses beyond:
-    ``importance_top_share: {fraction: 1.5}`` would otherwise run and pass as if it said 1."""
+    ``minimum`` and ``maximum`` (inclusive; None: open), ``choices`` and ``check`` are what the spec
+    validator refuses beyond: ``importance_top_share: {fraction: 1.5}`` would otherwise run and pass as if
+    it said 1."""
 
     type: type
     default: Any
     help: str = ""
     minimum: float | None = None
     maximum: float | None = None
+    #: the values a string parameter may take (None: any)
+    choices: tuple[str, ...] | None = None
+    #: ``check(value) -> ""`` or why the value cannot be meant (a pruning grid beyond [0, 1), say)
+    check: Callable[[Any], str] | None = None
 
 
 @dataclass(frozen=True)

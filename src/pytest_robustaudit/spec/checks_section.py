@@ -172,6 +172,11 @@ class ChecksSection(Validator):
                 elif got is not None and param.maximum is not None and got > param.maximum:
                     self.problem(path + (pname,), f"must be at most {param.maximum:g}, got {got}"
                                  f"{percentage_hint(got, param.maximum)}", param.help)
+                elif got is not None and getattr(param, "choices", None) and got not in param.choices:
+                    self.problem(path + (pname,), f"{got!r} is not one of {', '.join(param.choices)}."
+                                 f"{suggest(str(got), param.choices)}", param.help)
+                elif got is not None and getattr(param, "check", None) and param.check(got):
+                    self.problem(path + (pname,), param.check(got), param.help)
                 elif got is not None:
                     params[pname] = param.type(got)
         why = ""
