@@ -237,3 +237,19 @@ def test_a_smoke_limit_takes_the_smaller_limit_of_the_probe_and_each_shifted_fol
     assert smoke.data.limit == 3 and smoke.smoke_limit == 10 and smoke.data.seed == spec.data.seed
     assert smoke.shifts[0].limit == 10 and smoke.shifts[1] == spec.shifts[1]
     assert with_limit(spec, 2).data.limit == 2
+
+
+def test_an_architecture_that_cannot_be_built_leaves_the_layers_to_the_run(folder, registries, tmp_path, monkeypatch):
+    """Not a traceback at collection: a skeleton that raises something other than a ModelLoadError (a warning
+    turned into an error by -W error, say) leaves the model's layers unknown until the audit runs."""
+    from pytest_robustaudit.models.architecture import Architectures
+    from pytest_robustaudit.models.timm_source import TimmSource
+
+    def broken(self, spec):
+        raise DeprecationWarning("turned into an error by -W error")
+
+    monkeypatch.setattr(TimmSource, "skeleton", broken)
+    lookup = Architectures(registries.sources, tmp_path, build="always")
+    spec = load(folder, registries, LITE0 + "  top1_accuracy: {min: 0.1}\n", lookup)
+    assert {c.layer for c in spec.checks} == {"representation", "blocks.-1"}   # the run drops what does not fit
+    assert "DeprecationWarning: turned into an error" in lookup.unknown["timm:efficientnet_lite0"]

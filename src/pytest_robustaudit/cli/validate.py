@@ -91,6 +91,9 @@ def report(collector: Any, paths: list[str], plan: bool, out: TextIO, err: TextI
 
             for line in plan_lines(collector.config, spec):
                 print(f"robustaudit plan: {line}", file=out)
+    for label, why in collector.unknown.items():
+        print(f"{PREFIX} notice: the layers of {label} were not checked (its architecture could not be built "
+              f"without weights: {why}); the audit checks them when it runs", file=out)
     if collector.failed:
         print(f"{PREFIX} {len(collector.failed)} of {len(collector.failed) + len(collector.files)} spec(s) invalid",
               file=out)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ModelLoadError
 from .layers import MODULE_PREFIX, LayerCatalogue
 
 if TYPE_CHECKING:
@@ -161,6 +162,8 @@ class Architectures:
         self._known: dict[str, Architecture | None] = {}
         #: models built on the meta device by this object (for tests and the benchmark)
         self.built = 0
+        #: models whose architecture could not be built (label -> why): their layers are known at run time
+        self.unknown: dict[str, str] = {}
 
     def __call__(self, model: "ModelSpec") -> Architecture | None:
         if model.source not in self.sources:
@@ -175,7 +178,16 @@ class Architectures:
             return self._known[key]
         found = self._read(key)
         if found is None and self._may_build(model):
-            found = self._build(model, source, skeleton)
+            try:
+                found = self._build(model, source, skeleton)
+            except ModelLoadError:
+                raise   # a name, tag or option the library refuses: the spec's problem, said at its key
+            except Exception as error:  # noqa: BLE001 - e.g. a warning turned into an error by -W error
+                from ..errors import describe_error
+
+                # the layers stay unknown until the audit runs (where such an error is shown in full)
+                self.unknown[model.describe()] = describe_error(error)
+                found = None
             if found is not None:
                 self._write(key, found)
         if key is not None:

@@ -29,6 +29,8 @@ class Collected:
     files: list[str] = field(default_factory=list)
     specs: dict[str, Any] = field(default_factory=dict)
     config: Any = None
+    #: models whose architecture could not be built (label -> why): their layers were not checked
+    unknown: dict[str, str] = field(default_factory=dict)
 
 
 class _Collector:
@@ -64,7 +66,10 @@ class _Collector:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         from .state import run_state
 
-        self.found.specs = dict(run_state(session.config).audit_specs)
+        state = run_state(session.config)
+        self.found.specs = dict(state.audit_specs)
+        if state._architectures is not None:
+            self.found.unknown = dict(state._architectures.unknown)
 
 
 def collect_specs(paths: list[str], factories: bool = False, cache_dir: Any = None) -> Collected:
