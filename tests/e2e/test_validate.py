@@ -125,3 +125,21 @@ def test_list_says_what_a_spec_may_name():
     missing = subprocess.run([sys.executable, "-m", "pytest_robustaudit", "list", "layers"], cwd=REPO,
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "`list layers` needs a spec" in missing.stderr
+
+
+def test_a_factory_is_called_only_when_asked(tmp_path):
+    from PIL import Image
+
+    from support import tiny_classifier_factory
+
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "images" / "a.png")
+    (tmp_path / "tiny.py").write_text(tiny_classifier_factory() + "\nopen('called', 'w').write('yes')\n")
+    (tmp_path / "spec.yaml").write_text("model: {source: factory, factory: tiny.py:build}\ndata: images\n"
+                                        "layers: [representation, module:cnov]\nchecks: {kurtosis_mean: {min: 1}}\n")
+    plain = validate("spec.yaml", cwd=tmp_path)
+    assert plain.returncode == 0 and not (tmp_path / "called").exists(), plain.stdout + plain.stderr
+    asked = subprocess.run([sys.executable, "-m", "pytest_robustaudit", "validate", "--factories", "spec.yaml"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert asked.returncode == 1 and (tmp_path / "called").exists()
+    assert "layers[1]: layer 'module:cnov': factory:" in asked.stdout and "Did you mean: conv?" in asked.stdout
