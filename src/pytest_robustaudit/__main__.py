@@ -1,29 +1,28 @@
 """``python -m pytest_robustaudit validate | cache | merge``: tools around audit specs, the store and records.
 
-``validate PATH...`` checks audit specs without running them;
+``validate PATH...`` checks audit specs without running them (``--plan``: and prints what each computes),
+``list metrics|corruptions|layers SPEC`` says what a spec may name (``cli/``);
 ``cache {list,clear,prune --older-than AGE,verify} [--dir PATH]`` looks after the activation store (docs/store.md);
 ``merge RECORD...`` joins the records of ``--audit-shard`` runs (docs/ci.md).
 
-Validation is pytest's own collection of the specs (``--collect-only``), so a conftest.py that
-registers metrics or model sources is honoured exactly as in a real run, and the messages are the
-ones a run would print.  Nothing is loaded: no model, no image.  Exit status 0 when every spec is
-valid, 1 otherwise, 2 for a usage error: fit for pre-commit.
+Validation is pytest's own collection of the specs, so a conftest.py that registers metrics or model
+sources is honoured exactly as in a real run; no image is decoded and no weights are loaded (models are
+built without weights, ``models/architecture.py``).  Exit status 0 when every spec is valid, 1
+otherwise, 2 for a usage error: fit for pre-commit.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_robustaudit",
                                      description="Tools for pytest-robustaudit audit specs.")
     commands = parser.add_subparsers(dest="command", required=True)
-    validate = commands.add_parser("validate", help="check audit specs (files or folders) without running them")
-    validate.add_argument("paths", nargs="+", metavar="PATH")
-    validate.add_argument("--plan", action="store_true",
-                          help="also print each spec's plan: what it computes (and why), measures and leaves out")
+    add_spec_commands(commands)
     merge = commands.add_parser("merge", help="join the JSON records of --audit-shard runs into one report, "
                                               "record and summary")
     merge.add_argument("records", nargs="+", metavar="RECORD")
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "merge":
         return merge_shards(args.records, args.report, args.json_path, args.markdown)
-    return validate_specs(args.paths, plan=args.plan)
+    return run_spec_command(args)
 
 
 def merge_shards(records: list[str], report: str | None, json_path: str | None, markdown: str | None) -> int:
@@ -99,26 +98,29 @@ def default_cache_dir():
     return Path(env).expanduser() if env else default_store_dir(Path.cwd())
 
 
-def validate_specs(paths: list[str], plan: bool = False) -> int:
-    import pytest
+def add_spec_commands(commands: Any) -> None:
+    """``validate`` and ``list``: the tools about specs (``cli/``)."""
+    validate = commands.add_parser("validate", help="check audit specs (files or folders) without running them")
+    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.add_argument("--plan", action="store_true",
+                          help="also print each spec's plan: what it computes (and why), measures and leaves out")
+    validate.add_argument("--factories", action="store_true",
+                          help="also call the specs' factories (your Python) to check their layers")
+    listing = commands.add_parser("list", help="list the metrics, the corruptions, or a spec's model's layers")
+    listing.add_argument("what", choices=("metrics", "corruptions", "layers"))
+    listing.add_argument("spec", nargs="?", metavar="SPEC", help="for `layers`: the spec whose model to list")
+    listing.add_argument("--factories", action="store_true", help="for `layers`: call the spec's factory")
 
-    # this package is imported before pytest starts, so pytest cannot rewrite its asserts: say nothing of it
-    argv = ["--collect-only", "-q", "-p", "no:cacheprovider", "--continue-on-collection-errors",
-            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
-    for path in paths:
-        argv += ["--audit", path]
-    if plan:
-        argv.append("--audit-plan")
-    code = pytest.main(argv)
-    if code == pytest.ExitCode.OK:
-        print(f"robustaudit: specs valid ({', '.join(paths)})")
-        return 0
-    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        print(f"robustaudit: no audit spec found under {', '.join(paths)}", file=sys.stderr)
-        return 1
-    if code == pytest.ExitCode.USAGE_ERROR:
-        return 2
-    return 1
+
+def run_spec_command(args: Any) -> int:
+    """Run ``validate`` or ``list`` with the parsed ``args``; the exit status."""
+    if args.command == "list":
+        from .cli.listing import list_main
+
+        return list_main(args.what, args.spec, factories=args.factories, cache_dir=default_cache_dir())
+    from .cli.validate import validate_specs
+
+    return validate_specs(args.paths, plan=args.plan, factories=args.factories, cache_dir=default_cache_dir())
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def test_all_nan_activations_fail_with_explanation(pytester, images):
 
 
 def test_some_nonfinite_images_are_excluded_and_said(pytester, images):
-    write_spec(pytester, "half_nan", "kurtosis_mean: {min: 0}\nprofile_kurtosis: {max: -1}\n")
+    write_spec(pytester, "half_nan", "kurtosis_mean: {min: 0}\nprofile_kurtosis: {max: 1}\n")
     result = pytester.runpytest("--audit", "spec.yaml")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*images: 2 from*2 with NaN/Inf activations excluded*"])
@@ -113,7 +113,7 @@ def test_single_image(pytester):
 
 def test_unreadable_images_are_skipped_and_counted(pytester, images):
     (images / "broken.jpg").write_text("not a jpeg")
-    write_spec(pytester, "plain", "kurtosis_mean: {max: 0}\n")
+    write_spec(pytester, "plain", "kurtosis_mean: {max: 1}\n")
     result = pytester.runpytest("--audit", "spec.yaml")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*images: 4 from*1 unreadable skipped*"])

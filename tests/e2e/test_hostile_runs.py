@@ -206,7 +206,7 @@ def test_a_timeout_is_remembered_for_the_audits_other_checks(pytester, audits):
 def test_a_rerun_retries_an_errored_audit_once_and_never_re_extracts_a_verdict(pytester, audits):
     pytest.importorskip("pytest_rerunfailures")
     (audits / "flaky.yaml").write_text(spec("flaky"))
-    (audits / "failing.yaml").write_text(spec("failing", checks="kurtosis_mean: {max: 0}\noutlier_count: {max: 100}\n"))
+    (audits / "failing.yaml").write_text(spec("failing", checks="kurtosis_mean: {max: 1}\noutlier_count: {max: 100}\n"))
     result = pytester.runpytest("--audit", "audits/flaky.yaml", "--audit", "audits/failing.yaml", "--reruns", "1")
     outcomes = result.parseoutcomes()
     assert (outcomes["passed"], outcomes["failed"], outcomes["rerun"]) == (3, 1, 2), outcomes

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..analyse.checks import evaluate
+from ..analyse.dropped import drop_reason, dropped_outcome
+from .notices import add_notices, annotate
 from ..errors import AuditError
 from ..analyse.intervals import IntervalSettings, layer_intervals
 from ..measure.head_source import HeadSource, head_wanted
@@ -251,6 +253,11 @@ def judge(spec: AuditSpec, result: AuditResult, registries: Registries, referenc
                                               skip_reason=reference.skip_reason))
             continue
         metric = registries.metrics.get(check.metric)
+        dropped = drop_reason(check, metric, layer_result)
+        if dropped:   # a default layer the metric cannot be computed on (analyse/dropped.py)
+            result.checks.append(dropped_outcome(check, dropped))
+            add_notices(result, [dropped])
+            continue
         measured = layer_result.evaluate(metric, check.params)
         excluded = (f", {stats.n_nonfinite} with NaN/Inf activations excluded"
                     if stats.n_nonfinite and not measured.undefined_reason else "")
@@ -301,6 +308,7 @@ def run_audit(spec: AuditSpec, registries: Registries, store: Any = None, refere
     settings = settings or RunSettings()
     intervals = settings.intervals
     result = measure(spec, registries, store, reference, settings, requests, measure_all)
+    annotate(result, spec)   # random weights, a smoke run (audit/notices.py)
     if result.n_images == 0:
         first = result.skipped[0]
         raise AuditError(f"none of the {result.n_found} images in {spec.data.path} could be read "

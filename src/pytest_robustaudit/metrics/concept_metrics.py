@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .types import NEEDS_CONCEPTS, NEEDS_NULL, NEEDS_SUMMARY, READS_CONCEPTS, Evidence, Metric, MetricValue, NotApplicable, Param
+from .types import CONCEPTS_PER_DIRECTION, COUNT, FRACTION, NEEDS_CONCEPTS, NEEDS_NULL, NEEDS_SUMMARY, READS_CONCEPTS, Evidence, Metric, MetricValue, NotApplicable, Param
 
 DIRECTION_SETS = ("all", "neurons", "head")
 
@@ -246,20 +246,20 @@ CONCEPT_METRICS: tuple[Metric, ...] = (
     Metric("concepts_encoded", _concepts_encoded, "Concepts of the bank a linear probe on the layer separates from "
            "the rest (held-out AUROC above the permuted-label null's quantile).",
            "#{c : AUROC_cv(ridge probe, c vs rest) > q-quantile of the same on permuted labels}", unit="concepts",
-           reads=READS_CONCEPTS, needs=_BANK, default=True, evidence=_EVIDENCE, integer=True, interval="informational"),
+           domain=COUNT, reads=READS_CONCEPTS, needs=_BANK, default=True, evidence=_EVIDENCE, integer=True, interval="informational"),
     Metric("unique_concepts", _unique_concepts, "Concepts detected by at least one probed direction (neurons, sign "
            "kept; the head's privileged directions, sign-free), against random orthonormal directions.",
            "#{c : max_j AUROC(X v_j, c vs rest) > q-quantile of the best AUROC of random orthonormal directions}",
-           unit="concepts", params={"directions": Param(str, "all", "all (neurons and the head's directions), "
+           unit="concepts", params={"directions": Param(str, "all", choices=("all", "neurons", "head"), help="all (neurons and the head's directions), "
                                                                    "neurons, or head")},
-           reads=READS_CONCEPTS, needs=_BANK + (NEEDS_NULL,), default=False, evidence=_EVIDENCE, integer=True, interval="informational",
+           domain=COUNT, reads=READS_CONCEPTS, needs=_BANK + (NEEDS_NULL,), default=False, evidence=_EVIDENCE, integer=True, interval="informational",
            version=2),   # 2: the random-direction null draws at most 50 sets (MAX_DIRECTION_DRAWS)
     Metric("polysemanticity", _polysemanticity, "Concepts per direction: the mean over every probed direction "
            "(distribution and null in the details and the report).",
            "mean_j #{c : AUROC(X v_j, c) > threshold}", unit="concepts per direction",
-           params={"directions": Param(str, "neurons", "neurons or head")},
-           reads=READS_CONCEPTS, needs=_BANK + (NEEDS_NULL,), default=False, evidence=_EVIDENCE, interval="informational", version=2),
+           params={"directions": Param(str, "neurons", "neurons or head", choices=("neurons", "head"))},
+           domain=CONCEPTS_PER_DIRECTION, reads=READS_CONCEPTS, needs=_BANK + (NEEDS_NULL,), default=False, evidence=_EVIDENCE, interval="informational", version=2),
     Metric("concept_overlap", _concept_overlap, "Jaccard overlap of the concepts this model encodes with those "
            "the reference encodes on the same bank.", "|A ∩ B| / |A ∪ B|", unit="Jaccard",
-           reads=READS_CONCEPTS, needs=_BANK, default=True, evidence=_EVIDENCE, interval="informational"),
+           domain=FRACTION, reads=READS_CONCEPTS, needs=_BANK, default=True, evidence=_EVIDENCE, interval="informational"),
 )

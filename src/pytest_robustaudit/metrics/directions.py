@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .head_metrics import accuracy_counts, head_targets
-from .types import NEEDS_DIRECTIONS, NEEDS_OF_READS, READS_HEAD, Evidence, Metric, MetricValue, NotApplicable, Param
+from .types import EFFECTIVE_RANK, FRACTION, POSITIVE_RATIO, NEEDS_DIRECTIONS, NEEDS_OF_READS, READS_HEAD, Evidence, Metric, MetricValue, NotApplicable, Param
 
 #: the default pruning grid (fractions of the head's directions removed)
 DEFAULT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -150,6 +150,15 @@ def _labelled(inputs: Any) -> int:
     if counts["labelled"] == 0:
         raise NotApplicable(f"no labelled image on layer '{inputs.layer}' ({counts['unlabelled']} unlabelled)")
     return counts["labelled"]
+
+
+def grid_problem(text: Any) -> str:
+    """Why ``text`` cannot be a pruning grid ("" when it can): what the spec validator says of ``grid:``."""
+    try:
+        parse_grid(text)
+    except NotApplicable as why:
+        return str(why)
+    return ""
 
 
 def pruning_curve(inputs: Any, grid: Sequence[float]) -> dict[str, Any]:
@@ -341,7 +350,8 @@ def _prunable(inputs: Any, tolerance: float, grid: str) -> MetricValue:
     return MetricValue(best, {"tolerance": tolerance, "unpruned": unpruned, "curve": curve})
 
 
-_FRACTION = Param(float, 0.1, "share of the head's r directions counted as its top directions", minimum=0.0)
+_FRACTION = Param(float, 0.1, "share of the head's r directions counted as its top directions", minimum=0.0,
+                  maximum=1.0)
 _DIRECTION_EVIDENCE = Evidence("indicator", "Crabbé et al. (TMLR 2024): in robust zero-shot CLIP the outlier "
                                             "features induce a few privileged head directions and the rest can be "
                                             "pruned without losing accuracy; a supervised CNN loses accuracy.")
@@ -353,29 +363,31 @@ _NEEDS = NEEDS_OF_READS[READS_HEAD] + (NEEDS_DIRECTIONS,)
 DIRECTION_METRICS: tuple[Metric, ...] = (
     Metric("importance_top_share", _top_share, "Share of the total direction importance held by the head's top "
            "directions (ranked by importance).", "Σ_{k ≤ ceil(f r)} I_(k) / Σ_k I_k, I_k = s_k mean_x |cos(v_k, h(x))|",
-           unit="fraction", direction="higher", params={"fraction": _FRACTION}, reads=READS_HEAD, needs=_NEEDS,
+           unit="fraction", domain=FRACTION, direction="higher", params={"fraction": _FRACTION}, reads=READS_HEAD, needs=_NEEDS,
            evidence=_DIRECTION_EVIDENCE, interval="resampled", interval_input=_top_share_resamples),
     Metric("head_effective_rank", _effective_rank, "Effective rank of the head's weight (Roy & Vetterli 2007).",
-           "exp(−Σ_k p_k log p_k), p_k = s_k / Σ s", unit="directions", direction="neutral", reads=READS_HEAD, needs=_NEEDS,
+           "exp(−Σ_k p_k log p_k), p_k = s_k / Σ s", unit="directions", domain=EFFECTIVE_RANK, direction="neutral", reads=READS_HEAD, needs=_NEEDS,
            evidence=Evidence("informational", "How many directions the head spreads its singular values over."),
            interval="exact"),
     Metric("direction_outlier_alignment", _alignment, "How much the top head directions load on the layer's outlier "
            "features, relative to chance (1 = chance).",
-           "(Σ_{k top} Σ_{i ∈ O} v_ki² / Σ_{k top} ‖v_k‖²) / (|O| / d)", unit="× chance", direction="higher",
+           "(Σ_{k top} Σ_{i ∈ O} v_ki² / Σ_{k top} ‖v_k‖²) / (|O| / d)", unit="× chance", domain=POSITIVE_RATIO, direction="higher",
            params={"fraction": _FRACTION, "factor": Param(float, 10.0, "τ of the outlier analysis (outlier_count)",
                                                            minimum=1.0),
-                   "ranking": Param(str, "importance", "which top directions: importance or singular_value")},
+                   "ranking": Param(str, "importance", "which top directions: importance or singular_value",
+                                    choices=RANKINGS)},
            reads=READS_HEAD, needs=_NEEDS, evidence=_DIRECTION_EVIDENCE, interval="resampled", interval_input=_alignment_resamples),
     Metric("accuracy_at_pruning", _accuracy_at, "Top-1 accuracy of the head pruned to its top ceil((1−p) r) "
-           "directions.", "acc(h V_k V_k^T W^T + b), k = ceil((1 − p) r)", unit="fraction", direction="higher",
-           params={"p": Param(float, 0.5, "fraction of the directions removed, in [0, 1)", minimum=0.0),
-                   "ranking": Param(str, "importance", "importance or singular_value")},
+           "directions.", "acc(h V_k V_k^T W^T + b), k = ceil((1 − p) r)", unit="fraction", domain=FRACTION, direction="higher",
+           params={"p": Param(float, 0.5, "fraction of the directions removed, in [0, 1]", minimum=0.0, maximum=1.0),
+                   "ranking": Param(str, "importance", "importance or singular_value", choices=RANKINGS)},
            reads=READS_HEAD, needs=_NEEDS, evidence=_DIRECTION_EVIDENCE, interval="binomial"),
     Metric("prunable_fraction", _prunable, "Largest grid p such that pruning up to p keeps top-1 within the "
            "tolerance of the unpruned head.", "max{p ∈ grid : acc(q) ≥ acc(0) − tol for every grid q ≤ p}",
-           unit="fraction", direction="higher",
-           params={"tolerance": Param(float, 0.01, "accuracy points (fraction) one may lose", minimum=0.0),
-                   "grid": Param(str, GRID_TEXT, "pruning fractions, comma-separated")},
+           unit="fraction", domain=FRACTION, direction="higher",
+           params={"tolerance": Param(float, 0.01, "accuracy points (fraction) one may lose", minimum=0.0,
+                                        maximum=1.0),
+                   "grid": Param(str, GRID_TEXT, "pruning fractions, comma-separated", check=grid_problem)},
            reads=READS_HEAD, needs=_NEEDS, evidence=_DIRECTION_EVIDENCE, headline="prunable", interval="resampled",
            interval_input=_prunable_resamples),
 )

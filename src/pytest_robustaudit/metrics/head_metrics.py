@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .types import READS_HEAD, Evidence, Metric, MetricValue, NotApplicable
+from .types import FRACTION, READS_HEAD, Evidence, Metric, MetricValue, NotApplicable
 
 ACCURACY_KS = (1, 5)
 
@@ -73,9 +73,9 @@ _ACCURACY_EVIDENCE = Evidence("informational", "In-distribution accuracy of the 
 HEAD_METRICS: tuple[Metric, ...] = (
     Metric("top1_accuracy", _topk(1), "Top-1 accuracy of the classification head on the labelled probe images.",
            "#{x : argmax_c logit_c(h(x)) = y(x)} / #labelled, logits = h W^T + b in float64",
-           unit="fraction", direction="neutral", reads=READS_HEAD, evidence=_ACCURACY_EVIDENCE, headline="top-1",
+           unit="fraction", domain=FRACTION, direction="neutral", reads=READS_HEAD, evidence=_ACCURACY_EVIDENCE, headline="top-1",
            interval="binomial", default=True),
     Metric("top5_accuracy", _topk(5), "Top-5 accuracy of the classification head on the labelled probe images.",
-           "#{x : y(x) among the 5 largest logits} / #labelled", unit="fraction", direction="neutral",
+           "#{x : y(x) among the 5 largest logits} / #labelled", unit="fraction", domain=FRACTION, direction="neutral",
            reads=READS_HEAD, evidence=_ACCURACY_EVIDENCE, interval="binomial", default=True),
 )

@@ -16,7 +16,7 @@ import numpy as np
 
 from .outlier_stats import CONSTANT_ULPS, LayerStats, null_band
 from .bootstrap_profiles import kurtosis_rows, max_over_mean, max_over_median, outlier_margins
-from .types import ChartReference, Evidence, Metric, MetricValue, Param
+from .types import AT_LEAST_ONE, COUNT, FRACTION, KURTOSIS, POSITIVE_RATIO, ChartReference, Evidence, Metric, MetricValue, Param
 
 #: relative precision assumed by the helpers below when the caller does not say (float32)
 _FLOAT32_EPS = float(np.finfo(np.float32).eps)
@@ -215,75 +215,75 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
            "Mean over images of the kurtosis of each image's feature vector: how concentrated the activations are "
            "in a few coordinates (a few outlier features give a high value; k equal spikes among d features give "
            "about d/k, so it falls when outliers are many).",
-           "mean_x κ(h(x)), κ(v) = mean_i (v_i−μ)^4 / (mean_i (v_i−μ)^2)^2", direction="higher",
+           "mean_x κ(h(x)), κ(v) = mean_i (v_i−μ)^4 / (mean_i (v_i−μ)^2)^2", domain=KURTOSIS, direction="higher",
            evidence=Evidence("indicator", "Crabbé et al. (TMLR 2024) found high activation kurtosis (a few outlier "
                                           "features) only in the robust zero-shot CLIP encoders they studied. An indicator "
                                           "across model families, not a guarantee for one checkpoint."),
            headline="kurtosis", control="rotated_kurtosis_mean", chart_reference=ChartReference(3.0, "3 = Gaussian"),
            chart_scale="log", interval="mean", interval_input="kurtosis"),
     Metric("kurtosis_median", _kurtosis_median, "Median over images of the per-image kurtosis (concentration, as kurtosis_mean).",
-           "median_x κ(h(x))", direction="higher",
+           "median_x κ(h(x))", domain=KURTOSIS, direction="higher",
            evidence=Evidence("indicator", "As kurtosis_mean; less sensitive to a few extreme images."), chart_scale="log",
            interval="median", interval_input="kurtosis"),
     Metric("rotated_kurtosis_mean", _rotated_mean,
            f"Basis control: mean per-image kurtosis after a fixed random rotation; its null band is {_BAND}.",
            "mean_x κ(Q h(x)), Q = Π_r C S_r P_r (3 rounds: permutation, random signs, orthonormal DCT)",
-           direction="neutral",
+           domain=KURTOSIS, direction="neutral",
            evidence=Evidence("control", "Not a robustness signal: inside the null band 3 ± 2√(24/d) whatever the "
                                         "representation, when the tails live in the neuron basis. Outside it, the heavy "
                                         "tails are in every direction, not in specific coordinates."),
            headline="rotated", version=2, chart_scale="log", interval="mean", interval_input="rotated_kurtosis"),
     Metric("rotated_kurtosis_median", _rotated_median,
            f"Basis control: median per-image kurtosis after the rotation (null band {_BAND}).",
-           "median_x κ(Q h(x))", direction="neutral", evidence=Evidence("control", "As rotated_kurtosis_mean."), version=2,
+           "median_x κ(Q h(x))", domain=KURTOSIS, direction="neutral", evidence=Evidence("control", "As rotated_kurtosis_mean."), version=2,
            chart_scale="log", interval="median", interval_input="rotated_kurtosis"),
     Metric("basis_kurtosis_ratio", _basis_ratio,
            "How privileged the neuron basis is: neuron-basis kurtosis over rotated kurtosis. Compare with the "
            "model family's own reference: ReLU CNNs sit near 2 even at random init (random resnet18 1.9, "
            "open_clip RN50 1.8), ViTs near 1 (docs/metrics.md).",
-           "kurtosis_mean / rotated_kurtosis_mean", direction="higher",
+           "kurtosis_mean / rotated_kurtosis_mean", domain=POSITIVE_RATIO, direction="higher",
            evidence=Evidence("indicator", "Outlier features induce privileged directions (paper, finding 3); this "
                                           "ratio is our test that the neuron basis is privileged, read against the "
                                           "family's random-init reference."), version=2,
            interval="ratio", interval_input=("kurtosis", "rotated_kurtosis")),
     Metric("profile_max_over_median", _max_over_median, "Largest mean |activation| of a feature relative to the median feature.",
-           "max_i m_i / median_i m_i, m_i = mean_x |h_i(x)|", direction="higher",
+           "max_i m_i / median_i m_i, m_i = mean_x |h_i(x)|", domain=AT_LEAST_ONE, direction="higher",
            evidence=Evidence("indicator", "Outlier features seen directly in the activation profile; same evidence "
                                           "as kurtosis (our formula, after Bondarenko et al. 2023). Dead features pull "
                                           "the median down: read it with dead_units."),
            interval="extreme", interval_input=max_over_median),
     Metric("profile_max_over_mean", _max_over_mean, "Largest mean |activation| of a feature relative to the mean feature.",
-           "max_i m_i / mean_i m_i", direction="higher",
+           "max_i m_i / mean_i m_i", domain=AT_LEAST_ONE, direction="higher",
            evidence=Evidence("indicator", "As profile_max_over_median; the mean is pulled up by the outliers themselves."),
            interval="extreme", interval_input=max_over_mean),
     Metric("profile_kurtosis", _profile_kurtosis,
            "Kurtosis of the activation profile across features: how concentrated the mean |activation| is in a few "
-           "features.", "κ(m)", direction="higher",
+           "features.", "κ(m)", domain=KURTOSIS, direction="higher",
            evidence=Evidence("indicator", f"Concentration of the activation profile; {_SAME} (our formula)."),
            interval="smooth", interval_input=kurtosis_rows),
     Metric("kurtosis_of_mean", _kurtosis_of_mean,
            "Kurtosis across features of the mean representation over images (the quantity DINOv2 and \"Massive "
            "Activations\" report). Not the mean of per-image kurtosis: signed features can cancel in the mean; on a "
            "non-negative layer it equals profile_kurtosis.",
-           "κ(mean_x h(x))", direction="higher",
+           "κ(mean_x h(x))", domain=KURTOSIS, direction="higher",
            evidence=Evidence("indicator", "Massive activations sit in fixed dimensions of every image, so they survive "
                                           f"the mean over images; {_SAME} (our formula)."),
            interval="smooth", interval_input=(kurtosis_rows, "signed")),
     Metric("outlier_count", _outlier_count,
            "Number of outlier features: mean |activation| above τ times the mean of the live, non-outlier features.",
-           "|{i : m_i > τ · s}|, s = mean of m over live non-outliers (fixed point)", unit="features", direction="higher",
+           "|{i : m_i > τ · s}|, s = mean of m over live non-outliers (fixed point)", unit="features", domain=COUNT, direction="higher",
            params={"factor": _FACTOR},
            evidence=Evidence("indicator", "The outlier features themselves, counted at a threshold τ × s (our "
                                           f"formula); {_SAME}."),
            headline="outliers", version=2, integer=True, interval="count", interval_input=_outlier_margins),
     Metric("outlier_fraction", _outlier_fraction, "Fraction of features that are outliers.",
-           "|{i : m_i > τ · s}| / d", direction="higher", params={"factor": _FACTOR},
+           "|{i : m_i > τ · s}| / d", domain=FRACTION, direction="higher", params={"factor": _FACTOR},
            evidence=Evidence("indicator", "outlier_count / d; same evidence."), version=2,
            interval="count", interval_input=(_outlier_margins, "per_feature")),
     Metric("dead_units", _dead_units,
            "Features that are dead: mean |activation| identically 0, or at most ε × the largest feature's (ε: machine "
            "epsilon of the activations' dtype, 1.19e-7 for float32).",
-           "|{i : m_i ≤ ε · max_j m_j}|", unit="features", direction="neutral",
+           "|{i : m_i ≤ ε · max_j m_j}|", unit="features", domain=COUNT, direction="neutral",
            evidence=Evidence("informational", "Not a robustness signal: common in ReLU networks (18.8% of a random-init "
                                               "RN50's pre-projection features). Excluded from the outlier scale."),
            interval="count", interval_input=_dead_margins),

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .types import (NEEDS_CORRUPTED, NEEDS_DIRECTIONS, NEEDS_HEAD, NEEDS_ROWS, NEEDS_SHIFTED, NEEDS_SUMMARY,
+from .directions import RANKINGS
+from .types import (FRACTION, SIGNED_FRACTION, NEEDS_CORRUPTED, NEEDS_DIRECTIONS, NEEDS_HEAD, NEEDS_ROWS, NEEDS_SHIFTED, NEEDS_SUMMARY,
                     READS_HEAD, Evidence, Metric, MetricValue, NotApplicable, Param)
 
 #: the parameter value asking for the mean over the shifts (or corruptions) of the spec
@@ -325,7 +326,7 @@ def pruned_shift_correct(inputs: Any, score: Any, ps: Any, ranking: str = "impor
     """Per scored image of ``score``'s set, whether the head pruned to its top ``ceil((1 - p) r)``
     directions (ranked on the probe, :func:`.directions.directions`) classifies it right, logits
     restricted to the set's classes: bool ``[n, len(ps)]`` (cached per layer)."""
-    from .directions import RANKINGS, directions, keep_count
+    from .directions import directions, keep_count
 
     if ranking not in RANKINGS:
         raise NotApplicable(f"unknown ranking {ranking!r}; use one of {', '.join(RANKINGS)}")
@@ -403,7 +404,8 @@ def _shift_accuracy_at_pruning(inputs: Any, shift: str = MEAN, p: float = 0.5, r
 
 _SHIFT = {"shift": Param(str, MEAN, "a natural shift's name from the spec's `shifts`, or `mean` over them")}
 _CORRUPTION = {"corruption": Param(str, MEAN, "a corruption of the spec's `shifts`, or `mean` over them"),
-               "severity": Param(int, 0, "a severity 1-5, or 0 for every severity the spec gives", minimum=0)}
+               "severity": Param(int, 0, "a severity 1-5, or 0 for every severity the spec gives", minimum=0,
+                                 maximum=5)}
 _MEASURED = Evidence("informational", "What the outlier metrics are meant to predict, measured on the spec's "
                                       "shifted sets with the same head; not itself an indicator.")
 _ER = Evidence("informational", "Effective robustness (Taori et al. 2020): the robustness the paper's outlier "
@@ -420,31 +422,31 @@ SHIFT_METRICS: tuple[Metric, ...] = (
     Metric("shift_accuracy", _shift_accuracy,
            "Top-1 of the head on a natural shifted set of the spec (its class subset), or the mean over them.",
            "#{x in S : argmax_{c in C_S} logit_c(h(x)) in Y(x)} / #S (C_S: the set's classes); mean: average over the sets",
-           unit="fraction", direction="higher", params=dict(_SHIFT), reads=READS_HEAD, needs=_SHIFTED, default=True, evidence=_MEASURED,
+           unit="fraction", domain=FRACTION, direction="higher", params=dict(_SHIFT), reads=READS_HEAD, needs=_SHIFTED, default=True, evidence=_MEASURED,
            interval="binomial", interval_input=_shift_accuracy_replicates),
     Metric("accuracy_drop", _accuracy_drop, "Clean top-1 minus the top-1 under a natural shift (or their mean).",
-           "clean top-1 - shift_accuracy", unit="fraction", direction="lower", params=dict(_SHIFT),
+           "clean top-1 - shift_accuracy", unit="fraction", domain=SIGNED_FRACTION, direction="lower", params=dict(_SHIFT),
            reads=READS_HEAD, needs=_SHIFTED, default=True, evidence=_MEASURED, interval="resampled", interval_input=_drop_replicates),
     Metric("effective_robustness", _effective_robustness,
            "Mean shifted accuracy minus what standard ImageNet models of the same clean accuracy reach.",
            "ER = mean_s acc_s - sigmoid(b1 logit(clean) + b0) (all five: mean-of-five baseline; otherwise each set "
-           "against its own baseline, then averaged)", unit="fraction", direction="higher", reads=READS_HEAD, needs=_SHIFTED, default=True,
+           "against its own baseline, then averaged)", unit="fraction", domain=SIGNED_FRACTION, direction="higher", reads=READS_HEAD, needs=_SHIFTED, default=True,
            evidence=_ER, headline="ER", chart_scale="linear", interval="resampled", interval_input=_er_replicates),
     Metric("shift_accuracy_at_pruning", _shift_accuracy_at_pruning,
            "Top-1 on a measured natural shift of the head pruned to its top ceil((1-p) r) directions (ranked on the "
            "probe), or the mean over the measured shifts.",
            "acc_S(h V_k V_k^T W^T + b), k = ceil((1 - p) r), logits restricted to C_S", unit="fraction",
-           direction="higher", params={**_SHIFT, "p": Param(float, 0.5, "fraction of the directions removed, in [0, 1)",
-                                                            minimum=0.0),
-                                       "ranking": Param(str, "importance", "importance or singular_value")},
+           domain=FRACTION, direction="higher", params={**_SHIFT, "p": Param(float, 0.5, "fraction of the directions removed, in [0, 1]",
+                                                            minimum=0.0, maximum=1.0),
+                                       "ranking": Param(str, "importance", "importance or singular_value", choices=RANKINGS)},
            reads=READS_HEAD, needs=_SHIFTED + (NEEDS_DIRECTIONS,), evidence=_MEASURED, interval="binomial"),
     Metric("corruption_accuracy", _corruption_accuracy,
            "Top-1 of the head on the probe images corrupted (ImageNet-C), at one corruption and severity or the mean.",
            "#{x : argmax_c logit_c(h(corrupt(x))) = y(x)} / #labelled; mean over the chosen (corruption, severity)",
-           unit="fraction", direction="higher", params=dict(_CORRUPTION), reads=READS_HEAD, needs=_CORRUPTED, default=True, evidence=_MEASURED,
+           unit="fraction", domain=FRACTION, direction="higher", params=dict(_CORRUPTION), reads=READS_HEAD, needs=_CORRUPTED, default=True, evidence=_MEASURED,
            interval="binomial", interval_input=_corruption_accuracy_replicates),
     Metric("corruption_drop", _corruption_drop, "Clean top-1 minus the corrupted top-1 on the same images.",
-           "clean top-1 - corruption_accuracy (paired image for image)", unit="fraction", direction="lower",
+           "clean top-1 - corruption_accuracy (paired image for image)", unit="fraction", domain=SIGNED_FRACTION, direction="lower",
            params=dict(_CORRUPTION), reads=READS_HEAD, needs=_CORRUPTED, default=True, evidence=_MEASURED, interval="resampled",
            interval_input=_corruption_drop_replicates),
 )

@@ -57,12 +57,56 @@ INTERVAL_FAMILIES = ("mean", "median", "ratio", "extreme", "smooth", "count", "b
 
 @dataclass(frozen=True)
 class Param:
-    """A metric parameter settable per check in the spec, e.g. ``outlier_count: {factor: 100}``."""
+    """A metric parameter settable per check in the spec, e.g. ``outlier_count: {factor: 100}``.
+
+    ``minimum`` and ``maximum`` (inclusive; None: open), ``choices`` and ``check`` are what the spec
+    validator refuses beyond: ``importance_top_share: {fraction: 1.5}`` would otherwise run and pass as if
+    it said 1."""
 
     type: type
     default: Any
     help: str = ""
     minimum: float | None = None
+    maximum: float | None = None
+    #: the values a string parameter may take (None: any)
+    choices: tuple[str, ...] | None = None
+    #: ``check(value) -> ""`` or why the value cannot be meant (a pruning grid beyond [0, 1), say)
+    check: Callable[[Any], str] | None = None
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Every value a metric can take: ``[low, high]`` (``math.inf`` for an open end), and what that is
+    in words (``"a fraction"``, ``"a count"``).
+
+    Why declared: a bound outside it can never pass (``top1_accuracy: {min: 70}``, a percentage written
+    for a fraction) and the spec validator says so with the likely fix; the same declaration tells a
+    reader of a number what range it lives in."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    what: str = ""
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    def __str__(self) -> str:
+        def end(v: float) -> str:
+            return "∞" if v == math.inf else ("-∞" if v == -math.inf else f"{v:g}")
+        span = f"[{end(self.low)}, {end(self.high)}]"
+        return f"{self.what}, in {span}" if self.what else span
+
+
+#: the domains the built-in metrics declare
+FRACTION = Domain(0.0, 1.0, "a fraction")
+SIGNED_FRACTION = Domain(-1.0, 1.0, "a difference of two fractions")
+COUNT = Domain(0.0, math.inf, "a count")
+#: non-excess kurtosis is at least 1 for any distribution (Pearson: κ ≥ skewness² + 1)
+KURTOSIS = Domain(1.0, math.inf, "a non-excess kurtosis")
+POSITIVE_RATIO = Domain(0.0, math.inf, "a ratio of non-negative numbers")
+AT_LEAST_ONE = Domain(1.0, math.inf, "a largest value over a typical one")
+EFFECTIVE_RANK = Domain(1.0, math.inf, "a number of directions")
+CONCEPTS_PER_DIRECTION = Domain(0.0, math.inf, "concepts per direction")
 
 
 @dataclass(frozen=True)
@@ -127,6 +171,7 @@ class Metric:
     * ``default``: computed on every audit without being asked (a check, ``measure:``); None: when it
       needs nothing but the layer's summary (the outlier family).  Top-1 and top-5 say True: they are
       computed where the probe is labelled and a head is at hand.
+    * ``domain``: the :class:`Domain` of its values (a fraction, a count, a kurtosis ≥ 1).
     * ``interval_input``: what that family resamples: the :class:`LayerStats` attribute of the
       per-image values (``"kurtosis"``), a pair of them for a ratio, a profile statistic
       ``[..., d] -> [...]`` (or ``(statistic, "signed")``), or for a count a factory
@@ -154,6 +199,9 @@ class Metric:
     interval_input: Any = None
     needs: tuple[str, ...] = ()
     default: bool | None = None
+    #: every value the metric can take (None: not declared); a ``min`` above its top or a ``max`` below its
+    #: bottom is a spec error
+    domain: Domain | None = None
 
     @property
     def inputs(self) -> frozenset[str]:

@@ -216,17 +216,12 @@ def _model_label(module: Any, name: str | None) -> str:
     return name or f"model {type(module).__name__}"
 
 
-def classifier_head(module: Any, class_names: Sequence[str] | None = None, *,
-                    class_ids: Sequence[str] | None = None, name: str | None = None) -> Head:
-    """The model's own linear classifier, read from timm's ``get_classifier()``.
-
-    A ``Linear`` or a 1x1 ``Conv2d`` (timm's ``use_conv`` heads) gives ``W [C, d]`` and ``b``.
-    Class names default to ImageNet-1k's (with its wnids) for 1000 outputs, else timm's inferred
-    ImageNet subset, else the output indices.  ``name`` names the model in errors.
-    """
+def classifier_weights(module: Any, label: str) -> tuple[Any, Any]:
+    """``(W [C, d], b or None)`` of the model's own linear classifier (``get_classifier()``: a ``Linear`` or
+    a 1x1 ``Conv2d``), as tensors; :class:`HeadError` naming ``label`` when there is none.  On a model built
+    on the meta device the shapes are what its architecture says (``models/architecture.py`` reads d)."""
     import torch
 
-    label = _model_label(module, name)
     getter = getattr(module, "get_classifier", None)
     if not callable(getter):
         raise HeadError(
@@ -253,6 +248,22 @@ def classifier_head(module: Any, class_names: Sequence[str] | None = None, *,
             f"{label}: {what}, so there is no linear head to read\n"
             "    fix: build the model with its classifier (e.g. timm num_classes=1000), or set `head: none`"
         )
+    return weight, bias
+
+
+def classifier_head(module: Any, class_names: Sequence[str] | None = None, *,
+                    class_ids: Sequence[str] | None = None, name: str | None = None) -> Head:
+    """The model's own linear classifier, read from timm's ``get_classifier()``.
+
+    A ``Linear`` or a 1x1 ``Conv2d`` (timm's ``use_conv`` heads) gives ``W [C, d]`` and ``b``.
+    Class names default to ImageNet-1k's (with its wnids) for 1000 outputs, else timm's inferred
+    ImageNet subset, else the output indices.  ``name`` names the model in errors.
+    """
+    import torch
+
+    label = _model_label(module, name)
+    weight, bias = classifier_weights(module, label)
+    layer = module.get_classifier()
     num = int(weight.shape[0])
     if class_names is None:
         names, ids = _default_classes(num, module)

@@ -23,6 +23,7 @@ output.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import LayerError
@@ -81,6 +82,76 @@ def pool(out: Any, class_token: bool = False, prefix_tokens: int = 0, channels_l
     return t.flatten(2).mean(dim=2)
 
 
+
+@dataclass(frozen=True)
+class LayerCatalogue:
+    """The layer names one model offers, as plain data: known from the model, or from its cached
+    architecture (``models/architecture.py``) without building it.
+
+    ``blocks``: how many ``blocks.N`` there are; ``pre_projection``: whether that layer exists (else
+    ``pre_projection_unsupported`` says why); ``modules``: the names of ``model.named_modules()`` (for
+    ``module:<name>``); ``module_example``: one to show in messages."""
+
+    label: str
+    blocks: int
+    pre_projection: bool
+    modules: tuple[str, ...]
+    pre_projection_unsupported: str = ""
+    blocks_unsupported: str = ""
+    module_example: str = MODULE_PREFIX + "<name>"
+
+    def available(self) -> list[str]:
+        names = ["representation"] + (["pre_projection"] if self.pre_projection else [])
+        return names + [f"blocks.{i}" for i in range(self.blocks)]
+
+    def summary(self) -> str:
+        n = self.blocks
+        parts = ["representation"] + (["pre_projection"] if self.pre_projection else [])
+        if n:
+            parts.append(f"blocks.0..blocks.{n - 1}" if n > 1 else "blocks.0")
+        parts.append(f"module:<name> (any named module, e.g. {self.module_example})")
+        return ", ".join(parts)
+
+    def canonical(self, name: str) -> str:
+        """``blocks.-1`` as ``blocks.{n-1}``; any other name as it is."""
+        match = _BLOCK.match(name)
+        if match and self.blocks and -self.blocks <= int(match.group(1)) < 0:
+            return f"blocks.{int(match.group(1)) + self.blocks}"
+        return name
+
+    def problem(self, name: str) -> str | None:
+        """None if ``name`` is a layer of this model, else the explanation with what is available."""
+        if name == "representation":
+            return None
+        if name == "pre_projection":
+            if self.pre_projection:
+                return None
+            return (f"layer 'pre_projection' is not available for {self.label}: "
+                    f"{self.pre_projection_unsupported}. Available: {self.summary()}")
+        match = _BLOCK.match(name)
+        if match:
+            n = self.blocks
+            if n == 0:
+                return (f"layer '{name}' does not exist for {self.label}: {self.blocks_unsupported}. "
+                        f"Available: {self.summary()}")
+            index = int(match.group(1))
+            if -n <= index < n:
+                return None
+            return (f"layer '{name}' does not exist for {self.label} ({n} block{'s' if n != 1 else ''}: "
+                    f"blocks.0 … blocks.{n - 1}, or blocks.-{n} … blocks.-1 counting from the end). "
+                    f"Available: {self.summary()}")
+        if name.startswith(MODULE_PREFIX):
+            dotted = name[len(MODULE_PREFIX):]
+            if dotted and dotted in self.modules:
+                return None
+            hint = suggest(dotted, list(self.modules))
+            return (f"layer '{name}': {self.label} has no module named '{dotted}'.{hint} "
+                    f"Module names are those of model.named_modules(). Available: {self.summary()}")
+        known = self.available() + [MODULE_PREFIX + "<name>"]
+        return (f"unknown layer '{name}' for {self.label}.{suggest(name, known)} "
+                f"Available: {self.summary()}")
+
+
 class HookAdapter:
     """Common machinery: name checking, hook registration for one pass, pooling, error text.
 
@@ -95,6 +166,7 @@ class HookAdapter:
         self.model = model
         self.label = label
         self._block_list: list[tuple[str, Any, Pool]] | None = None
+        self._catalogue: LayerCatalogue | None = None
 
     # -- to override ------------------------------------------------------------------------
     def _blocks(self) -> list[tuple[str, Any, Pool]]:
@@ -125,61 +197,31 @@ class HookAdapter:
             self._block_list = self._blocks()
         return self._block_list
 
+    def catalogue(self) -> "LayerCatalogue":
+        """What this model offers as layers, as plain data (:class:`LayerCatalogue`): the one place layer
+        names are judged, whether the model is at hand or only its cached architecture."""
+        if self._catalogue is None:
+            modules = tuple(n for n, _ in self.model.named_modules() if n)
+            self._catalogue = LayerCatalogue(
+                label=self.label, blocks=len(self.blocks), pre_projection=self._pre_projection() is not None,
+                modules=modules, pre_projection_unsupported=self._pre_projection_unsupported(),
+                blocks_unsupported=self._blocks_unsupported(), module_example=self._module_example(modules))
+        return self._catalogue
+
     def available(self) -> list[str]:
-        names = ["representation"]
-        if self._pre_projection() is not None:
-            names.append("pre_projection")
-        names += [f"blocks.{i}" for i in range(len(self.blocks))]
-        return names
+        return self.catalogue().available()
 
     def _summary(self) -> str:
-        n = len(self.blocks)
-        parts = ["representation"]
-        if self._pre_projection() is not None:
-            parts.append("pre_projection")
-        if n:
-            parts.append(f"blocks.0..blocks.{n - 1}" if n > 1 else "blocks.0")
-        parts.append("module:<name> (any named module, e.g. " + self._module_example() + ")")
-        return ", ".join(parts)
+        return self.catalogue().summary()
 
-    def _module_example(self) -> str:
+    def _module_example(self, modules: Sequence[str]) -> str:
         if self.blocks:
             return MODULE_PREFIX + self.blocks[0][0]
-        names = [n for n, _ in self.model.named_modules() if n]
-        return MODULE_PREFIX + (names[0] if names else "<name>")
+        return MODULE_PREFIX + (modules[0] if modules else "<name>")
 
     def _problem(self, name: str) -> str | None:
         """None if ``name`` is valid, else the explanation."""
-        if name == "representation":
-            return None
-        if name == "pre_projection":
-            if self._pre_projection() is not None:
-                return None
-            return (f"layer 'pre_projection' is not available for {self.label}: "
-                    f"{self._pre_projection_unsupported()}. Available: {self._summary()}")
-        match = _BLOCK.match(name)
-        if match:
-            n = len(self.blocks)
-            if n == 0:
-                return (f"layer '{name}' does not exist for {self.label}: {self._blocks_unsupported()}. "
-                        f"Available: {self._summary()}")
-            index = int(match.group(1))
-            if -n <= index < n:
-                return None
-            return (f"layer '{name}' does not exist for {self.label} ({n} block{'s' if n != 1 else ''}: "
-                    f"blocks.0 … blocks.{n - 1}, or blocks.-{n} … blocks.-1 counting from the end). "
-                    f"Available: {self._summary()}")
-        if name.startswith(MODULE_PREFIX):
-            dotted = name[len(MODULE_PREFIX):]
-            modules = dict(self.model.named_modules())
-            if dotted and dotted in modules:
-                return None
-            hint = suggest(dotted, [n for n in modules if n])
-            return (f"layer '{name}': {self.label} has no module named '{dotted}'.{hint} "
-                    f"Module names are those of model.named_modules(). Available: {self._summary()}")
-        known = self.available() + [MODULE_PREFIX + "<name>"]
-        return (f"unknown layer '{name}' for {self.label}.{suggest(name, known)} "
-                f"Available: {self._summary()}")
+        return self.catalogue().problem(name)
 
     def check(self, names: Sequence[str]) -> None:
         problems = [p for p in (self._problem(str(n)) for n in names) if p]

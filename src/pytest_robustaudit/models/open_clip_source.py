@@ -15,7 +15,8 @@ alone (keys with or without ``visual.``); the layout is detected from the keys.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import ModelLoadError
 from ..registry import suggest
@@ -132,6 +133,20 @@ def _massage_full(model: "torch.nn.Module", state: dict[str, Any]) -> dict[str, 
     return state
 
 
+@contextmanager
+def _options_errors(spec: "ModelSpec", arch: str, kinds: tuple[type, ...]) -> Iterator[None]:
+    """A ``create_model_and_transforms`` that refuses the spec's options (errors of ``kinds``) fails as a
+    ModelLoadError naming the call and the keys to check."""
+    try:
+        yield
+    except ModelLoadError:
+        raise
+    except kinds as exc:
+        raise ModelLoadError(
+            f"open_clip.create_model_and_transforms({arch!r}, ...) failed: {type(exc).__name__}: {exc}",
+            where=spec.describe(), fix="check `model.options` and `model.preprocess` in the spec") from exc
+
+
 class OpenClipSource:
     """Load open_clip CLIP models; the LoadedModel's module is the whole CLIP model (both towers)."""
 
@@ -147,24 +162,17 @@ class OpenClipSource:
         kwargs = _create_kwargs(spec, tag_cfg)
         download = tag is not None and spec.checkpoint is None
         from_hub = arch.startswith("hf-hub:")  # even its config comes from the hub
-        try:
-            with seeded():
-                if download or from_hub:
-                    cache = f", cache_dir={str(spec.cache_dir)!r}" if spec.cache_dir else ""
-                    wanted = f", pretrained='{tag}'" if download else ""
-                    snippet = ("python -c \"import open_clip; open_clip.create_model_and_transforms("
-                               f"'{arch}'{wanted}{cache})\"")
-                    with hub_download(spec.describe(), snippet, spec.cache_dir):
-                        model, _, preprocess = open_clip.create_model_and_transforms(
-                            arch, pretrained=tag if download else None, **kwargs)
-                else:
-                    model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None, **kwargs)
-        except ModelLoadError:
-            raise
-        except (TypeError, ValueError, AssertionError, KeyError) as exc:
-            raise ModelLoadError(
-                f"open_clip.create_model_and_transforms({arch!r}, ...) failed: {type(exc).__name__}: {exc}",
-                where=spec.describe(), fix="check `model.options` and `model.preprocess` in the spec") from exc
+        with _options_errors(spec, arch, (TypeError, ValueError, AssertionError, KeyError)), seeded():
+            if download or from_hub:
+                cache = f", cache_dir={str(spec.cache_dir)!r}" if spec.cache_dir else ""
+                wanted = f", pretrained='{tag}'" if download else ""
+                snippet = ("python -c \"import open_clip; open_clip.create_model_and_transforms("
+                           f"'{arch}'{wanted}{cache})\"")
+                with hub_download(spec.describe(), snippet, spec.cache_dir):
+                    model, _, preprocess = open_clip.create_model_and_transforms(
+                        arch, pretrained=tag if download else None, **kwargs)
+            else:
+                model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None, **kwargs)
 
         layout = "full model"
         fingerprint_of = None
@@ -197,3 +205,28 @@ class OpenClipSource:
         if layout == "image tower":
             provenance["text_tower"] = f"random init (seed {INIT_SEED}): the checkpoint holds the image tower only"
         return finish(spec, model, preprocess, provenance, fingerprint_of)
+
+    def skeleton(self, spec: "ModelSpec") -> tuple[Any, tuple[int, int]] | None:
+        """The CLIP model without weights, on the meta device, and its image size (see
+        ``TimmSource.skeleton``); None for ``hf-hub:`` / ``local-dir:`` names, whose config comes with
+        the weights.  An unknown architecture or tag raises the same ModelLoadError as :meth:`load`."""
+        import logging
+
+        import open_clip
+        import torch
+
+        arch, tag, tag_cfg = _validate(spec)
+        if arch.startswith(_SCHEMAS):
+            return None
+        kwargs = _create_kwargs(spec, tag_cfg)
+        kwargs.pop("cache_dir", None)
+        logging.disable(logging.WARNING)   # open_clip logs that no pretrained weights were loaded: none were asked for
+        try:
+            with _options_errors(spec, arch, (TypeError, ValueError, AssertionError, KeyError, RuntimeError)), \
+                    torch.device("meta"):
+                model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=None, device="meta", **kwargs)
+        finally:
+            logging.disable(logging.NOTSET)
+        size = getattr(model.visual, "image_size", 224)
+        size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+        return model.eval(), (int(size[0]), int(size[1]))

@@ -8,7 +8,8 @@ input size, interpolation) still drives the eval transform without a download.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import ModelLoadError
 from ..registry import suggest
@@ -64,6 +65,34 @@ def _transform(model: Any, spec: "ModelSpec") -> Any:
     return create_transform(**cfg, is_training=False)
 
 
+def _create_kwargs(spec: "ModelSpec") -> dict[str, Any]:
+    """``timm.create_model`` keyword arguments: the spec's options, an input size in step with ``img_size``,
+    the download cache."""
+    kwargs: dict[str, Any] = dict(spec.options)
+    img_size = kwargs.get("img_size")
+    if img_size is not None and "pretrained_cfg_overlay" not in kwargs:
+        # keep the eval transform's input size in step with a resized model
+        size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        kwargs["pretrained_cfg_overlay"] = {"input_size": (3, *size)}
+    if spec.cache_dir is not None:
+        kwargs["cache_dir"] = str(spec.cache_dir)
+    return kwargs
+
+
+@contextmanager
+def _options_errors(spec: "ModelSpec", full: str, download: bool) -> Iterator[None]:
+    """A ``timm.create_model`` that refuses the spec's options fails as a ModelLoadError naming the call."""
+    try:
+        yield
+    except ModelLoadError:
+        raise
+    except (TypeError, ValueError, AssertionError, RuntimeError, KeyError) as exc:
+        call = f"timm.create_model({full!r}, pretrained={download}" + "".join(
+            f", {k}={v!r}" for k, v in spec.options.items()) + ")"
+        raise ModelLoadError(f"{call} failed: {type(exc).__name__}: {exc}", where=spec.describe(),
+                             fix="check `model.options` in the spec (they are passed to timm.create_model)") from exc
+
+
 class TimmSource:
     """Load ``timm`` models: hub weights, a local checkpoint, or deterministic random init."""
 
@@ -74,18 +103,9 @@ class TimmSource:
         import timm
 
         arch, full, tag = _resolve_name(spec)
-        kwargs: dict[str, Any] = dict(spec.options)
-        img_size = kwargs.get("img_size")
-        if img_size is not None and "pretrained_cfg_overlay" not in kwargs:
-            # keep the eval transform's input size in step with a resized model
-            size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-            kwargs["pretrained_cfg_overlay"] = {"input_size": (3, *size)}
-        if spec.cache_dir is not None:
-            kwargs["cache_dir"] = str(spec.cache_dir)
+        kwargs = _create_kwargs(spec)
         download = bool(spec.pretrained) and spec.checkpoint is None
-        call = f"timm.create_model({full!r}, pretrained={download}" + "".join(
-            f", {k}={v!r}" for k, v in spec.options.items()) + ")"
-        try:
+        with _options_errors(spec, full, download):
             with seeded():
                 if download:
                     cache = f", cache_dir={str(spec.cache_dir)!r}" if spec.cache_dir else ""
@@ -94,11 +114,6 @@ class TimmSource:
                         model = timm.create_model(full, pretrained=True, **kwargs)
                 else:
                     model = timm.create_model(full, pretrained=False, **kwargs)
-        except ModelLoadError:
-            raise
-        except (TypeError, ValueError, AssertionError, RuntimeError, KeyError) as exc:
-            raise ModelLoadError(f"{call} failed: {type(exc).__name__}: {exc}", where=spec.describe(),
-                                 fix="check `model.options` in the spec (they are passed to timm.create_model)") from exc
         if spec.checkpoint is not None:
             load_checkpoint_into(model, spec)
             weights = "checkpoint"
@@ -114,3 +129,18 @@ class TimmSource:
             "options": dict(spec.options),
         }
         return finish(spec, model, preprocess, provenance)
+
+    def skeleton(self, spec: "ModelSpec") -> tuple[Any, tuple[int, int]]:
+        """The architecture without weights, on the meta device (no download, no memory for weights), and
+        the input size of its eval transform: what ``validate`` reads layer names and widths from
+        (``models/architecture.py``).  An unknown name or tag raises the same ModelLoadError as :meth:`load`."""
+        import timm
+        import torch
+
+        _, full, _ = _resolve_name(spec)
+        kwargs = _create_kwargs(spec)
+        kwargs.pop("cache_dir", None)
+        with _options_errors(spec, full, False), torch.device("meta"):
+            model = timm.create_model(full, pretrained=False, **kwargs)
+        size = tuple((getattr(model, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))[1:])
+        return model.eval(), (int(size[0]), int(size[1]))

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from .state import RunState, check_device_option, check_interval_settings, resolve_audit_paths, run_key, uncovered_roots
+from .state import (RunState, audit_limit_option, check_device_option, check_interval_settings, resolve_audit_paths,
+                    run_key, uncovered_roots)
 
 USE_INI = "<ini audit_paths>"
 
@@ -60,6 +61,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--audit-cache", dest="audit_cache", default="on", choices=("on", "off", "refresh"),
                     help="on: read stored activations and keep new ones (default); off: a private temporary "
                          "store for this run; refresh: recompute every entry this run needs and replace it.")
+    group.addoption("--audit-limit", dest="audit_limit", default=None, metavar="N",
+                    help="a smoke run: audit every spec as if its data.limit were the smaller of N and its own (the "
+                         "same seeded subset; shifted folders likewise, corruptions follow the probe, concept banks "
+                         "are whole); every output marks the run.")
     group.addoption("--audit-plan", dest="audit_plan", action="store_true",
                     help="after collection, print each spec's plan: the metrics it computes on which layers and why, "
                          "what it measures, and what it leaves out (with --collect-only: without running anything).")
@@ -73,6 +78,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("audit_resamples", default="", help="bootstrap resamples per interval (default 1000)")
     parser.addini("audit_bootstrap_method", default="",
                   help="auto (each family's own), percentile or bca: the bootstrap of per-image metrics")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    limit = config.stash[run_key].audit_limit if run_key in config.stash else None
+    if limit is None:
+        return None
+    return (f"robustaudit: smoke run (--audit-limit {limit}): at most {limit} images per probe and shifted folder; "
+            "numbers not comparable with a full run")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -101,6 +114,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): audit items of one spec share a worker (pytest-xdist)")
     config.addinivalue_line("markers", "audit_spec(path): the audit spec whose results the audit_run fixture gives")
     check_device_option(config.getoption("audit_device"), "--audit-device")
+    state.audit_limit = audit_limit_option(config)
     check_device_option(config.getini("audit_device"), "the ini key audit_device:")
     requested = config.getoption("audit_paths")
     if not requested:

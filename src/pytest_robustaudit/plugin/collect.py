@@ -109,7 +109,7 @@ class AuditFile(pytest.File):
         from ..spec.schema import RelationSpec
 
         state = run_state(self.config)
-        self.spec = load_audit_file(self.path, state.registries)
+        self.spec = state.limited(load_audit_file(self.path, state.registries, architectures=state.architectures))
         if isinstance(self.spec, RelationSpec):
             yield RelationGroup.from_parent(self, name="relation", relation=self.spec)
             return
@@ -164,6 +164,10 @@ class AuditItem(pytest.Item):
         self.user_properties.append(("extraction_s", round(result.extraction_s, 3)))
         for phase, seconds in (result.phases or {}).items():   # the audit's time per phase (architecture.md)
             self.user_properties.append((f"phase_s:{phase}", seconds))
+        from ..audit.notices import notices_of
+
+        for notice in notices_of(result):   # random weights, a smoke run, a dropped check
+            self.user_properties.append(("notice", notice))
         self.user_properties.append(("bounds", f"min={outcome.min} max={outcome.max}"))
         if not outcome.passed:
             raise CheckFailed(outcome.message)

@@ -98,6 +98,7 @@ class Auditor:
                 loaded = load_spec(self.base / f"inline-spec-{digest}.yaml", found, text=text)
             else:
                 loaded = load_spec(self._resolve(Path(spec)), found)
+            loaded = state.limited(loaded)   # --audit-limit
             return AuditRun(loaded, state.session.result(loaded), found, _session=state.session)
         except AuditError as error:  # the message is the whole explanation: no traceback into our code
             pytest.fail(str(error), pytrace=False)

@@ -182,6 +182,7 @@ def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int) ->
         "workers": len(run_state(config).worker_records),
         **({"shard": "{}/{}".format(*run_state(config).shard), "spec_set": run_state(config).spec_set}
            if run_state(config).shard else {}),
+        **({"audit_limit": run_state(config).audit_limit} if run_state(config).audit_limit else {}),   # a smoke run
         "errors": _error_entries(errors),
         "checks_deselected": deselected,   # left out of every output: deselected by -k, -m, --lf, node ids
         "checks_not_run": not_run,         # selected but never reached (-x, an interrupt)
@@ -321,6 +322,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             from ..report.values import left_out
 
             terminalreporter.write_line(f"robustaudit: {left_out(deselected, not_run)}: left out of every output")
+        from ..audit.notices import notices_of
+
+        for result in outputs.results:   # random weights, a smoke run, a dropped check (audit/notices.py)
+            for notice in notices_of(result):
+                terminalreporter.write_line(escaped(f"robustaudit: notice: {result.name}: {notice}"), yellow=True)
     for note in outputs.notes:
         terminalreporter.write_line(escaped(note))
     for what, path in outputs.written:

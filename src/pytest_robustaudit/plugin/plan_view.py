@@ -16,23 +16,28 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     if not config.getoption("audit_plan", False):
         return
-    from ..errors import AuditError
-    from ..plan.plan import build_plan
-
     state = run_state(config)
     writer = config.get_terminal_writer()
     writer.line()
     for spec in state.audit_specs.values():
-        try:
-            labelled = None
-            if spec.model.source != "activations":
-                from ..data import discover
-
-                labelled = any(image.label for image in discover(spec.data).images)
-            plan = build_plan(spec, state.registries, state.session.requests,
-                              measure_all=bool(config.getoption("audit_save_baseline", False)), labelled=labelled)
-        except AuditError as error:
-            writer.line(f"{spec.name}: no plan: {error}", red=True)
-            continue
-        for line in plan.lines():
+        for line in plan_lines(config, spec):
             writer.line(f"robustaudit plan: {line}")
+
+
+def plan_lines(config: pytest.Config, spec) -> list[str]:
+    """The plan of ``spec`` as lines (``validate --plan`` prints them too), or why there is none."""
+    from ..errors import AuditError
+    from ..plan.plan import build_plan
+
+    state = run_state(config)
+    try:
+        labelled = None
+        if spec.model.source != "activations":
+            from ..data import discover
+
+            labelled = any(image.label for image in discover(spec.data).images)
+        plan = build_plan(spec, state.registries, state.session.requests,
+                          measure_all=bool(config.getoption("audit_save_baseline", False)), labelled=labelled)
+    except AuditError as error:
+        return [f"{spec.name}: no plan: {error}"]
+    return plan.lines()

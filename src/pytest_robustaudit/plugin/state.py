@@ -48,6 +48,13 @@ class RunState:
         self.audit_paths: list[Path] | None = None
         self._registries: Registries | None = None
         self._session: AuditSession | None = None
+        self._architectures: Any = None
+        #: when collection builds a model's architecture: "new" (a model this store never built) or
+        #: "always" (``validate``); whether it may call a user's factory (``validate --factories``)
+        self.architecture_build = "new"
+        #: ``--audit-limit N`` (None: a full run)
+        self.audit_limit: int | None = None
+        self.call_factories = False
         #: spec path → pytest's text, for specs that failed collection (validation)
         self.invalid_specs: dict[str, str] = {}
         #: spec path → the first failure pytest reported for one of its items
@@ -80,6 +87,14 @@ class RunState:
         self.deselected: set[str] = set()
         self.ran: set[str] = set()
 
+    def limited(self, spec: Any) -> Any:
+        """``spec`` as this run audits it: a smoke run's (``--audit-limit``) limits applied."""
+        if self.audit_limit is None or not hasattr(spec, "data"):
+            return spec
+        from ..spec.smoke import with_limit
+
+        return with_limit(spec, self.audit_limit)
+
     @property
     def auditing(self) -> bool:
         return self.audit_paths is not None
@@ -92,6 +107,18 @@ class RunState:
 
             self._registries = collect(self.config.hook)
         return self._registries
+
+    @property
+    def architectures(self) -> Any:
+        """What collection knows of each spec's model (``models/architecture.py``): read from the store,
+        built on the meta device only for a model this store has never built (a warm run builds none)."""
+        if self._architectures is None:
+            from ..models.architecture import Architectures
+
+            options = store_options(self.config)
+            self._architectures = Architectures(self.registries.sources, options.root if options.mode != "off" else None,
+                                                build=self.architecture_build, factories=self.call_factories)
+        return self._architectures
 
     @property
     def session(self) -> AuditSession:
@@ -241,6 +268,24 @@ def uncovered_roots(config: pytest.Config, roots: list[Path]) -> list[Path]:
         except (OSError, RuntimeError, ValueError):
             continue
     return [r for r in roots if not any(a == r or a in r.parents or r in a.parents for a in args)]
+
+
+def audit_limit_option(config: pytest.Config) -> int | None:
+    """``--audit-limit N`` read and checked: a whole number of at least 1, never with ``--audit-save-baseline``
+    (a smoke run's numbers must not become the reference of later runs)."""
+    value = config.getoption("audit_limit", None)
+    if value is None:
+        return None
+    try:
+        limit = int(str(value).strip())
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise pytest.UsageError(f"--audit-limit {value!r} is not a whole number of images; e.g. --audit-limit 20")
+    if config.getoption("audit_save_baseline", False):
+        raise pytest.UsageError("--audit-limit makes a smoke run, whose numbers must not become a baseline; "
+                                "drop --audit-limit to save baselines")
+    return limit
 
 
 def check_device_option(value: str | None, where: str) -> None:

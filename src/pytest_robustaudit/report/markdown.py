@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..audit.notices import notices_of
 from ..errors import headline
 from ..metrics.types import NOT_APPLICABLE, controls_of, headline_metrics
 from ..results import AuditResult, tally
@@ -72,6 +73,9 @@ def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = 
                          + (f"{mark} {counts['pass']}/{len(checks)} |" if checks else "– |"))
     for path, message in errors.items():
         lines.append(f"| {_cell(Path(path).name)} | – | – | – | – | " + "– | " * len(shown) + "❌ error |")
+    notices = [(result, notice) for result in results for notice in notices_of(result)]
+    if notices:   # random weights, a smoke run, a dropped check (audit/notices.py)
+        lines += ["", "### Notices", ""] + [f"- **{_cell(r.name)}**: {_cell(n)}" for r, n in notices]
     if problems or errors:
         lines += ["", "### Failures", ""]
         for result, check in problems:

@@ -23,6 +23,7 @@ from . import svg
 from ..analyse.checks import bound_text, format_number, params_label
 from ..metrics.types import NOT_APPLICABLE, Metric, MetricValue, controls_of, headline_metrics
 from ..results import AuditResult, CheckOutcome, ReportSection, tally
+from ..audit.notices import notices_of
 from .provenance import readable, readable_path
 from .sections import PageContext, PageSection, build_sections, register_section
 from .values import check_label, check_verdict, is_default, left_out
@@ -114,6 +115,8 @@ class ModelView:
     not_computed: list[tuple[str, str]] = field(default_factory=list)
     #: seconds per phase, slowest first ([] in records before schema 4)
     phases: list[tuple[str, str]] = field(default_factory=list)
+    #: what the reader must know beside the numbers: random weights, a smoke run, a dropped check
+    notices: list[str] = field(default_factory=list)
 
     @property
     def not_computed_count(self) -> int:
@@ -335,7 +338,7 @@ def _model_view(result: AuditResult, index: int, metric_names: list[str], by_nam
         provenance=readable(result.provenance, base),
         skipped=[(readable_path(os.fspath(s.path), base), s.reason) for s in result.skipped[:20]],
         skipped_more=max(len(result.skipped) - 20, 0), activations=activations_line(result),
-        not_computed=not_computed(result), phases=phase_rows(result))
+        not_computed=not_computed(result), phases=phase_rows(result), notices=notices_of(result))
 
 
 def not_computed(result: AuditResult) -> list[tuple[str, str]]:

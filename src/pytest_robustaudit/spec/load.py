@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from ..errors import Problem, SpecError
 from ..measure.extract import DEVICE_HELP, DEVICE_PATTERN, PRECISIONS
 from ..registries import Registries
-from .checks_section import DEFAULT_LAYERS, ChecksSection
+from .checks_section import DEFAULT_LAYERS, ChecksSection, LayerFit
 from .concepts_section import ConceptsSection
 from .data_section import DataSection
 from .head_section import HeadSection
@@ -25,7 +25,7 @@ from .relation_section import RelationSection, is_relation_doc
 from .schema import AuditSpec, DataSpec, ReferenceSpec, RelationSpec
 from .shifts_section import ShiftsSection
 from .validator import SEED_LIMIT, _kind
-from .yamlsource import Doc, load_doc
+from .yamlsource import Doc, dotted, load_doc
 
 TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", "seed", "reference", "store_dtype",
             "confidence", "min_images", "resamples", "bootstrap_method", "head", "shifts", "concepts", "measure")
@@ -37,23 +37,25 @@ REFERENCE_KEYS = ("model", "baseline", "entry")
 
 
 def load_spec(file: Path, registries: Registries, env: Mapping[str, str] | None = None,
-              text: str | None = None) -> AuditSpec:
+              text: str | None = None, architectures: Any = None) -> AuditSpec:
     """Parse and validate ``file``; raise :class:`SpecError` listing every problem.
 
     With ``text``, that YAML is validated instead of the file's content, as if it were at ``file``
     (relative paths resolve against ``file``'s folder): how inline specs in tests are loaded.
+    ``architectures`` (a :class:`~..models.architecture.Architectures`) lets validation know the model:
+    its name, its layers, which layers its head fits; None: the spec alone is validated.
     """
     file = Path(file)
     doc, problems = load_doc(file, env, text)
     if not problems:
-        spec = SpecValidator(doc, registries, problems).spec()
+        spec = SpecValidator(doc, registries, problems, architectures).spec()
         if not problems and spec is not None:
             return spec
     raise SpecError(problems)
 
 
 def load_audit_file(file: Path, registries: Registries, env: Mapping[str, str] | None = None,
-                    text: str | None = None) -> AuditSpec | RelationSpec:
+                    text: str | None = None, architectures: Any = None) -> AuditSpec | RelationSpec:
     """What a YAML file under ``--audit`` holds: an audit spec, or a run-level relation check (top
     level ``relation:`` and no ``model:``, :mod:`.relation_section`); :class:`SpecError` otherwise."""
     file = Path(file)
@@ -63,14 +65,15 @@ def load_audit_file(file: Path, registries: Registries, env: Mapping[str, str] |
         if not problems and relation is not None:
             return relation
         raise SpecError(problems, "relation file")
-    return load_spec(file, registries, env, text)
+    return load_spec(file, registries, env, text, architectures)
 
 
 class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, ShiftsSection, ConceptsSection):
     """The whole document: the top-level keys and ``reference``; each other section from its module."""
 
-    def __init__(self, doc: Doc, registries: Registries, problems: list[Problem]):
+    def __init__(self, doc: Doc, registries: Registries, problems: list[Problem], architectures: Any = None):
         super().__init__(doc, registries, problems)
+        self.architectures = architectures
 
     def spec(self) -> AuditSpec | None:
         raw = self.doc.data
@@ -107,8 +110,9 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, Shift
                     self.problem(("layers",), f"layer '{layer}' has no array under model.arrays "
                                               f"({', '.join(model.arrays)})", f"add '{layer}: FILE' under model.arrays")
         reference = self.reference(top["reference"]) if top.get("reference") is not None else None
-        checks = self.checks(top["checks"], layers) if "checks" in top else ()
         head = self.head(top.get("head"), model.source if model is not None else None)
+        fit = self.known_layers(model, reference, layers, head, "layers" in top)
+        checks = self.checks(top["checks"], layers, fit) if "checks" in top else ()
         self.head_checks(head, checks)
         shifts = self.shifts(top.get("shifts"))
         self.shift_checks(shifts, checks)
@@ -135,6 +139,48 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, Shift
                          store_dtype=store_dtype or "float32", confidence=confidence, min_images=min_images,
                          resamples=resamples, bootstrap_method=method, head=head, shifts=shifts,
                          concepts=concepts, measure=measure, measure_all=measure_all)
+
+    def known_layers(self, model: Any, reference: Any, layers: tuple[str, ...], head: Any, listed: bool) -> LayerFit:
+        """What the model's architecture says of the spec (with ``architectures``): its name and tag exist,
+        each listed layer exists in it (and in a reference model), and which layers its head fits."""
+        found = self.architecture(model, ("model",)) if model is not None else None
+        if reference is not None and reference.model is not None:
+            twin = self.architecture(reference.model, ("reference", "model"))
+            self.layers_exist(twin, layers, ("reference", "model"), "the reference model")
+        self.layers_exist(found, layers, ("layers",) if listed else ("model",), "the model")
+        kind = head.kind if head.kind != "auto" else ("zero-shot" if model is not None and model.source == "open_clip"
+                                                      else "classifier")
+        return LayerFit(found, kind)
+
+    def architecture(self, model: Any, path: tuple) -> Any:
+        """The model's :class:`~..models.architecture.Architecture` (None: not known here); a name or tag
+        the library does not know is a problem at that key."""
+        if self.architectures is None:
+            return None
+        from ..errors import ModelLoadError
+
+        try:
+            return self.architectures(model)
+        except ModelLoadError as error:
+            text = error.message.split(": ", 1)[-1] if error.message.startswith(model.describe()) else error.message
+            key = "options" if "options" in error.fix else \
+                "pretrained" if "tag" in text and model.pretrained not in (None, False) else "name"
+            self.problem(path + (key,), text, error.fix or f"correct {dotted(path + (key,))}")
+            return None
+
+    def layers_exist(self, found: Any, layers: tuple[str, ...], path: tuple, whose: str) -> None:
+        """Each of ``layers`` is a layer of the architecture ``found`` (nothing to say when it is unknown)."""
+        if found is None:
+            return
+        for i, layer in enumerate(layers):
+            where = path + (i,) if path == ("layers",) else path
+            problem = found.catalogue.problem(layer)
+            if problem:
+                self.problem(where, problem, f"name a layer {whose} has (python -m pytest_robustaudit list layers "
+                             f"{self.file.name} lists them)")
+            elif not found.ran(layer):
+                self.problem(where, f"layer '{layer}' does not run when {whose} encodes an image (it belongs to "
+                             "another part of the model, e.g. the text tower)", "name a module of the image tower")
 
     def measure(self, value: Any) -> tuple[tuple[str, ...], bool]:
         """``measure:``: metric names (or ``all``) computed besides the checked and default ones."""

@@ -137,6 +137,9 @@ class CheckSpec:
     id: str = ""
     why: str = ""      # why the bound is what it is (spec key ``why:``), shown beside the verdict
     confidence: float | None = None   # gate on the interval at this level (docs/intervals.md); None: the spec's
+    #: the layer came from the spec's ``layers:`` (the check names none of its own): where the fit of a head
+    #: metric was unknown at validation, such a layer that does not fit is dropped at run time, with a note
+    default_layer: bool = False
 
     @property
     def name(self) -> str:
@@ -286,6 +289,8 @@ class AuditSpec:
     #: metrics to compute besides the checked and default ones (spec key ``measure:``, docs/spec.md#measure)
     measure: tuple[str, ...] = ()
     measure_all: bool = False              # ``measure: all``: every registered metric
+    #: ``--audit-limit N``: a smoke run's N (the limits above already applied: :func:`~.smoke.with_limit`)
+    smoke_limit: int | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from .schema import ShiftSpec
-from .validator import SEED_LIMIT, Validator, _kind
+from .validator import SEED_LIMIT, Validator, _kind, percentage_hint
 
 #: the five standard natural shifts, as written in a spec (hyphens) -> their canonical names
 SET_NAMES = {"imagenet-v2": "imagenet_v2", "imagenet-r": "imagenet_r", "imagenet-sketch": "imagenet_sketch",
@@ -164,7 +164,7 @@ class ShiftsSection(Validator):
         if number is None:
             return None
         if 1 < number <= 100:
-            self.problem(path, f"{number:g} looks like a percentage; accuracies are fractions here",
+            self.problem(path, f"accuracies are fractions here, got {number:g}{percentage_hint(number, 1)}",
                          f"write {number / 100:g} for {number:g} %")
             return None
         if not 0 <= number <= 1:

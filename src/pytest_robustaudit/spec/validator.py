@@ -136,6 +136,14 @@ class Validator:
         return resolved
 
 
+def percentage_hint(value: float, top: float) -> str:
+    """``". Did you mean 0.7?"`` when ``value`` reads as a percentage of a fraction whose top is ``top`` (1);
+    "" otherwise.  One wording for every place a fraction is expected (bounds, parameters, accuracies)."""
+    if top == 1 and 2 <= value <= 100:
+        return f". It looks like a percentage: did you mean {value / 100:g}?"
+    return ""
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing (null)"
