@@ -45,6 +45,8 @@ class IntervalSettings:
     confidence: float | None = None
     #: bootstrap method of the per-image families (ini ``audit_bootstrap_method``; :data:`~.metrics.bootstrap.METHODS`)
     method: str = "auto"
+    #: what an inconclusive check does to the exit status: "fail" (default) or "pass" (``--audit-inconclusive``)
+    inconclusive_policy: str = "fail"
 
 
 @dataclass

@@ -22,7 +22,7 @@ import numpy as np
 from . import svg
 from ..analyse.checks import bound_text, format_number, params_label
 from ..metrics.types import NOT_APPLICABLE, Metric, MetricValue, controls_of, headline_metrics
-from ..results import AuditResult, CheckOutcome, ReportSection, tally
+from ..results import AuditResult, CheckOutcome, ReportSection, tally, verdict_of
 from .provenance import readable, readable_path
 from .sections import PageContext, PageSection, build_sections, register_section
 from .values import check_label, check_verdict, is_default, left_out
@@ -31,7 +31,7 @@ from . import shifts as _shifts  # noqa: F401,E402 - registers the shifts sectio
 from . import concepts as _concepts  # noqa: F401,E402 - registers the concepts section (issue 20)
 
 TEMPLATE = "report.html.j2"
-MARK = {"pass": "✓", "fail": "✗", "skip": "–"}
+MARK = {"pass": "✓", "fail": "✗", "inconclusive": "?", "skip": "–"}
 
 
 @dataclass
@@ -121,7 +121,7 @@ class ModelView:
 
     @property
     def failed_checks(self) -> list[CheckView]:
-        return [c for c in self.checks if c.status == "fail"]
+        return [c for c in self.checks if c.status in ("fail", "inconclusive")]
 
 
 @dataclass
@@ -206,9 +206,9 @@ def _metric_order(layer_metrics: Iterable[str], metric_names: list[str]) -> list
 
 
 #: a metric checked several times on one layer shows its worst verdict (lowest rank)
-_STATUS_RANK = {"fail": 0, "skip": 1, "pass": 2}
+_STATUS_RANK = {"fail": 0, "inconclusive": 1, "skip": 2, "pass": 3}
 #: the summary lists failures first
-_MODEL_RANK = {"fail": 0, "none": 1, "pass": 2}
+_MODEL_RANK = {"fail": 0, "inconclusive": 1, "none": 2, "pass": 3}
 
 
 def _slug(text: str, index: int, prefix: str) -> str:
@@ -225,11 +225,8 @@ def _metric_list(metrics: Any) -> list[Metric]:
 
 def _model_status(result: AuditResult) -> tuple[str, dict[str, int]]:
     counts = tally(result.checks)
-    if counts["fail"]:
-        return "fail", counts
-    if counts["pass"]:
-        return "pass", counts
-    return "none", counts
+    status = verdict_of(counts)
+    return ("none" if status == "skip" else status), counts
 
 
 def _label_with_defaults(name: str, declared: Metric | None) -> str:
@@ -588,10 +585,13 @@ def render_report(results: Iterable[AuditResult], metrics: Any = None, run_info:
     views = [_model_view(r, i, metric_names, by_name, base) for i, r in enumerate(results)]
     totals = {"models": len(results), "errors": len(failed_specs),
               "pass": sum(v.status == "pass" for v in views), "fail": sum(v.status == "fail" for v in views),
+              "inconclusive": sum(v.status == "inconclusive" for v in views),
               "checks_failed": sum(v.counts["fail"] for v in views),
+              "checks_inconclusive": sum(v.counts["inconclusive"] for v in views),
               "checks": sum(sum(v.counts.values()) for v in views),
               "seconds": _duration(sum(r.seconds for r in results))}
-    overall = "fail" if totals["fail"] or failed_specs else ("pass" if totals["pass"] else "none")
+    overall = "fail" if totals["fail"] or failed_specs else \
+        ("inconclusive" if totals["inconclusive"] else "pass" if totals["pass"] else "none")
     context = PageContext(results, metric_objs, run_info, views, failed_specs, list(sections))
     page_sections = build_sections(context, builders)
     env = jinja2.Environment(loader=jinja2.PackageLoader("pytest_robustaudit.report", "templates"),

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 from .values import shown_values
 from ..errors import headline
 from ..metrics.types import NOT_APPLICABLE, Metric, controls_of, headline_metrics
-from ..results import AuditResult, tally
+from ..results import AuditResult, tally, verdict_of
 
 MAX_MODEL = 36
 MAX_LAYER = 20
@@ -82,8 +82,10 @@ def rows(results: Iterable[AuditResult], errors: dict[Any, str] | None = None,
             checks = [c for c in result.checks if c.layer == layer]
             counts = tally(checks)
             passed, failed, skipped = counts["pass"], counts["fail"], counts["skip"]
-            verdict = "FAIL" if failed else ("PASS" if passed else ("SKIP" if skipped else "-"))
-            counted = f"{passed}/{failed}" + (f" ({skipped} skip)" if skipped else "")
+            undecided = counts["inconclusive"]
+            verdict = verdict_of(counts).upper() if checks else "-"
+            counted = f"{passed}/{failed}" + (f" ({undecided} inconclusive)" if undecided else "") + \
+                (f" ({skipped} skip)" if skipped else "")
             out.append((_clip(result.name, MAX_MODEL) if i == 0 else "", _clip(layer, MAX_LAYER),
                         *(_metric(result, layer, metric, intervals) for metric in shown), counted if checks else "-", verdict))
     for path, message in (errors or {}).items():

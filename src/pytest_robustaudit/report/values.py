@@ -15,7 +15,8 @@ from typing import Any, Iterable
 from ..analyse.checks import format_number, params_label, verdict_text
 from ..results import AuditResult, CheckOutcome
 
-MARKS = {"pass": "✓", "fail": "✗", "skip": "–"}
+#: a check's mark by status; "?" is a check whose interval straddles a bound (neither ✓ nor ✗: not settled)
+MARKS = {"pass": "✓", "fail": "✗", "inconclusive": "?", "skip": "–"}
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,12 @@ def check_verdict(check: CheckOutcome) -> str:
     """The value against its bounds, plainly: ``20.59 > max 15, +37%``; ``not run: …`` when skipped."""
     if check.skip_reason:
         return "not run"
+    if check.status == "inconclusive":   # the value may sit inside the bounds: its interval does not
+        from ..analyse.checks import bound_text
+
+        iv = check.interval
+        level = f" {iv.level:.0%}" if iv is not None and getattr(iv, "has_interval", False) else ""
+        return f"{format_number(check.value)}: INCONCLUSIVE, the{level} interval straddles {bound_text(check.min, check.max)}"
     return verdict_text(check.value, check.min, check.max)
 
 

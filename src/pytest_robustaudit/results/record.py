@@ -199,7 +199,8 @@ def result_to_dict(result: AuditResult, array_digits: int | None = ARRAY_DIGITS)
              "stats": _out(layer.stats, _STATS, array_digits)}
             for name, layer in result.layers.items()
         ],
-        "checks": [_out(c, _CHECK) for c in result.checks],
+        # status: derived from passed, inconclusive, basis and skip_reason (schema 4; not read back)
+        "checks": [{**_out(c, _CHECK), "status": c.record_status} for c in result.checks],
     }
 
 

@@ -1,0 +1,102 @@
+"""Inconclusive is its own verdict (issue 26): a check whose interval straddles a bound gets its own mark
+and word in the terminal table, the Markdown and the HTML report, its own ``status`` in the record, and
+the run's policy (``--audit-inconclusive``, fail by default) decides what it does to ``passed``; ``merge``
+decides the shards' checks again under the recorded policy.  Results are built by hand (tests/builders.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pytest_robustaudit.analyse.checks import evaluate
+from pytest_robustaudit.metrics.bootstrap import Interval
+from pytest_robustaudit.metrics.types import MetricValue
+from pytest_robustaudit.report import render_report
+from pytest_robustaudit.report.markdown import render_markdown
+from pytest_robustaudit.report.table import terminal_table
+from pytest_robustaudit.results.merge import MergeError, merge_records
+from pytest_robustaudit.results.record import record_to_dict
+from pytest_robustaudit.spec.schema import CheckSpec
+
+from builders import make_result
+from test_hostile_merge import write_shards
+
+
+def _undecided(policy: str = "fail"):
+    """kurtosis_mean 0.7133 [0.6464, 0.7738] against min 0.7, gated on its interval: inconclusive."""
+    iv = Interval(0.7133, 0.6464, 0.7738, 0.95, "BCa bootstrap", "lower", 1000, 11)
+    check = CheckSpec("kurtosis_mean", "representation", min=0.7, why="the fine-tune must keep its outliers")
+    return evaluate(check, MetricValue(0.7133), "model: m", interval=iv, confidence=0.95, inconclusive_policy=policy)
+
+
+def _result(policy: str = "fail", name: str = "m"):
+    result = make_result(name, checks=())
+    result.checks.append(_undecided(policy))
+    return result
+
+
+def test_the_policy_decides_passed_and_the_status_stays_inconclusive():
+    default, lenient = _undecided(), _undecided("pass")
+    assert (default.passed, default.status, default.record_status) == (False, "inconclusive", "inconclusive")
+    assert (lenient.passed, lenient.status, lenient.record_status) == (True, "inconclusive", "inconclusive")
+    assert not _result().passed and _result("pass").passed
+
+
+def test_the_terminal_table_says_inconclusive_not_fail():
+    lines = terminal_table([_result()])
+    row = lines[2]
+    assert "0.7133 ?" in row and "✗" not in row and row.endswith("INCONCLUSIVE") and "FAIL" not in row
+    assert "(1 inconclusive)" in row
+
+
+def test_markdown_marks_it_and_names_it_in_the_failures():
+    text = render_markdown([_result()])
+    assert "❔ 1 of 1 checks inconclusive" in text.splitlines()[0] and "❌" not in text
+    assert "- **INCONCLUSIVE** **m** · `representation::kurtosis_mean`: kurtosis_mean on layer 'representation' is inconclusive at 95%" in text
+
+
+def test_the_html_report_has_its_own_badge_mark_and_words():
+    html = render_report([_result()])
+    assert 'id="overall">INCONCLUSIVE<' in html and ">FAIL<" not in html
+    assert '<span class="mark inconclusive">?</span>kurtosis_mean' in html
+    assert "0.7133 [0.6464, 0.7738]</b><span class=\"verdict-text\">: INCONCLUSIVE, the 95% interval straddles min 0.7" in html
+    assert "✗" not in html.split('id="failures"')[-1].split("</ul>")[0]
+
+
+def test_the_record_gives_every_check_a_status():
+    result = _result()
+    result.checks += make_result("m").checks                                       # a pass and a fail
+    result.checks.append(dataclasses.replace(result.checks[-1], skip_reason="no baseline yet"))
+    result.checks.append(dataclasses.replace(result.checks[-2], basis="unmeasured", passed=False))
+    statuses = [c["status"] for c in record_to_dict([result])["audits"][0]["checks"]]
+    assert statuses == ["inconclusive", "pass", "fail", "skipped", "error"]
+
+
+def _shards(tmp_path, policy: str):
+    results = {"a": make_result("a"), "b": _result(policy, "b"), "c": make_result("c")}
+    return write_shards(tmp_path, results)
+
+
+def _set_policy(path, policy):
+    import json
+
+    data = json.loads(path.read_text())
+    data["run"]["inconclusive_policy"] = policy
+    path.write_text(json.dumps(data))
+
+
+def test_merge_applies_the_recorded_policy(tmp_path):
+    first, second = _shards(tmp_path, "pass")
+    with pytest.raises(MergeError, match=r"says inconclusive, but .* gives inconclusive"):
+        merge_records([first, second])               # passed under "pass", but the record says the policy is fail
+    for path in (first, second):
+        _set_policy(path, "pass")
+    run, results = merge_records([first, second])
+    assert run["inconclusive_policy"] == "pass" and next(r for r in results if r.name == "b").passed
+    _set_policy(first, "fail")
+    with pytest.raises(MergeError, match="different inconclusive policies"):
+        merge_records([first, second])
+    _set_policy(first, "maybe")
+    with pytest.raises(MergeError, match=r"run.inconclusive_policy is 'maybe'"):
+        merge_records([first, second])
