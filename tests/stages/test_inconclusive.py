@@ -100,3 +100,12 @@ def test_merge_applies_the_recorded_policy(tmp_path):
     _set_policy(first, "maybe")
     with pytest.raises(MergeError, match=r"run.inconclusive_policy is 'maybe'"):
         merge_records([first, second])
+
+
+def test_why_is_kept_when_the_check_gates_on_its_interval():
+    """Issue 26: ``why:`` was dropped from the message (terminal, Markdown) of a check with ``confidence``."""
+    message = _undecided().message
+    assert message.splitlines()[0].startswith("kurtosis_mean on layer 'representation' is inconclusive at 95%")
+    assert "\n  why: the fine-tune must keep its outliers" in message
+    text = render_markdown([_result()])
+    assert "  - why: the fine-tune must keep its outliers" in text

@@ -154,11 +154,11 @@ def evaluate(check: CheckSpec, measured: MetricValue, context: str,
                    f"\n  required: {required} (lower values pass)")
     else:
         message = f"{label} = {verdict_text(value, lo_value, hi_value)}"
+    gate = decided if basis in ("interval", "difference") else None
+    if gate is not None:   # the interval's verdict replaces the value's wording, never the spec's reason
+        message = gate.message + (f"\n  required: {required}" if gate.outcome != "inconclusive" else "")
     if check.why:
         message += f"\n  why: {check.why}"
-    gate = decided if basis in ("interval", "difference") else None
-    if gate is not None:
-        message = gate.message + (f"\n  required: {required}" if gate.outcome != "inconclusive" else "")
     if gate is None and interval is not None and getattr(interval, "has_interval", False) and not problem:
         message += f"\n  interval: {interval.describe()}"
     if ref_value is not None:
