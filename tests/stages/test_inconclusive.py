@@ -47,7 +47,7 @@ def test_the_terminal_table_says_inconclusive_not_fail():
     lines = terminal_table([_result()])
     row = lines[2]
     assert "0.7133 ?" in row and "✗" not in row and row.endswith("INCONCLUSIVE") and "FAIL" not in row
-    assert "(1 inconclusive)" in row
+    assert "0/1, 1 inconclusive" in row
 
 
 def test_markdown_marks_it_and_names_it_in_the_failures():
@@ -109,3 +109,32 @@ def test_why_is_kept_when_the_check_gates_on_its_interval():
     assert "\n  why: the fine-tune must keep its outliers" in message
     text = render_markdown([_result()])
     assert "  - why: the fine-tune must keep its outliers" in text
+
+
+# ---- the outputs agree with each other (issue 26) ---------------------------------------------------
+
+def test_terminal_and_markdown_count_checks_the_same_way_and_say_so():
+    result = make_result("m")                       # kurtosis_mean passes, outlier_count (2 > max 1) fails
+    terminal = terminal_table([result])
+    markdown = render_markdown([result])
+    assert terminal[0].split()[-2] == "passed/total" and "| checks passed/total |" in markdown
+    assert terminal[2].split()[-2] == "1/2" and "❌ 1/2 |" in markdown
+
+
+def test_a_summary_cell_shows_the_interval_the_verdict_read():
+    from pytest_robustaudit.metrics.bootstrap import Interval as Iv
+
+    result = _result()
+    two_sided = Iv(0.7133, 0.6300, 0.7900, 0.95, "BCa bootstrap", "two-sided", 1000, 11)
+    result.layers["representation"].intervals["kurtosis_mean"] = two_sided
+    markdown = render_markdown([result])
+    row = next(line for line in markdown.splitlines() if line.startswith("| m |"))
+    assert "0.7133 [0.6464, 0.7738] (95% one-sided) ?" in row and "0.63" not in row
+    assert "0.7133 [0.6464, 0.7738] (95% one-sided BCa bootstrap" in markdown      # the failure line: the same ends
+
+
+def test_the_report_counts_specs_collected_audited_and_errored():
+    html = render_report([make_result("a"), _result()], errors={"/audits/broken.yaml": "checkpoint is truncated"})
+    strip = html.split('<div class="totals">')[1].split("</div>\n</div>")[0]
+    assert "<b>3</b>specs collected" in strip and "<b>2</b>audited" in strip and "<b>1</b>could not run" in strip
+    assert "<b>1</b>failed" in strip and "<b>1</b>inconclusive" in strip and "<b>0</b>passed" in strip

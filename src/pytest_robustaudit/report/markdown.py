@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import headline
 from ..metrics.types import NOT_APPLICABLE, controls_of, headline_metrics
 from ..results import AuditResult, tally, verdict_of
-from .values import applying, check_label, left_out, not_applicable, shown_values
+from .values import PASSED_HEADER, applying, check_label, left_out, not_applicable, passed_of_total, shown_values
 
 #: a "<" that could open an HTML tag or comment: escaped; "3 < min 5" stays as written
 _TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
@@ -63,7 +63,7 @@ def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = 
     lines = [f"## Robustness audit: {verdict}", ""]
     if any(not_shown):
         lines += [f"_{left_out(*not_shown)}: left out of this summary._", ""]
-    lines += ["| audit | layer | model | images | device | " + "".join(f"{m.name} | " for m in shown) + "checks |",
+    lines += ["| audit | layer | model | images | device | " + "".join(f"{m.name} | " for m in shown) + f"checks {PASSED_HEADER} |",
               "|---|---|---|---:|---|" + "---:|" * len(shown) + "---|"]
     for result in results:
         for i, (layer_name, layer) in enumerate(result.layers.items()):
@@ -76,7 +76,7 @@ def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = 
             lines.append(f"| {_cell(result.name) if first else ''} | `{_cell(layer_name)}` "
                          f"| {'`' + _cell(result.model) + '`' if first else ''} | {result.n_images if first else ''} "
                          f"| {_cell(result.device) if first else ''} | " + "".join(f"{_cell(v)} | " for v in values)
-                         + (f"{mark} {counts['pass']}/{len(checks)} |" if checks else "– |"))
+                         + (f"{mark} {passed_of_total(counts)} |" if checks else "– |"))
     for path, message in errors.items():
         lines.append(f"| {_cell(Path(path).name)} | – | – | – | – | " + "– | " * len(shown) + "❌ error |")
     if problems or errors:

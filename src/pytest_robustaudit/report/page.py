@@ -583,7 +583,9 @@ def render_report(results: Iterable[AuditResult], metrics: Any = None, run_info:
     by_name = {m.name: m for m in metric_objs}
     metric_names = [m.name for m in metric_objs]
     views = [_model_view(r, i, metric_names, by_name, base) for i, r in enumerate(results)]
-    totals = {"models": len(results), "errors": len(failed_specs),
+    # collected = audited + could not run; audited = passed + failed + inconclusive + without checks
+    totals = {"models": len(results), "errors": len(failed_specs), "collected": len(results) + len(failed_specs),
+              "none": sum(v.status == "none" for v in views),
               "pass": sum(v.status == "pass" for v in views), "fail": sum(v.status == "fail" for v in views),
               "inconclusive": sum(v.status == "inconclusive" for v in views),
               "checks_failed": sum(v.counts["fail"] for v in views),

@@ -41,13 +41,28 @@ class ShownValue:
         iv = self.interval
         if iv is None or not getattr(iv, "has_interval", False):
             return ""
-        return f"[{format_number(iv.low)}, {format_number(iv.high)}]"
+        sided = getattr(iv, "sided", "two-sided")
+        side = f" ({iv.level:.0%} one-sided)" if sided in ("lower", "upper") else ""
+        return f"[{format_number(iv.low)}, {format_number(iv.high)}]{side}"
 
     def plain(self, marks: dict[str, str] = MARKS, intervals: bool = True) -> str:
         """``0 [0, 1] ✓ (factor=100)``, ``1 (factor=10)``, ``20.59 [18.2, 23.1] ✗``, ``3.02``."""
         mark = f" {marks[self.status]}" if self.status else ""
         shown = f" {self.interval_text}" if intervals and self.interval_text else ""
         return f"{self.text}{shown}{mark}" + (f" ({self.params})" if self.params else "")
+
+
+#: what every summary's count of checks means, said in its header (terminal table, Markdown)
+PASSED_HEADER = "passed/total"
+
+
+def passed_of_total(counts: dict[str, int]) -> str:
+    """``1/4`` (checks passed of all checks), then ``, 1 inconclusive`` and ``, 1 skipped`` when any: the
+    cell of :data:`PASSED_HEADER` in the terminal table and the Markdown summary, one meaning for both."""
+    total = sum(counts.values())
+    extra = "".join(f", {counts[k]} {word}" for k, word in (("inconclusive", "inconclusive"), ("skip", "skipped"))
+                    if counts.get(k))
+    return f"{counts['pass']}/{total}{extra}"
 
 
 def defaults_of(metric: Any) -> dict[str, Any]:
@@ -83,8 +98,12 @@ def cell_params(params: dict[str, Any]) -> str:
 
 
 def _two_sided(check: CheckOutcome, default: Any, declared: Any) -> Any:
-    """The interval a summary shows beside a checked value: the two-sided one at the run's level (the
-    layer's, when the check ran at the default parameters), else the one the check itself saw."""
+    """The interval a summary shows beside a checked value: the one the verdict read when the check gated
+    on its interval (``confidence``: one-sided for a single bound, so the cell and the failure line agree);
+    else the two-sided one at the run's level (the layer's, when the check ran at the default
+    parameters), else the one the check itself saw."""
+    if check.basis == "interval" and check.interval is not None:
+        return check.interval
     if default is not None and is_default(check, declared):
         return default
     return check.interval
