@@ -30,6 +30,7 @@ def test_confidence_on_eleven_photos_is_inconclusive_with_its_own_wording(pytest
     # inconclusive is its own verdict everywhere (issue 26): record, JUnit, terminal table; fail by default
     run = json.loads((pytester.path / "record.json").read_text())["run"]
     assert value["status"] == "inconclusive" and run["inconclusive_policy"] == "fail" and not audit["passed"]
+    assert value["nodeid"] == "spec.yaml::representation::kurtosis_mean"      # the report's re-run command reads it
     junit = (pytester.path / "junit.xml").read_text()
     assert '<property name="verdict" value="inconclusive" />' in junit
     assert '<failure message="INCONCLUSIVE: spec: kurtosis_mean' in junit

@@ -138,3 +138,20 @@ def test_the_report_counts_specs_collected_audited_and_errored():
     strip = html.split('<div class="totals">')[1].split("</div>\n</div>")[0]
     assert "<b>3</b>specs collected" in strip and "<b>2</b>audited" in strip and "<b>1</b>could not run" in strip
     assert "<b>1</b>failed" in strip and "<b>1</b>inconclusive" in strip and "<b>0</b>passed" in strip
+
+
+def test_each_check_in_the_report_names_its_node_id_and_the_command_that_reruns_it():
+    result = make_result("a")
+    for check in result.checks:
+        check.nodeid = f"audits/a.yaml::{check.layer}::{check.metric}" + ("[factor=10]" if check.params else "")
+    html = render_report([result])
+    models = html.split('id="models"')[1]
+    for check in result.checks:      # every check, passed or not, in its model's table
+        assert f'<code class="nodeid">{check.nodeid}</code>' in models
+    failures = html.split('id="failures"')[1].split("</section>")[0]    # the failed one, with a quoted command
+    assert ("pytest --audit audits/a.yaml &#39;audits/a.yaml::representation::outlier_count[factor=10]&#39;"
+            in failures)
+    from pytest_robustaudit.results.record import record_to_dict, record_from_dict
+
+    _, back = record_from_dict(record_to_dict([result]))
+    assert [c.nodeid for c in back[0].checks] == [c.nodeid for c in result.checks]

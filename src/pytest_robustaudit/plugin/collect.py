@@ -157,6 +157,7 @@ class AuditItem(pytest.Item):
         rerun = getattr(self, "execution_count", 1) > 1
         result = state.session.result(self.spec, rerun=rerun)
         outcome = result.check(self.check.metric, self.check.layer, self.check.params)
+        outcome.nodeid = self.nodeid          # the report names it, with the command that re-runs it
         if outcome.skip_reason:
             pytest.skip(outcome.skip_reason)
         self.user_properties.append(("value", outcome.value))

@@ -25,7 +25,7 @@ from ..metrics.types import NOT_APPLICABLE, Metric, MetricValue, controls_of, he
 from ..results import AuditResult, CheckOutcome, ReportSection, tally, verdict_of
 from .provenance import readable, readable_path
 from .sections import PageContext, PageSection, build_sections, register_section
-from .values import check_label, check_verdict, is_default, left_out
+from .values import check_label, check_verdict, is_default, left_out, rerun_command
 from .directions import direction_figures
 from . import shifts as _shifts  # noqa: F401,E402 - registers the shifts section (issue 17)
 from . import concepts as _concepts  # noqa: F401,E402 - registers the concepts section (issue 20)
@@ -53,11 +53,13 @@ class CheckView:
     measured: Cell
     bound: str
     reference: str
-    status: str                # "pass", "fail", "skip"
+    status: str                # "pass", "fail", "inconclusive", "skip"
     message: str
     verdict: str = ""
     why: str = ""
     params: str = ""
+    nodeid: str = ""           # the pytest node id ("" when the check ran outside pytest's items)
+    rerun: str = ""            # the command that re-runs it (report/values.py rerun_command)
 
 
 @dataclass
@@ -244,7 +246,7 @@ def _check_view(c: CheckOutcome) -> CheckView:
                      bound=bound_text(c.min, c.max),
                      reference=format_number(c.reference) if c.reference is not None else "",
                      status=c.status, message=c.skip_reason or c.message, verdict=rest, why=c.why,
-                     params=params_label(c.params))
+                     params=params_label(c.params), nodeid=c.nodeid, rerun=rerun_command(c.nodeid))
 
 
 def _layer_rows(result: AuditResult, name: str, metric_names: list[str], by_name: dict[str, Metric]) -> list[LayerRow]:

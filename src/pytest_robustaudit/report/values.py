@@ -115,6 +115,17 @@ def is_default(check: CheckOutcome, declared: Any) -> bool:
     return all(defaults.get(k, v) == v for k, v in check.params.items())
 
 
+def rerun_command(nodeid: str) -> str:
+    """``pytest --audit audits/x.yaml 'audits/x.yaml::representation::kurtosis_mean'``: the command that
+    re-runs one check, from the rootdir (node ids are relative to it); quoted for a POSIX shell, since an
+    item name such as ``outlier_count[factor=100]`` is a glob.  "" without a node id."""
+    import shlex
+
+    if not nodeid:
+        return ""
+    return f"pytest --audit {shlex.quote(nodeid.split('::', 1)[0])} {shlex.quote(nodeid)}"
+
+
 def check_label(check: CheckOutcome) -> str:
     """``outlier_count (factor=100)``: the metric with every parameter it was computed at."""
     params = params_label(check.params)

@@ -70,6 +70,9 @@ class CheckOutcome:
     basis: str = ""
     min_delta: float | None = None
     max_delta: float | None = None
+    #: the pytest node id of the item that ran the check (relative to the rootdir), set when it runs; "" for
+    #: an audit run outside pytest's items (the audit fixture, the API) and in records that predate it
+    nodeid: str = ""
 
     @property
     def status(self) -> str:

@@ -93,6 +93,7 @@ _CHECK = (
     _Field("confidence", "float?", None), _Field("inconclusive", "bool", False),
     _Field("images_needed", "int?", None),
     _Field("basis", "str", ""), _Field("min_delta", "float?", None), _Field("max_delta", "float?", None),
+    _Field("nodeid", "str", ""),   # schema 4, optional: "" in records that predate it
 )
 _SKIPPED = (_Field("path", "path"), _Field("reason", "str"))
 _RESULT = (  # AuditResult, besides its skipped images, layers and checks
