@@ -31,6 +31,13 @@ def test_confidence_on_eleven_photos_is_inconclusive_with_its_own_wording(pytest
     run = json.loads((pytester.path / "record.json").read_text())["run"]
     assert value["status"] == "inconclusive" and run["inconclusive_policy"] == "fail" and not audit["passed"]
     assert value["nodeid"] == "spec.yaml::representation::kurtosis_mean"      # the report's re-run command reads it
+    from pytest_robustaudit.metrics import BUILTIN_METRICS
+
+    shown = audit["layers"][0]["intervals"]      # every interval within its metric's domain (issue 26)
+    for metric in (m for m in BUILTIN_METRICS if m.domain and m.name in shown and shown[m.name]):
+        low, high = shown[metric.name]["low"], shown[metric.name]["high"]
+        if low != "NaN":
+            assert metric.domain[0] <= low <= high <= metric.domain[1], (metric.name, shown[metric.name])
     junit = (pytester.path / "junit.xml").read_text()
     assert '<property name="verdict" value="inconclusive" />' in junit
     assert '<failure message="INCONCLUSIVE: spec: kurtosis_mean' in junit

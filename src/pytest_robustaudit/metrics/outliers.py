@@ -220,11 +220,11 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
                                           "features) only in the robust zero-shot CLIP encoders they studied. An indicator "
                                           "across model families, not a guarantee for one checkpoint."),
            headline="kurtosis", control="rotated_kurtosis_mean", chart_reference=ChartReference(3.0, "3 = Gaussian"),
-           chart_scale="log", interval="mean", interval_input="kurtosis"),
+           chart_scale="log", interval="mean", interval_input="kurtosis", domain=(1.0, math.inf)),
     Metric("kurtosis_median", _kurtosis_median, "Median over images of the per-image kurtosis (concentration, as kurtosis_mean).",
            "median_x κ(h(x))", direction="higher",
            evidence=Evidence("indicator", "As kurtosis_mean; less sensitive to a few extreme images."), chart_scale="log",
-           interval="median", interval_input="kurtosis"),
+           interval="median", interval_input="kurtosis", domain=(1.0, math.inf)),
     Metric("rotated_kurtosis_mean", _rotated_mean,
            f"Basis control: mean per-image kurtosis after a fixed random rotation; its null band is {_BAND}.",
            "mean_x κ(Q h(x)), Q = Π_r C S_r P_r (3 rounds: permutation, random signs, orthonormal DCT)",
@@ -232,11 +232,11 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
            evidence=Evidence("control", "Not a robustness signal: inside the null band 3 ± 2√(24/d) whatever the "
                                         "representation, when the tails live in the neuron basis. Outside it, the heavy "
                                         "tails are in every direction, not in specific coordinates."),
-           headline="rotated", version=2, chart_scale="log", interval="mean", interval_input="rotated_kurtosis"),
+           headline="rotated", version=2, chart_scale="log", interval="mean", interval_input="rotated_kurtosis", domain=(1.0, math.inf)),
     Metric("rotated_kurtosis_median", _rotated_median,
            f"Basis control: median per-image kurtosis after the rotation (null band {_BAND}).",
            "median_x κ(Q h(x))", direction="neutral", evidence=Evidence("control", "As rotated_kurtosis_mean."), version=2,
-           chart_scale="log", interval="median", interval_input="rotated_kurtosis"),
+           chart_scale="log", interval="median", interval_input="rotated_kurtosis", domain=(1.0, math.inf)),
     Metric("basis_kurtosis_ratio", _basis_ratio,
            "How privileged the neuron basis is: neuron-basis kurtosis over rotated kurtosis. Compare with the "
            "model family's own reference: ReLU CNNs sit near 2 even at random init (random resnet18 1.9, "
@@ -245,22 +245,22 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
            evidence=Evidence("indicator", "Outlier features induce privileged directions (paper, finding 3); this "
                                           "ratio is our test that the neuron basis is privileged, read against the "
                                           "family's random-init reference."), version=2,
-           interval="ratio", interval_input=("kurtosis", "rotated_kurtosis")),
+           interval="ratio", interval_input=("kurtosis", "rotated_kurtosis"), domain=(0.0, math.inf)),
     Metric("profile_max_over_median", _max_over_median, "Largest mean |activation| of a feature relative to the median feature.",
            "max_i m_i / median_i m_i, m_i = mean_x |h_i(x)|", direction="higher",
            evidence=Evidence("indicator", "Outlier features seen directly in the activation profile; same evidence "
                                           "as kurtosis (our formula, after Bondarenko et al. 2023). Dead features pull "
                                           "the median down: read it with dead_units."),
-           interval="extreme", interval_input=max_over_median),
+           interval="extreme", interval_input=max_over_median, domain=(1.0, math.inf)),
     Metric("profile_max_over_mean", _max_over_mean, "Largest mean |activation| of a feature relative to the mean feature.",
            "max_i m_i / mean_i m_i", direction="higher",
            evidence=Evidence("indicator", "As profile_max_over_median; the mean is pulled up by the outliers themselves."),
-           interval="extreme", interval_input=max_over_mean),
+           interval="extreme", interval_input=max_over_mean, domain=(1.0, math.inf)),
     Metric("profile_kurtosis", _profile_kurtosis,
            "Kurtosis of the activation profile across features: how concentrated the mean |activation| is in a few "
            "features.", "κ(m)", direction="higher",
            evidence=Evidence("indicator", f"Concentration of the activation profile; {_SAME} (our formula)."),
-           interval="smooth", interval_input=kurtosis_rows),
+           interval="smooth", interval_input=kurtosis_rows, domain=(1.0, math.inf)),
     Metric("kurtosis_of_mean", _kurtosis_of_mean,
            "Kurtosis across features of the mean representation over images (the quantity DINOv2 and \"Massive "
            "Activations\" report). Not the mean of per-image kurtosis: signed features can cancel in the mean; on a "
@@ -268,23 +268,23 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
            "κ(mean_x h(x))", direction="higher",
            evidence=Evidence("indicator", "Massive activations sit in fixed dimensions of every image, so they survive "
                                           f"the mean over images; {_SAME} (our formula)."),
-           interval="smooth", interval_input=(kurtosis_rows, "signed")),
+           interval="smooth", interval_input=(kurtosis_rows, "signed"), domain=(1.0, math.inf)),
     Metric("outlier_count", _outlier_count,
            "Number of outlier features: mean |activation| above τ times the mean of the live, non-outlier features.",
            "|{i : m_i > τ · s}|, s = mean of m over live non-outliers (fixed point)", unit="features", direction="higher",
            params={"factor": _FACTOR},
            evidence=Evidence("indicator", "The outlier features themselves, counted at a threshold τ × s (our "
                                           f"formula); {_SAME}."),
-           headline="outliers", version=2, integer=True, interval="count", interval_input=_outlier_margins),
+           headline="outliers", version=2, integer=True, interval="count", interval_input=_outlier_margins, domain=(0.0, math.inf)),
     Metric("outlier_fraction", _outlier_fraction, "Fraction of features that are outliers.",
            "|{i : m_i > τ · s}| / d", direction="higher", params={"factor": _FACTOR},
            evidence=Evidence("indicator", "outlier_count / d; same evidence."), version=2,
-           interval="count", interval_input=(_outlier_margins, "per_feature")),
+           interval="count", interval_input=(_outlier_margins, "per_feature"), domain=(0.0, 1.0)),
     Metric("dead_units", _dead_units,
            "Features that are dead: mean |activation| identically 0, or at most ε × the largest feature's (ε: machine "
            "epsilon of the activations' dtype, 1.19e-7 for float32).",
            "|{i : m_i ≤ ε · max_j m_j}|", unit="features", direction="neutral",
            evidence=Evidence("informational", "Not a robustness signal: common in ReLU networks (18.8% of a random-init "
                                               "RN50's pre-projection features). Excluded from the outlier scale."),
-           interval="count", interval_input=_dead_margins),
+           interval="count", interval_input=_dead_margins, domain=(0.0, math.inf)),
 )

@@ -154,6 +154,9 @@ class Metric:
     interval_input: Any = None
     needs: tuple[str, ...] = ()
     default: bool | None = None
+    #: the values the metric can take, (low, high) with ±inf for no end (a ratio of a maximum to a median
+    #: is at least 1); None: not declared.  Intervals are clipped to it (analyse/domain.py)
+    domain: tuple[float, float] | None = None
 
     @property
     def inputs(self) -> frozenset[str]:

@@ -25,7 +25,7 @@ from ..metrics.types import NOT_APPLICABLE, Metric, MetricValue, controls_of, he
 from ..results import AuditResult, CheckOutcome, ReportSection, tally, verdict_of
 from .provenance import readable, readable_path
 from .sections import PageContext, PageSection, build_sections, register_section
-from .values import check_label, check_verdict, is_default, left_out, rerun_command
+from .values import check_label, check_verdict, is_default, left_out, rerun_command, uninformative_mark
 from .directions import direction_figures
 from . import shifts as _shifts  # noqa: F401,E402 - registers the shifts section (issue 17)
 from . import concepts as _concepts  # noqa: F401,E402 - registers the concepts section (issue 20)
@@ -197,7 +197,7 @@ def with_interval(value: float, interval: Any = None) -> str:
     """``20.59 [18.1, 23.4]``: the value and its interval's ends (the value alone when it has none)."""
     shown = format_number(value)
     if interval is not None and getattr(interval, "has_interval", False) and math.isfinite(value):
-        return f"{shown} [{format_number(interval.low)}, {format_number(interval.high)}]"
+        return f"{shown} [{format_number(interval.low)}, {format_number(interval.high)}]{uninformative_mark(interval)}"
     return shown
 
 

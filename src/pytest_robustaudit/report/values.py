@@ -43,13 +43,19 @@ class ShownValue:
             return ""
         sided = getattr(iv, "sided", "two-sided")
         side = f" ({iv.level:.0%} one-sided)" if sided in ("lower", "upper") else ""
-        return f"[{format_number(iv.low)}, {format_number(iv.high)}]{side}"
+        return f"[{format_number(iv.low)}, {format_number(iv.high)}]{side}{uninformative_mark(iv)}"
 
     def plain(self, marks: dict[str, str] = MARKS, intervals: bool = True) -> str:
         """``0 [0, 1] ✓ (factor=100)``, ``1 (factor=10)``, ``20.59 [18.2, 23.1] ✗``, ``3.02``."""
         mark = f" {marks[self.status]}" if self.status else ""
         shown = f" {self.interval_text}" if intervals and self.interval_text else ""
         return f"{self.text}{shown}{mark}" + (f" ({self.params})" if self.params else "")
+
+
+def uninformative_mark(iv: Any) -> str:
+    """`` (uninformative at 11 images)`` beside an interval that says little at its n (analyse/domain.py),
+    else "": every output that shows an interval's ends shows this beside them."""
+    return f" (uninformative at {iv.n} images)" if getattr(iv, "uninformative", "") else ""
 
 
 #: what every summary's count of checks means, said in its header (terminal table, Markdown)

@@ -179,7 +179,7 @@ def _interval_out(iv: Any) -> dict[str, Any] | None:
     out: dict[str, Any] = {k: _float_out(getattr(iv, k)) for k in _INTERVAL_FLOATS}
     out.update(method=iv.method, sided=iv.sided, resamples=int(iv.resamples), n=int(iv.n), exact=bool(iv.exact),
                informational=bool(iv.informational), note=iv.note,
-               settle_n=None if iv.settle_n is None else int(iv.settle_n))
+               settle_n=None if iv.settle_n is None else int(iv.settle_n), uninformative=iv.uninformative)
     return out
 
 
@@ -335,7 +335,8 @@ def _interval_in(value: Any, where: str) -> Any:
     return Interval(**floats, method=f.read(_Field("method", "str")), sided=f.read(_Field("sided", "str", "two-sided")),
                     resamples=f.read(_Field("resamples", "int", 0)), n=f.read(_Field("n", "int", 0)),
                     exact=f.read(_Field("exact", "bool", False)), informational=f.read(_Field("informational", "bool", False)),
-                    note=f.read(_Field("note", "str", "")), settle_n=f.read(_Field("settle_n", "int?", None)))
+                    note=f.read(_Field("note", "str", "")), settle_n=f.read(_Field("settle_n", "int?", None)),
+                    uninformative=f.read(_Field("uninformative", "str", "")))
 
 
 class _Fields:
