@@ -23,9 +23,25 @@ def test_confidence_on_eleven_photos_is_inconclusive_with_its_own_wording(pytest
         outlier_count: {max: 0}
         """)
     pytester.makefile(".yaml", spec=plain)
-    result = pytester.runpytest("--audit", "spec.yaml", "--audit-json", "record.json", "--no-audit-report")
+    result = pytester.runpytest("--audit", "spec.yaml", "--audit-json", "record.json", "--no-audit-report",
+                                "--junitxml", "junit.xml")
     audit = _record(pytester)
     value = next(c for c in audit["checks"] if c["metric"] == "kurtosis_mean")
+    # inconclusive is its own verdict everywhere (issue 26): record, JUnit, terminal table; fail by default
+    run = json.loads((pytester.path / "record.json").read_text())["run"]
+    assert value["status"] == "inconclusive" and run["inconclusive_policy"] == "fail" and not audit["passed"]
+    assert value["nodeid"] == "spec.yaml::representation::kurtosis_mean"      # the report's re-run command reads it
+    from pytest_robustaudit.metrics import BUILTIN_METRICS
+
+    shown = audit["layers"][0]["intervals"]      # every interval within its metric's domain (issue 26)
+    for metric in (m for m in BUILTIN_METRICS if m.domain and m.name in shown and shown[m.name]):
+        low, high = shown[metric.name]["low"], shown[metric.name]["high"]
+        if low != "NaN":
+            assert metric.domain[0] <= low <= high <= metric.domain[1], (metric.name, shown[metric.name])
+    junit = (pytester.path / "junit.xml").read_text()
+    assert '<property name="verdict" value="inconclusive" />' in junit
+    assert '<failure message="INCONCLUSIVE: spec: kurtosis_mean' in junit
+    assert any(line.rstrip().endswith("INCONCLUSIVE") and " ?" in line for line in result.outlines)
     kurt = audit["layers"][0]["metrics"]["kurtosis_mean"]["value"]
     iv = value["interval"]
     assert iv["low"] < 2.8 < iv["high"] and iv["sided"] == "lower" and iv["n"] == 11, (kurt, iv)
@@ -38,6 +54,14 @@ def test_confidence_on_eleven_photos_is_inconclusive_with_its_own_wording(pytest
     count = next(c for c in audit["checks"] if c["metric"] == "outlier_count")
     assert count["passed"] and count["interval"]["method"] == "per-feature exceedance"
     assert "interval: 0 [" in count["message"]
+    # the policy "pass": the same check is still inconclusive, but it no longer fails the run
+    lenient = pytester.runpytest("--audit", "spec.yaml", "--audit-json", "record.json", "--no-audit-report",
+                                 "--audit-inconclusive", "pass")
+    lenient.assert_outcomes(passed=2)
+    again = json.loads((pytester.path / "record.json").read_text())
+    value = next(c for c in again["audits"][0]["checks"] if c["metric"] == "kurtosis_mean")
+    assert value["status"] == "inconclusive" and value["passed"] and again["audits"][0]["passed"]
+    assert again["run"]["inconclusive_policy"] == "pass"
 
 
 def test_every_metric_has_an_interval_and_the_same_seed_gives_the_same_one(pytester, tiny_checkpoints):
@@ -158,6 +182,10 @@ def test_a_bad_bootstrap_method_is_named_with_the_way_out(pytester, tiny_checkpo
     result = pytester.runpytest("--audit", "spec.yaml", "--no-audit-report")
     out = result.stdout.str() + result.stderr.str()
     assert result.ret != 0 and "audit_bootstrap_method 'jackknife'" in out and "Traceback" not in out
+    pytester.makeini("[pytest]\naudit_inconclusive = maybe\n")
+    result = pytester.runpytest("--audit", "spec.yaml", "--no-audit-report")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0 and "audit_inconclusive 'maybe' is not a policy" in out and "Traceback" not in out
 
 
 @pytest.mark.parametrize("bad", ["confidence: 1.5", "confidence: [1]"])

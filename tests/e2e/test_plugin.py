@@ -192,7 +192,7 @@ def test_a_plugin_headline_metric_gets_its_own_summary_column(pytester, tiny_che
     result.assert_outcomes(passed=2)
     header = next(line for line in result.stdout.lines if line.startswith("model "))
     # top-1 and prunable read the head and labels: n/a on every row of this unlabelled run, so left out
-    assert header.split() == ["model", "layer", "kurtosis", "rotated", "outliers", "width", "pass/fail", "verdict"]
+    assert header.split() == ["model", "layer", "kurtosis", "rotated", "outliers", "width", "passed/total", "verdict"]
     assert any(line.rstrip().split()[-3:-2] == ["192"] or " 192 " in line for line in result.stdout.lines
                if line.startswith(("vit", "spec"))), result.stdout.str()
     assert "| feature_width |" in (pytester.path / "summary.md").read_text()

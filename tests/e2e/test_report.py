@@ -369,12 +369,12 @@ def test_terminal_table_columns_and_rows():
                            {"/audits/broken.yaml": "checkpoint /x is truncated\n    fix: download again"})
     header = lines[0].split()
     # made from the summary alone: the head metrics apply nowhere, so their columns are left out
-    assert header == ["model", "layer", "kurtosis", "rotated", "outliers", "pass/fail", "verdict"]
+    assert header == ["model", "layer", "kurtosis", "rotated", "outliers", "passed/total", "verdict"]
     assert set(lines[1]) == {"-"}
     widths = {len(line) for line in lines[:2]}
     assert len(widths) == 1
     clip, blocks, plain, broken = lines[2:]
-    assert clip.startswith("clip-a") and clip.split()[-1] == "FAIL" and "1/1" in clip
+    assert clip.startswith("clip-a") and clip.split()[-1] == "FAIL" and "1/2" in clip
     assert blocks.startswith(" ") and "blocks.3" in blocks
     assert plain.split()[-1] == "FAIL"  # kurtosis ≈ 3 < min 5
     assert "broken.yaml" in broken and "ERROR: checkpoint /x is truncated" in broken and "fix" not in broken
@@ -472,10 +472,10 @@ def test_e2e_report_json_and_terminal_summary(pytester, tiny_checkpoints, tmp_pa
     assert f"robustaudit: report: {report}" in out and f"robustaudit: JSON record: {record}" in out
     result.stdout.fnmatch_lines([
         "*= robustaudit summary =*",
-        "model * layer * kurtosis * rotated * outliers * pass/fail * verdict",
-        "plain * representation * 2/0 * PASS",
-        "* blocks.5 * 2/0 * PASS",
-        "<script>alert(1)</script> * representation * 3 ✗ (factor=10) * 1/1 * FAIL",
+        "model * layer * kurtosis * rotated * outliers * passed/total * verdict",
+        "plain * representation * 2/2 * PASS",
+        "* blocks.5 * 2/2 * PASS",
+        "<script>alert(1)</script> * representation * 3 ✗ (factor=10) * 1/2 * FAIL",
         "broken.yaml * ERROR: checkpoint /*",  # clipped to 90 characters: the file name may be cut in a deep tmp path
     ])
     html = report.read_text()

@@ -87,6 +87,21 @@ def test_one_huge_feature_does_not_mask_the_others():
     assert scale == 1.0 and mask.sum() == 2
 
 
+@pytest.mark.parametrize("d, tau, k", [(16, 10.0, 1), (200, 10.0, 1), (64, 10.0, 3), (32, 100.0 / 11, 2)])
+def test_the_size_condition_docs_metrics_md_states(d, tau, k):
+    """docs/metrics.md: k equal features m times the other live ones are found only when
+    m > tau (d - k) / (d - tau k): 25x at d = 16, tau = 10 (issue 26)."""
+    from pathlib import Path
+
+    threshold = tau * (d - k) / (d - tau * k)
+    for m, found in ((threshold * 0.999, 0), (threshold * 1.001, k)):
+        profile = np.ones(d)
+        profile[:k] = m
+        assert int(reference_scale(profile, tau)[1].sum()) == found, (d, tau, k, m)
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text(encoding="utf-8")
+    assert "m > τ · (d − k) / (d − τ k)" in doc and "25× at d = 16, τ = 10" in doc
+
+
 def test_dead_tolerance_follows_the_input_precision():
     profile = np.array([1.0, 0.5, 0.0, 1e-8, 1e-5])
     assert list(np.flatnonzero(dead_mask(profile, float(np.finfo(np.float32).eps)))) == [2, 3]

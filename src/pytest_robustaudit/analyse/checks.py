@@ -112,8 +112,11 @@ def check_label(check: CheckSpec) -> str:
 
 def evaluate(check: CheckSpec, measured: MetricValue, context: str,
              reference: MetricValue | None = None, reference_label: str = "", *, interval: Any = None,
-             confidence: float | None = None, difference: Any = None, notes: tuple[str, ...] = ()) -> CheckOutcome:
+             confidence: float | None = None, difference: Any = None, notes: tuple[str, ...] = (),
+             inconclusive_policy: str = "fail") -> CheckOutcome:
     """Compare ``measured`` with ``check``'s bounds (relative ones against ``reference``).
+
+    ``inconclusive_policy``: whether an inconclusive verdict passes the gate (:func:`counts_as_passed`).
 
     ``context`` names model, images and device; ``reference_label`` names what the reference is.
     ``interval``: the value's :class:`~.metrics.bootstrap.Interval` (shown; with ``confidence`` the
@@ -138,7 +141,7 @@ def evaluate(check: CheckSpec, measured: MetricValue, context: str,
     basis = gate_basis(check, problem, confidence, interval, difference)
     decided = decide(basis, value, lo_value, hi_value, interval=interval, difference=difference,
                      min_delta=check.min_delta, max_delta=check.max_delta, label=label)
-    passed = decided.outcome == "pass"
+    passed = counts_as_passed(decided.outcome, inconclusive_policy)
     if problem:
         message = f"{label} could not be measured: {problem}\n  required: {required}"
     elif low is not None and value < low.value:
@@ -151,11 +154,11 @@ def evaluate(check: CheckSpec, measured: MetricValue, context: str,
                    f"\n  required: {required} (lower values pass)")
     else:
         message = f"{label} = {verdict_text(value, lo_value, hi_value)}"
+    gate = decided if basis in ("interval", "difference") else None
+    if gate is not None:   # the interval's verdict replaces the value's wording, never the spec's reason
+        message = gate.message + (f"\n  required: {required}" if gate.outcome != "inconclusive" else "")
     if check.why:
         message += f"\n  why: {check.why}"
-    gate = decided if basis in ("interval", "difference") else None
-    if gate is not None:
-        message = gate.message + (f"\n  required: {required}" if gate.outcome != "inconclusive" else "")
     if gate is None and interval is not None and getattr(interval, "has_interval", False) and not problem:
         message += f"\n  interval: {interval.describe()}"
     if ref_value is not None:
@@ -220,6 +223,13 @@ def decide(basis: str, value: float, low: float | None, high: float | None, *, i
             not (low is not None and value < low) and not (high is not None and value > high):
         return Verdict("pass", "")
     return Verdict("fail", "")
+
+
+def counts_as_passed(outcome: str, inconclusive_policy: str = "fail") -> bool:
+    """Whether a check with verdict ``outcome`` passes the gate: a pass does; an inconclusive one only
+    under the policy ``"pass"`` (``--audit-inconclusive``; a gate that cannot decide does not pass by
+    default); the one rule the run and ``merge`` apply."""
+    return outcome == "pass" or (outcome == "inconclusive" and inconclusive_policy == "pass")
 
 
 def settle_again(check: CheckOutcome) -> str:

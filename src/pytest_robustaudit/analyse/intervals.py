@@ -45,6 +45,8 @@ class IntervalSettings:
     confidence: float | None = None
     #: bootstrap method of the per-image families (ini ``audit_bootstrap_method``; :data:`~.metrics.bootstrap.METHODS`)
     method: str = "auto"
+    #: what an inconclusive check does to the exit status: "fail" (default) or "pass" (``--audit-inconclusive``)
+    inconclusive_policy: str = "fail"
 
 
 @dataclass
@@ -176,10 +178,22 @@ def _scaled(iv: bs.Interval, by: float) -> bs.Interval:
 def metric_interval(metric: "Metric", stats: "LayerStats", sample: LayerSample | None, measured: "MetricValue",
                     params: dict[str, Any] | None = None, *, level: float = bs.DEFAULT_LEVEL,
                     sided: str = "two-sided", audit: str = "", inputs: Any = None) -> bs.Interval:
-    """``metric``'s interval on one layer from its declared family (``measured``: its value there).
+    """``metric``'s interval on one layer from its declared family (``measured``: its value there),
+    within the metric's domain and marked when uninformative (:func:`~.domain.respect_domain`).
 
     ``inputs``: the layer's :class:`~.metrics.inputs.LayerInputs`, read by a ``"resampled"`` family
     (none from a record: then no interval, said so)."""
+    from .domain import respect_domain
+
+    found = _family_interval(metric, stats, sample, measured, params, level=level, sided=sided, audit=audit,
+                             inputs=inputs)
+    return respect_domain(found, getattr(metric, "domain", None))
+
+
+def _family_interval(metric: "Metric", stats: "LayerStats", sample: LayerSample | None, measured: "MetricValue",
+                     params: dict[str, Any] | None = None, *, level: float = bs.DEFAULT_LEVEL,
+                     sided: str = "two-sided", audit: str = "", inputs: Any = None) -> bs.Interval:
+    """The interval of ``metric``'s declared family, as the family draws it."""
     family = metric.interval
     merged = metric.defaults()
     merged.update(params or {})

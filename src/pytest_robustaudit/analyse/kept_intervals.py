@@ -20,7 +20,7 @@ from ..metrics.types import NEEDS_SUMMARY
 
 INTERVALS = "intervals"
 #: bumped when an interval family's computation changes
-KEPT_FORMAT = 1
+KEPT_FORMAT = 2   # 2: intervals clipped to the metric's domain and marked uninformative (issue 26)
 
 
 def keepable(metric: Any) -> bool:

@@ -295,7 +295,8 @@ def judge(spec: AuditSpec, result: AuditResult, registries: Registries, referenc
                          f"beyond sampling error (bf16 vs fp32 on CPU moves the outlier metrics by 0.1-1%, "
                          f"docs/measured.md)",)
         result.checks.append(evaluate(check, measured, context, ref_value, reference.label if reference else "",
-                                      interval=interval, confidence=confidence, difference=difference, notes=notes))
+                                      interval=interval, confidence=confidence, difference=difference, notes=notes,
+                                      inconclusive_policy=settings.inconclusive_policy))
 
 
 def run_audit(spec: AuditSpec, registries: Registries, store: Any = None, reference: Reference | None = None,

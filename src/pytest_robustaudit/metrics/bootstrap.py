@@ -87,6 +87,9 @@ class Interval:
     #: images at which the method expects the interval to close on its value, where it knows better
     #: than the sqrt(n) rule of :func:`~.verdicts.images_to_settle` (a count: its undecided features)
     settle_n: int | None = None
+    #: why the interval says little at this n ("" when it is informative): its ends left the metric's
+    #: domain, or it is far wider than the value (analyse/domain.py); every output shows it beside the ends
+    uninformative: str = ""
 
     @property
     def has_interval(self) -> bool:
@@ -104,8 +107,10 @@ class Interval:
             return f"{v} ({why}{': ' + self.note if self.note else ''})"
         side = "" if self.sided == "two-sided" else " one-sided"
         boot = f", {self.resamples} resamples" if self.resamples else ""
+        said = f"; {self.note}" if self.note.startswith("clipped") else ""
+        useless = f"; uninformative at {self.n} images: {self.uninformative}" if self.uninformative else ""
         return (f"{v} [{_fmt(self.low, digits)}, {_fmt(self.high, digits)}] "
-                f"({self.level:.0%}{side} {self.method}{boot}, {self.n} images)")
+                f"({self.level:.0%}{side} {self.method}{boot}, {self.n} images{said}{useless})")
 
 
 def _fmt(x: float, digits: int) -> str:

@@ -200,7 +200,7 @@ class Metric:
     needs: tuple[str, ...] = ()
     default: bool | None = None
     #: every value the metric can take (None: not declared); a ``min`` above its top or a ``max`` below its
-    #: bottom is a spec error
+    #: bottom is a spec error, and its intervals are clipped to it (analyse/domain.py)
     domain: Domain | None = None
 
     @property

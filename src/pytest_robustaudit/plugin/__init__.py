@@ -68,6 +68,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--audit-plan", dest="audit_plan", action="store_true",
                     help="after collection, print each spec's plan: the metrics it computes on which layers and why, "
                          "what it measures, and what it leaves out (with --collect-only: without running anything).")
+    group.addoption("--audit-inconclusive", dest="audit_inconclusive", default=None, choices=("fail", "pass"),
+                    help="what a check whose interval straddles a bound does to the exit status: fail (default: a "
+                         "gate that cannot decide does not pass) or pass; it is still shown as INCONCLUSIVE.")
+    parser.addini("audit_inconclusive", default="", help="default for --audit-inconclusive (fail or pass)")
     parser.addini("audit_cache_dir", default="", help="default for --audit-cache-dir (relative to the rootdir)")
     parser.addini("audit_paths", type="paths", default=[],
                   help="default spec paths for a bare '--audit' (relative to the ini file)")

@@ -157,6 +157,7 @@ class AuditItem(pytest.Item):
         rerun = getattr(self, "execution_count", 1) > 1
         result = state.session.result(self.spec, rerun=rerun)
         outcome = result.check(self.check.metric, self.check.layer, self.check.params)
+        outcome.nodeid = self.nodeid          # the report names it, with the command that re-runs it
         if outcome.skip_reason:
             pytest.skip(outcome.skip_reason)
         self.user_properties.append(("value", outcome.value))
@@ -169,13 +170,15 @@ class AuditItem(pytest.Item):
         for notice in notices_of(result):   # random weights, a smoke run, a dropped check
             self.user_properties.append(("notice", notice))
         self.user_properties.append(("bounds", f"min={outcome.min} max={outcome.max}"))
+        self.user_properties.append(("verdict", outcome.status))   # pass, fail or inconclusive (docs/ci.md)
         if not outcome.passed:
-            raise CheckFailed(outcome.message)
+            raise (CheckInconclusive if outcome.inconclusive else CheckFailed)(outcome.message)
 
     def repr_failure(self, excinfo, style=None):
         # texts are escaped as pytest escapes node ids: a non-UTF-8 file name must not crash the terminal
-        if isinstance(excinfo.value, CheckFailed):
-            return escape_surrogates(f"{self.spec.name}: {excinfo.value}")
+        if isinstance(excinfo.value, CheckFailed):   # JUnit's failure message is this text: the word leads
+            prefix = "INCONCLUSIVE: " if isinstance(excinfo.value, CheckInconclusive) else ""
+            return escape_surrogates(f"{prefix}{self.spec.name}: {excinfo.value}")
         # the audit could not run: every item of the spec fails with the same error; say it in full once
         first = run_state(self.config).errors_shown.setdefault(self.spec.path, self.nodeid)
         if first != self.nodeid:
@@ -269,6 +272,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 class CheckFailed(AssertionError):
     """A check's value is outside its bounds (the message is the whole explanation)."""
+
+
+class CheckInconclusive(CheckFailed):
+    """A check's interval straddles a bound and the run's policy fails such a check (the default)."""
 
 
 #: frames of these folders never matter to the reader of an audit's error

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
-from .state import Outputs, check_key, run_state, spec_key
+from .state import Outputs, check_key, inconclusive_policy, run_state, spec_key
 
 if TYPE_CHECKING:
     from ..results import AuditResult, ReportSection
@@ -184,6 +184,7 @@ def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int) ->
            if run_state(config).shard else {}),
         **({"audit_limit": run_state(config).audit_limit} if run_state(config).audit_limit else {}),   # a smoke run
         "errors": _error_entries(errors),
+        "inconclusive_policy": inconclusive_policy(config),   # merge decides the shards' checks with it
         "checks_deselected": deselected,   # left out of every output: deselected by -k, -m, --lf, node ids
         "checks_not_run": not_run,         # selected but never reached (-x, an interrupt)
     })

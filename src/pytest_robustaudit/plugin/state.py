@@ -366,4 +366,20 @@ def interval_settings(config: pytest.Config) -> "IntervalSettings":
     if method not in BOOTSTRAP_METHODS:
         raise AuditError(f"ini key audit_bootstrap_method {method!r} is not a method",
                          fix=f"use one of {', '.join(BOOTSTRAP_METHODS)} (docs/intervals.md)")
-    return IntervalSettings(confidence=level, method=method, **({"resamples": count} if count else {}))
+    return IntervalSettings(confidence=level, method=method, inconclusive_policy=inconclusive_policy(config),
+                            **({"resamples": count} if count else {}))
+
+
+def inconclusive_policy(config: pytest.Config) -> str:
+    """``--audit-inconclusive``, else the ini key ``audit_inconclusive``, else "fail" (checked)."""
+    from ..errors import AuditError
+    from ..results import INCONCLUSIVE_POLICIES
+
+    given = config.getoption("audit_inconclusive", None)
+    if given:
+        return given
+    ini = config.getini("audit_inconclusive").strip()
+    if ini and ini not in INCONCLUSIVE_POLICIES:
+        raise AuditError(f"ini key audit_inconclusive {ini!r} is not a policy",
+                         fix=f"use one of {', '.join(INCONCLUSIVE_POLICIES)} (docs/intervals.md)")
+    return ini or "fail"

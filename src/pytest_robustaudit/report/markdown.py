@@ -16,8 +16,8 @@ from typing import Any
 from ..audit.notices import notices_of
 from ..errors import headline
 from ..metrics.types import NOT_APPLICABLE, controls_of, headline_metrics
-from ..results import AuditResult, tally
-from .values import applying, check_label, left_out, not_applicable, shown_values
+from ..results import AuditResult, tally, verdict_of
+from .values import PASSED_HEADER, applying, check_label, left_out, not_applicable, passed_of_total, shown_values
 
 #: a "<" that could open an HTML tag or comment: escaped; "3 < min 5" stays as written
 _TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
@@ -49,15 +49,22 @@ def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = 
     found = headline_metrics(metrics)
     shown = applying([m for m in found if m.name not in controls_of(found)], results)
     errors = errors or {}
-    problems = [(r, c) for r in results for c in r.checks if c.status == "fail"]
-    failed, total = len(problems), sum(len(r.checks) for r in results)
-    verdict = "✅ all checks passed" if not failed and not errors else f"❌ {failed} of {total} checks failed"
+    problems = [(r, c) for r in results for c in r.checks if c.status in ("fail", "inconclusive")]
+    total = sum(len(r.checks) for r in results)
+    failed = sum(c.status == "fail" for _, c in problems)
+    undecided = len(problems) - failed
+    if not problems and not errors:
+        verdict = "✅ all checks passed"
+    elif failed or errors:
+        verdict = f"❌ {failed} of {total} checks failed" + (f", {undecided} inconclusive" if undecided else "")
+    else:
+        verdict = f"❔ {undecided} of {total} checks inconclusive"
     if errors:
         verdict += f", {len(errors)} audit(s) could not run"
     lines = [f"## Robustness audit: {verdict}", ""]
     if any(not_shown):
         lines += [f"_{left_out(*not_shown)}: left out of this summary._", ""]
-    lines += ["| audit | layer | model | images | device | " + "".join(f"{m.name} | " for m in shown) + "checks |",
+    lines += ["| audit | layer | model | images | device | " + "".join(f"{m.name} | " for m in shown) + f"checks {PASSED_HEADER} |",
               "|---|---|---|---:|---|" + "---:|" * len(shown) + "---|"]
     for result in results:
         for i, (layer_name, layer) in enumerate(result.layers.items()):
@@ -65,12 +72,12 @@ def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = 
             values = ["n/a" if not_applicable(result, layer_name, m.name) else
                       "; ".join(v.plain() for v in shown_values(result, layer_name, m.name, m)) or "–" for m in shown]
             counts = tally(checks)
-            mark = "❌" if counts["fail"] else ("✅" if counts["pass"] else "–")
+            mark = {"fail": "❌", "inconclusive": "❔", "pass": "✅"}.get(verdict_of(counts), "–")
             first = i == 0
             lines.append(f"| {_cell(result.name) if first else ''} | `{_cell(layer_name)}` "
                          f"| {'`' + _cell(result.model) + '`' if first else ''} | {result.n_images if first else ''} "
                          f"| {_cell(result.device) if first else ''} | " + "".join(f"{_cell(v)} | " for v in values)
-                         + (f"{mark} {counts['pass']}/{len(checks)} |" if checks else "– |"))
+                         + (f"{mark} {passed_of_total(counts)} |" if checks else "– |"))
     for path, message in errors.items():
         lines.append(f"| {_cell(Path(path).name)} | – | – | – | – | " + "– | " * len(shown) + "❌ error |")
     notices = [(result, notice) for result in results for notice in notices_of(result)]
@@ -80,7 +87,8 @@ def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = 
         lines += ["", "### Failures", ""]
         for result, check in problems:
             first, *rest = check.message.splitlines()
-            lines.append(f"- **{_cell(result.name)}** · `{check.layer}::{_cell(check_label(check))}`: {_cell(first)}")
+            word = "**INCONCLUSIVE** " if check.status == "inconclusive" else ""
+            lines.append(f"- {word}**{_cell(result.name)}** · `{check.layer}::{_cell(check_label(check))}`: {_cell(first)}")
             lines += [f"  - {_cell(line.strip())}" for line in rest
                       if line.strip().startswith(("required", "candidate", "why"))]
         for path, message in errors.items():

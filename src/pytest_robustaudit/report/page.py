@@ -22,17 +22,17 @@ import numpy as np
 from . import svg
 from ..analyse.checks import bound_text, format_number, params_label
 from ..metrics.types import NOT_APPLICABLE, Metric, MetricValue, controls_of, headline_metrics
-from ..results import AuditResult, CheckOutcome, ReportSection, tally
+from ..results import AuditResult, CheckOutcome, ReportSection, tally, verdict_of
 from ..audit.notices import notices_of
 from .provenance import readable, readable_path
 from .sections import PageContext, PageSection, build_sections, register_section
-from .values import check_label, check_verdict, is_default, left_out
+from .values import check_label, check_verdict, is_default, left_out, rerun_command, uninformative_mark
 from .directions import direction_figures
 from . import shifts as _shifts  # noqa: F401,E402 - registers the shifts section (issue 17)
 from . import concepts as _concepts  # noqa: F401,E402 - registers the concepts section (issue 20)
 
 TEMPLATE = "report.html.j2"
-MARK = {"pass": "✓", "fail": "✗", "skip": "–"}
+MARK = {"pass": "✓", "fail": "✗", "inconclusive": "?", "skip": "–"}
 
 
 @dataclass
@@ -54,11 +54,13 @@ class CheckView:
     measured: Cell
     bound: str
     reference: str
-    status: str                # "pass", "fail", "skip"
+    status: str                # "pass", "fail", "inconclusive", "skip"
     message: str
     verdict: str = ""
     why: str = ""
     params: str = ""
+    nodeid: str = ""           # the pytest node id ("" when the check ran outside pytest's items)
+    rerun: str = ""            # the command that re-runs it (report/values.py rerun_command)
 
 
 @dataclass
@@ -124,7 +126,7 @@ class ModelView:
 
     @property
     def failed_checks(self) -> list[CheckView]:
-        return [c for c in self.checks if c.status == "fail"]
+        return [c for c in self.checks if c.status in ("fail", "inconclusive")]
 
 
 @dataclass
@@ -198,7 +200,7 @@ def with_interval(value: float, interval: Any = None) -> str:
     """``20.59 [18.1, 23.4]``: the value and its interval's ends (the value alone when it has none)."""
     shown = format_number(value)
     if interval is not None and getattr(interval, "has_interval", False) and math.isfinite(value):
-        return f"{shown} [{format_number(interval.low)}, {format_number(interval.high)}]"
+        return f"{shown} [{format_number(interval.low)}, {format_number(interval.high)}]{uninformative_mark(interval)}"
     return shown
 
 
@@ -209,9 +211,9 @@ def _metric_order(layer_metrics: Iterable[str], metric_names: list[str]) -> list
 
 
 #: a metric checked several times on one layer shows its worst verdict (lowest rank)
-_STATUS_RANK = {"fail": 0, "skip": 1, "pass": 2}
+_STATUS_RANK = {"fail": 0, "inconclusive": 1, "skip": 2, "pass": 3}
 #: the summary lists failures first
-_MODEL_RANK = {"fail": 0, "none": 1, "pass": 2}
+_MODEL_RANK = {"fail": 0, "inconclusive": 1, "none": 2, "pass": 3}
 
 
 def _slug(text: str, index: int, prefix: str) -> str:
@@ -228,11 +230,8 @@ def _metric_list(metrics: Any) -> list[Metric]:
 
 def _model_status(result: AuditResult) -> tuple[str, dict[str, int]]:
     counts = tally(result.checks)
-    if counts["fail"]:
-        return "fail", counts
-    if counts["pass"]:
-        return "pass", counts
-    return "none", counts
+    status = verdict_of(counts)
+    return ("none" if status == "skip" else status), counts
 
 
 def _label_with_defaults(name: str, declared: Metric | None) -> str:
@@ -250,7 +249,7 @@ def _check_view(c: CheckOutcome) -> CheckView:
                      bound=bound_text(c.min, c.max),
                      reference=format_number(c.reference) if c.reference is not None else "",
                      status=c.status, message=c.skip_reason or c.message, verdict=rest, why=c.why,
-                     params=params_label(c.params))
+                     params=params_label(c.params), nodeid=c.nodeid, rerun=rerun_command(c.nodeid))
 
 
 def _layer_rows(result: AuditResult, name: str, metric_names: list[str], by_name: dict[str, Metric]) -> list[LayerRow]:
@@ -589,12 +588,17 @@ def render_report(results: Iterable[AuditResult], metrics: Any = None, run_info:
     by_name = {m.name: m for m in metric_objs}
     metric_names = [m.name for m in metric_objs]
     views = [_model_view(r, i, metric_names, by_name, base) for i, r in enumerate(results)]
-    totals = {"models": len(results), "errors": len(failed_specs),
+    # collected = audited + could not run; audited = passed + failed + inconclusive + without checks
+    totals = {"models": len(results), "errors": len(failed_specs), "collected": len(results) + len(failed_specs),
+              "none": sum(v.status == "none" for v in views),
               "pass": sum(v.status == "pass" for v in views), "fail": sum(v.status == "fail" for v in views),
+              "inconclusive": sum(v.status == "inconclusive" for v in views),
               "checks_failed": sum(v.counts["fail"] for v in views),
+              "checks_inconclusive": sum(v.counts["inconclusive"] for v in views),
               "checks": sum(sum(v.counts.values()) for v in views),
               "seconds": _duration(sum(r.seconds for r in results))}
-    overall = "fail" if totals["fail"] or failed_specs else ("pass" if totals["pass"] else "none")
+    overall = "fail" if totals["fail"] or failed_specs else \
+        ("inconclusive" if totals["inconclusive"] else "pass" if totals["pass"] else "none")
     context = PageContext(results, metric_objs, run_info, views, failed_specs, list(sections))
     page_sections = build_sections(context, builders)
     env = jinja2.Environment(loader=jinja2.PackageLoader("pytest_robustaudit.report", "templates"),

@@ -17,10 +17,10 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable
 
-from .values import shown_values
+from .values import PASSED_HEADER, passed_of_total, shown_values
 from ..errors import headline
 from ..metrics.types import NOT_APPLICABLE, Metric, controls_of, headline_metrics
-from ..results import AuditResult, tally
+from ..results import AuditResult, tally, verdict_of
 
 MAX_MODEL = 36
 MAX_LAYER = 20
@@ -68,7 +68,7 @@ def shown_columns(results: Iterable[AuditResult], metrics: Any = None) -> list[M
 
 
 def headers(metrics: Any = None, results: Iterable[AuditResult] = ()) -> tuple[str, ...]:
-    return ("model", "layer", *(m.headline for m in shown_columns(results, metrics)), "pass/fail", "verdict")
+    return ("model", "layer", *(m.headline for m in shown_columns(results, metrics)), PASSED_HEADER, "verdict")
 
 
 def rows(results: Iterable[AuditResult], errors: dict[Any, str] | None = None,
@@ -81,9 +81,8 @@ def rows(results: Iterable[AuditResult], errors: dict[Any, str] | None = None,
         for i, layer in enumerate(result.layers):
             checks = [c for c in result.checks if c.layer == layer]
             counts = tally(checks)
-            passed, failed, skipped = counts["pass"], counts["fail"], counts["skip"]
-            verdict = "FAIL" if failed else ("PASS" if passed else ("SKIP" if skipped else "-"))
-            counted = f"{passed}/{failed}" + (f" ({skipped} skip)" if skipped else "")
+            verdict = verdict_of(counts).upper() if checks else "-"
+            counted = passed_of_total(counts)
             out.append((_clip(result.name, MAX_MODEL) if i == 0 else "", _clip(layer, MAX_LAYER),
                         *(_metric(result, layer, metric, intervals) for metric in shown), counted if checks else "-", verdict))
     for path, message in (errors or {}).items():
@@ -96,7 +95,8 @@ def terminal_table(results: Iterable[AuditResult], errors: dict[Any, str] | None
                    metrics: Any = None, intervals: bool = False) -> list[str]:
     """The summary as lines of text (no trailing spaces); empty when there is nothing to show.
 
-    ``checks`` reads passed/failed (plus skipped when any); numbers have 4 significant digits.
+    ``passed/total`` reads checks passed of checks run, as in the Markdown summary (plus how many were
+    inconclusive or skipped, when any); numbers have 4 significant digits.
     ``metrics``: the registry (or metrics) whose headline declarations make the columns (default:
     the built-ins).
     """

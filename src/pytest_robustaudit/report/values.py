@@ -15,7 +15,8 @@ from typing import Any, Iterable
 from ..analyse.checks import format_number, params_label, verdict_text
 from ..results import AuditResult, CheckOutcome
 
-MARKS = {"pass": "✓", "fail": "✗", "skip": "–"}
+#: a check's mark by status; "?" is a check whose interval straddles a bound (neither ✓ nor ✗: not settled)
+MARKS = {"pass": "✓", "fail": "✗", "inconclusive": "?", "skip": "–"}
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,34 @@ class ShownValue:
         iv = self.interval
         if iv is None or not getattr(iv, "has_interval", False):
             return ""
-        return f"[{format_number(iv.low)}, {format_number(iv.high)}]"
+        sided = getattr(iv, "sided", "two-sided")
+        side = f" ({iv.level:.0%} one-sided)" if sided in ("lower", "upper") else ""
+        return f"[{format_number(iv.low)}, {format_number(iv.high)}]{side}{uninformative_mark(iv)}"
 
     def plain(self, marks: dict[str, str] = MARKS, intervals: bool = True) -> str:
         """``0 [0, 1] ✓ (factor=100)``, ``1 (factor=10)``, ``20.59 [18.2, 23.1] ✗``, ``3.02``."""
         mark = f" {marks[self.status]}" if self.status else ""
         shown = f" {self.interval_text}" if intervals and self.interval_text else ""
         return f"{self.text}{shown}{mark}" + (f" ({self.params})" if self.params else "")
+
+
+def uninformative_mark(iv: Any) -> str:
+    """`` (uninformative at 11 images)`` beside an interval that says little at its n (analyse/domain.py),
+    else "": every output that shows an interval's ends shows this beside them."""
+    return f" (uninformative at {iv.n} images)" if getattr(iv, "uninformative", "") else ""
+
+
+#: what every summary's count of checks means, said in its header (terminal table, Markdown)
+PASSED_HEADER = "passed/total"
+
+
+def passed_of_total(counts: dict[str, int]) -> str:
+    """``1/4`` (checks passed of all checks), then ``, 1 inconclusive`` and ``, 1 skipped`` when any: the
+    cell of :data:`PASSED_HEADER` in the terminal table and the Markdown summary, one meaning for both."""
+    total = sum(counts.values())
+    extra = "".join(f", {counts[k]} {word}" for k, word in (("inconclusive", "inconclusive"), ("skip", "skipped"))
+                    if counts.get(k))
+    return f"{counts['pass']}/{total}{extra}"
 
 
 def defaults_of(metric: Any) -> dict[str, Any]:
@@ -82,8 +104,12 @@ def cell_params(params: dict[str, Any]) -> str:
 
 
 def _two_sided(check: CheckOutcome, default: Any, declared: Any) -> Any:
-    """The interval a summary shows beside a checked value: the two-sided one at the run's level (the
-    layer's, when the check ran at the default parameters), else the one the check itself saw."""
+    """The interval a summary shows beside a checked value: the one the verdict read when the check gated
+    on its interval (``confidence``: one-sided for a single bound, so the cell and the failure line agree);
+    else the two-sided one at the run's level (the layer's, when the check ran at the default
+    parameters), else the one the check itself saw."""
+    if check.basis == "interval" and check.interval is not None:
+        return check.interval
     if default is not None and is_default(check, declared):
         return default
     return check.interval
@@ -93,6 +119,17 @@ def is_default(check: CheckOutcome, declared: Any) -> bool:
     """Whether ``check`` ran at the parameters the per-layer tables compute (the metric's defaults)."""
     defaults = defaults_of(declared)
     return all(defaults.get(k, v) == v for k, v in check.params.items())
+
+
+def rerun_command(nodeid: str) -> str:
+    """``pytest --audit audits/x.yaml 'audits/x.yaml::representation::kurtosis_mean'``: the command that
+    re-runs one check, from the rootdir (node ids are relative to it); quoted for a POSIX shell, since an
+    item name such as ``outlier_count[factor=100]`` is a glob.  "" without a node id."""
+    import shlex
+
+    if not nodeid:
+        return ""
+    return f"pytest --audit {shlex.quote(nodeid.split('::', 1)[0])} {shlex.quote(nodeid)}"
 
 
 def check_label(check: CheckOutcome) -> str:
@@ -105,6 +142,12 @@ def check_verdict(check: CheckOutcome) -> str:
     """The value against its bounds, plainly: ``20.59 > max 15, +37%``; ``not run: …`` when skipped."""
     if check.skip_reason:
         return "not run"
+    if check.status == "inconclusive":   # the value may sit inside the bounds: its interval does not
+        from ..analyse.checks import bound_text
+
+        iv = check.interval
+        level = f" {iv.level:.0%}" if iv is not None and getattr(iv, "has_interval", False) else ""
+        return f"{format_number(check.value)}: INCONCLUSIVE, the{level} interval straddles {bound_text(check.min, check.max)}"
     return verdict_text(check.value, check.min, check.max)
 
 

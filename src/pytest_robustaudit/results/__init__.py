@@ -61,26 +61,62 @@ class CheckOutcome:
     interval: Any = None             # the value's Interval (metrics/bootstrap.py) the check saw, or None
     difference: Any = None           # relative checks: candidate − reference, paired on matched images when possible
     confidence: float | None = None  # the confidence the check gated at (None: gated on the value)
-    inconclusive: bool = False       # failed because its interval straddles a bound (not settled)
+    #: its interval straddles a bound (not settled); ``passed`` is then what the run's inconclusive policy
+    #: made of it (False unless ``--audit-inconclusive pass``)
+    inconclusive: bool = False
     images_needed: int | None = None  # inconclusive: about how many images would settle it
     #: what the verdict was read from (analyse.checks.BASES: value, interval, difference, unmeasured; "" in
     #: records before schema 4 and for skipped checks), and the delta bounds a "difference" verdict read
     basis: str = ""
     min_delta: float | None = None
     max_delta: float | None = None
+    #: the pytest node id of the item that ran the check (relative to the rootdir), set when it runs; "" for
+    #: an audit run outside pytest's items (the audit fixture, the API) and in records that predate it
+    nodeid: str = ""
 
     @property
     def status(self) -> str:
-        """``"pass"``, ``"fail"`` or ``"skip"`` (could not run yet); the one place that decides it."""
-        return "skip" if self.skip_reason else ("pass" if self.passed else "fail")
+        """``"pass"``, ``"fail"``, ``"inconclusive"`` (the interval straddles a bound: not settled, whatever
+        the run's policy made of it) or ``"skip"`` (could not run yet); the one place that decides it."""
+        if self.skip_reason:
+            return "skip"
+        return "inconclusive" if self.inconclusive else ("pass" if self.passed else "fail")
+
+    @property
+    def record_status(self) -> str:
+        """The record's ``checks[].status``: one of :data:`RECORD_STATUSES`; ``error`` is a check that could
+        not be measured (basis ``unmeasured``), which the terminal and the report count as failed."""
+        if self.skip_reason:
+            return "skipped"
+        if self.basis == "unmeasured":
+            return "error"
+        return self.status
+
+
+#: the record's word for each check (docs/report.md, schema 4)
+RECORD_STATUSES = ("pass", "fail", "inconclusive", "error", "skipped")
+
+#: what an inconclusive check does to the exit status (``--audit-inconclusive``, docs/intervals.md)
+INCONCLUSIVE_POLICIES = ("fail", "pass")
 
 
 def tally(checks: Iterable[CheckOutcome]) -> dict[str, int]:
-    """How many checks passed, failed and were skipped: ``{"pass": n, "fail": n, "skip": n}``."""
-    counts = {"pass": 0, "fail": 0, "skip": 0}
+    """How many checks passed, failed, were inconclusive and were skipped:
+    ``{"pass": n, "fail": n, "inconclusive": n, "skip": n}``."""
+    counts = {"pass": 0, "fail": 0, "inconclusive": 0, "skip": 0}
     for check in checks:
         counts[check.status] += 1
     return counts
+
+
+def verdict_of(counts: dict[str, int]) -> str:
+    """The verdict of a group of checks (a layer, a model) from their :func:`tally`: a failure decides it,
+    then an undecided check (inconclusive is its own word, whatever the exit-status policy made of it),
+    then a pass; "skip" when every check was skipped, "none" without checks.  Every output uses it."""
+    for status in ("fail", "inconclusive", "pass", "skip"):
+        if counts.get(status):
+            return status
+    return "none"
 
 
 @dataclass(frozen=True)

@@ -95,9 +95,21 @@ def _exit_status(run: dict[str, Any], path: Path) -> int:
     return value
 
 
-def _check_verdicts(result: AuditResult, where: str) -> None:
-    """Decide every check of ``result`` again from what its record says; refuse one that disagrees."""
-    from ..analyse.checks import BASES, bound_text, format_number, settle_again
+def _policy(run: dict[str, Any], path: Path) -> str:
+    """The shard's inconclusive policy (run.inconclusive_policy; "fail" in records that predate it)."""
+    from . import INCONCLUSIVE_POLICIES
+
+    value = run.get("inconclusive_policy", "fail")
+    if value not in INCONCLUSIVE_POLICIES:
+        raise MergeError(f"{path}: run.inconclusive_policy is {value!r}, not one of {', '.join(INCONCLUSIVE_POLICIES)}",
+                         fix=f"the record was edited or damaged: {RERUN}")
+    return value
+
+
+def _check_verdicts(result: AuditResult, where: str, policy: str = "fail") -> None:
+    """Decide every check of ``result`` again from what its record says, under the run's inconclusive
+    ``policy``; refuse one that disagrees."""
+    from ..analyse.checks import BASES, bound_text, counts_as_passed, format_number, settle_again
 
     for j, check in enumerate(result.checks):
         if check.skip_reason:
@@ -107,11 +119,13 @@ def _check_verdicts(result: AuditResult, where: str) -> None:
             raise MergeError(f"{at} does not say what its verdict was read from (checks[].basis, record schema 4)",
                              fix=RERUN)
         outcome = settle_again(check)
-        claimed = "pass" if check.passed else "inconclusive" if check.inconclusive else "fail"
-        if (outcome == "pass", outcome == "inconclusive") != (check.passed, check.inconclusive):
+        claimed = "inconclusive" if check.inconclusive else "pass" if check.passed else "fail"
+        if (counts_as_passed(outcome, policy), outcome == "inconclusive") != (check.passed, check.inconclusive):
             value = format_number(check.value) if not math.isnan(check.value) else "undefined"
             raise MergeError(f"{at} says {claimed}, but its recorded value {value} against "
-                             f"{bound_text(check.min, check.max)} (read from its {check.basis}) gives {outcome}",
+                             f"{bound_text(check.min, check.max)} (read from its {check.basis}) gives {outcome}"
+                             + (f" (which passes: the run's inconclusive policy is {policy})"
+                                if outcome == "inconclusive" and check.passed != counts_as_passed(outcome, policy) else ""),
                              fix=f"the record was edited or damaged: {RERUN} (merge checks that a record agrees with "
                                  f"itself; it does not authenticate it)")
 
@@ -130,10 +144,13 @@ def merge_records(paths: list[Path | str]) -> tuple[dict[str, Any], list[AuditRe
     shards: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     spec_set: dict[str, Any] = {}
+    policies: dict[str, Path] = {}
     for raw in paths:
         path = Path(raw)
         run, found = read_record(path)
         index, count = _shard_of(run, path)
+        policy = _policy(run, path)
+        policies.setdefault(policy, path)
         if index in seen:
             raise MergeError(f"shard {index}/{count} is given twice: {seen[index]} and {path}",
                              fix="give each shard's record once")
@@ -151,7 +168,7 @@ def merge_records(paths: list[Path | str]) -> tuple[dict[str, Any], list[AuditRe
                 raise MergeError(f"{where} ({result.name}) audited a spec that is not one of shard {index}/{count}'s "
                                  f"specs (its content sha256 {result.spec_sha256[:12] or 'is not recorded'})",
                                  fix=f"merge the shards of one run; {RERUN}")
-            _check_verdicts(result, where)
+            _check_verdicts(result, where, policy)
             spec = os.fspath(result.spec_path)
             if spec in owner:
                 raise MergeError(f"the audit of {spec} is in two records: {owner[spec]} and {path}",
@@ -162,6 +179,10 @@ def merge_records(paths: list[Path | str]) -> tuple[dict[str, Any], list[AuditRe
         errors.extend(e for e in (listed if isinstance(listed, list) else []) if isinstance(e, dict))
         shards.append({"shard": f"{index}/{count}", "record": os.fspath(path), "exit_status": _exit_status(run, path),
                        **{k: run[k] for k in PER_SHARD if k in run and k != "exit_status"}})
+    if len(policies) > 1:
+        described = ", ".join(f"{p} ({path})" for p, path in sorted(policies.items()))
+        raise MergeError(f"the shards were run with different inconclusive policies: {described}",
+                         fix="run every shard with the same --audit-inconclusive (or ini audit_inconclusive)")
     if len(counts) > 1:
         described = ", ".join(f"N={n} ({p})" for n, p in sorted(counts.items()))
         raise MergeError(f"the records come from different splits: {described}",
@@ -178,7 +199,7 @@ def merge_records(paths: list[Path | str]) -> tuple[dict[str, Any], list[AuditRe
     results.sort(key=lambda r: os.fspath(r.spec_path))
     shards.sort(key=lambda s: int(s["shard"].split("/")[0]))
     exit_status = max((s["exit_status"] for s in shards), default=0)
-    run_info = {"merged_shards": count, "exit_status": exit_status, "errors": errors, "shards": shards,
+    run_info = {"merged_shards": count, "exit_status": exit_status, "inconclusive_policy": next(iter(policies)), "errors": errors, "shards": shards,
                 "spec_set": {k: spec_set[k] for k in ("fingerprint", "specs")}}
     return run_info, results
 

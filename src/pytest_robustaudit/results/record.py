@@ -93,6 +93,7 @@ _CHECK = (
     _Field("confidence", "float?", None), _Field("inconclusive", "bool", False),
     _Field("images_needed", "int?", None),
     _Field("basis", "str", ""), _Field("min_delta", "float?", None), _Field("max_delta", "float?", None),
+    _Field("nodeid", "str", ""),   # schema 4, optional: "" in records that predate it
 )
 _SKIPPED = (_Field("path", "path"), _Field("reason", "str"))
 _RESULT = (  # AuditResult, besides its skipped images, layers and checks
@@ -178,7 +179,7 @@ def _interval_out(iv: Any) -> dict[str, Any] | None:
     out: dict[str, Any] = {k: _float_out(getattr(iv, k)) for k in _INTERVAL_FLOATS}
     out.update(method=iv.method, sided=iv.sided, resamples=int(iv.resamples), n=int(iv.n), exact=bool(iv.exact),
                informational=bool(iv.informational), note=iv.note,
-               settle_n=None if iv.settle_n is None else int(iv.settle_n))
+               settle_n=None if iv.settle_n is None else int(iv.settle_n), uninformative=iv.uninformative)
     return out
 
 
@@ -199,7 +200,8 @@ def result_to_dict(result: AuditResult, array_digits: int | None = ARRAY_DIGITS)
              "stats": _out(layer.stats, _STATS, array_digits)}
             for name, layer in result.layers.items()
         ],
-        "checks": [_out(c, _CHECK) for c in result.checks],
+        # status: derived from passed, inconclusive, basis and skip_reason (schema 4; not read back)
+        "checks": [{**_out(c, _CHECK), "status": c.record_status} for c in result.checks],
     }
 
 
@@ -333,7 +335,8 @@ def _interval_in(value: Any, where: str) -> Any:
     return Interval(**floats, method=f.read(_Field("method", "str")), sided=f.read(_Field("sided", "str", "two-sided")),
                     resamples=f.read(_Field("resamples", "int", 0)), n=f.read(_Field("n", "int", 0)),
                     exact=f.read(_Field("exact", "bool", False)), informational=f.read(_Field("informational", "bool", False)),
-                    note=f.read(_Field("note", "str", "")), settle_n=f.read(_Field("settle_n", "int?", None)))
+                    note=f.read(_Field("note", "str", "")), settle_n=f.read(_Field("settle_n", "int?", None)),
+                    uninformative=f.read(_Field("uninformative", "str", "")))
 
 
 class _Fields:
