@@ -37,7 +37,7 @@ def test_confidence_on_eleven_photos_is_inconclusive_with_its_own_wording(pytest
     for metric in (m for m in BUILTIN_METRICS if m.domain and m.name in shown and shown[m.name]):
         low, high = shown[metric.name]["low"], shown[metric.name]["high"]
         if low != "NaN":
-            assert metric.domain[0] <= low <= high <= metric.domain[1], (metric.name, shown[metric.name])
+            assert metric.domain.low <= low <= high <= metric.domain.high, (metric.name, shown[metric.name])
     junit = (pytester.path / "junit.xml").read_text()
     assert '<property name="verdict" value="inconclusive" />' in junit
     assert '<failure message="INCONCLUSIVE: spec: kurtosis_mean' in junit
