@@ -85,6 +85,7 @@ def test_a_registered_kind_is_measured_stored_and_scored_like_a_corruption(proje
     ("- {kind: jpeg, quality: high}\n", "shifts[0].quality: expected int, got"),
     ("- {kind: jpeg, quality: 0}\n", "shifts[0].quality: 0 is below the minimum 1"),
     ("- {kind: jpeg, qualty: 5}\n", "shifts[0].qualty: unknown key 'qualty'. Did you mean: quality?"),
+    ("- {kind: null}\n", "shifts[0].kind: expected the name of a kind of image set, got nothing (null)"),
 ])
 def test_kind_entries_are_located_spec_errors(project, entry, message):
     project.makefile(".yaml", spec=spec(entry, "kurtosis_mean: {min: 0}\n"))

@@ -102,6 +102,8 @@ def test_an_open_clip_zero_shot_head_is_only_planned_when_asked_for(folder):
     ("[kurtosis_men]", "unknown metric 'kurtosis_men'. Did you mean: kurtosis_mean?"),
     ("[all]", "`all` stands alone"),
     ("{a: 1}", "expected a list of metric names or `all`"),
+    ("[5]", "measure[0]: expected a metric name, got an integer"),
+    ("ALL", "'ALL' is not a metric. Did you mean: all?"),
 ])
 def test_measure_key_errors_are_located(folder, value, message):
     with pytest.raises(SpecError) as error:

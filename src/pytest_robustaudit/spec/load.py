@@ -192,19 +192,24 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, Shift
         if value == ALL:
             return (), True
         items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        if not isinstance(items, list):
             self.problem(("measure",), f"expected a list of metric names or `{ALL}`, got {_kind(value)}",
                          f"e.g. measure: [importance_top_share, prunable_fraction], or measure: {ALL}")
             return (), False
         names = self.registries.metrics.names()
-        for name in items:
-            if name == ALL:
+        for i, name in enumerate(items):
+            if not isinstance(name, str):
+                self.problem(("measure", i), f"expected a metric name, got {_kind(name)}",
+                             f"e.g. measure: [importance_top_share, prunable_fraction], or measure: {ALL}")
+            elif name.strip().lower() == ALL and name != ALL:
+                self.problem(("measure",), f"'{name}' is not a metric. Did you mean: {ALL}?", f"write measure: {ALL}")
+            elif name == ALL:
                 self.problem(("measure",), f"`{ALL}` stands alone, not inside a list", f"write measure: {ALL}")
             elif name not in names:
                 self.problem(("measure", name), f"unknown metric '{name}'.{suggest(name, names)}",
                              f"known metrics: {', '.join(names)}; or write "
                              f"measure: {ALL}")
-        return tuple(dict.fromkeys(n for n in items if n in names)), False
+        return tuple(dict.fromkeys(n for n in items if isinstance(n, str) and n in names)), False
 
 
     def head_checks(self, head: Any, checks: tuple) -> None:

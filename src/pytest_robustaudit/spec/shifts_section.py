@@ -201,7 +201,9 @@ class ShiftsSection(Validator):
         name = entry["kind"]
         if not isinstance(name, str) or name not in kinds:
             known = tuple(kinds.names())
-            self.problem(path + ("kind",), f"{name!r} is not a kind of image set.{suggest(str(name), known)}",
+            said = f"'{name}' is not a kind of image set.{suggest(name, known)}" if isinstance(name, str) else \
+                f"expected the name of a kind of image set, got {_kind(name)}"
+            self.problem(path + ("kind",), said,
                          f"use one of {', '.join(known)} (a plugin adds its own with "
                          "pytest_robustaudit_register_image_sets, docs/extending.md#your-own-image-set)")
             return []
