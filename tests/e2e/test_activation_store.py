@@ -175,11 +175,27 @@ def test_progress_lines_are_throttled_in_a_log_and_rewritten_on_a_tty(monkeypatc
             self.pluginmanager = self
 
         def get_plugin(self, name):
-            return self.reporter
+            return {"terminalreporter": self.reporter, "capturemanager": capture}.get(name)
 
         def get_verbosity(self):
             return self.verbosity
 
+    class Capture:
+        """pytest's capture manager: a line is written only while the capture is suspended."""
+
+        def __init__(self):
+            self.suspended = 0
+
+        def global_and_fixture_disabled(self):
+            import contextlib
+
+            @contextlib.contextmanager
+            def off():
+                self.suspended += 1
+                yield
+            return off()
+
+    capture = Capture()
     clock = {"t": 0.0}
     monkeypatch.setattr(module.time, "monotonic", lambda: clock["t"])
     for tty in (False, True):
@@ -195,6 +211,9 @@ def test_progress_lines_are_throttled_in_a_log_and_rewritten_on_a_tty(monkeypatc
         else:
             assert len(reporter.lines) == 2 + 5 and not reporter.rewrites  # start, every 10 s, end
             assert reporter.lines[2] == "robustaudit: spec: model: 400/1000 images, 20.0 img/s, ETA 0:30, cpu"
+            # each line written with pytest's capture suspended (it runs inside a check), and only those:
+            # not once per batch
+            assert capture.suspended == len(reporter.lines)
     quiet = Reporter(False)
     silent = module.TerminalProgress(Config(quiet, verbosity=-1))
     silent.start("spec", 10, "cpu")

@@ -10,6 +10,7 @@ output nobody sees) write nothing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -61,24 +62,32 @@ class TerminalProgress(Progress):
             return None
         return self.config.pluginmanager.get_plugin("terminalreporter")
 
+    def _uncaptured(self):
+        """pytest captures what a test writes while it runs, and an audit runs inside its first check:
+        suspend the capture while a progress line is written, so the line reaches the terminal or the CI
+        log (instead of vanishing with a passing check's output, or landing inside a failure's)."""
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        return capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
+
     @staticmethod
     def _tty(reporter) -> bool:
         return bool(getattr(reporter, "isatty", False))
 
     def start(self, label: str, total: int, device: str) -> None:
-        self.label, self.total, self.device = label, total, device
-        self.started = self.last = time.monotonic()
-        reporter = self._reporter()
-        if reporter is None:
-            return
-        line = progress_line(label, 0, total, 0.0, device)
-        reporter.ensure_newline()
-        if self._tty(reporter):
-            reporter.write(line)
-            reporter.flush()
-            self.live = True
-        else:
-            reporter.write_line(line)
+        with self._uncaptured():
+            self.label, self.total, self.device = label, total, device
+            self.started = self.last = time.monotonic()
+            reporter = self._reporter()
+            if reporter is None:
+                return
+            line = progress_line(label, 0, total, 0.0, device)
+            reporter.ensure_newline()
+            if self._tty(reporter):
+                reporter.write(line)
+                reporter.flush()
+                self.live = True
+            else:
+                reporter.write_line(line)
 
     def update(self, done: int) -> None:
         reporter = self._reporter()
@@ -86,62 +95,66 @@ class TerminalProgress(Progress):
             return
         now = time.monotonic()
         interval = TTY_INTERVAL_S if self.live else LOG_INTERVAL_S
-        if now - self.last < interval:
+        if now - self.last < interval:    # called per batch: nothing to write most of the time
             return
         self.last = now
         line = progress_line(self.label, done, self.total, now - self.started, self.device)
-        if self.live:
-            reporter.rewrite(line, erase=True)
-            reporter.flush()
-        else:
-            reporter.write_line(line)
+        with self._uncaptured():
+            if self.live:
+                reporter.rewrite(line, erase=True)
+                reporter.flush()
+            else:
+                reporter.write_line(line)
 
     def finish(self, done: int, seconds: float) -> None:
-        reporter = self._reporter()
-        if reporter is None:
-            return
-        line = progress_line(self.label, done, self.total, seconds, self.device, final=True)
-        if self.live:
-            reporter.rewrite(line, erase=True)
-            reporter.write("\n")
-            reporter.flush()
-            self.live = False
-        else:
-            reporter.write_line(line)
+        with self._uncaptured():
+            reporter = self._reporter()
+            if reporter is None:
+                return
+            line = progress_line(self.label, done, self.total, seconds, self.device, final=True)
+            if self.live:
+                reporter.rewrite(line, erase=True)
+                reporter.write("\n")
+                reporter.flush()
+                self.live = False
+            else:
+                reporter.write_line(line)
 
     def note(self, message: str) -> None:
-        reporter = self._reporter()
-        if reporter is not None:
-            reporter.ensure_newline()
-            reporter.write_line(f"robustaudit: {message}")
+        with self._uncaptured():
+            reporter = self._reporter()
+            if reporter is not None:
+                reporter.ensure_newline()
+                reporter.write_line(f"robustaudit: {message}")
 
     def phase(self, label: str, name: str, seconds: float | None) -> None:
         """An analysis phase: on a TTY a live line while it runs (erased if it was quick); in a log one
         line when a phase took at least SLOW_PHASE_S, so a long analysis is visible without flooding."""
-        reporter = self._reporter()
-        if reporter is None:
-            return
-        tty = self._tty(reporter)
-        if seconds is None:
-            if tty and not self.live:          # never over the extraction's own live line
-                if getattr(self, "_phase_live", False):
-                    reporter.rewrite(f"robustaudit: {label}: {name} ...", erase=True)
+        with self._uncaptured():
+            reporter = self._reporter()
+            if reporter is None:
+                return
+            tty = self._tty(reporter)
+            if seconds is None:
+                if tty and not self.live:          # never over the extraction's own live line
+                    if getattr(self, "_phase_live", False):
+                        reporter.rewrite(f"robustaudit: {label}: {name} ...", erase=True)
+                    else:
+                        reporter.ensure_newline()
+                        reporter.write(f"robustaudit: {label}: {name} ...")
+                    reporter.flush()
+                    self._phase_live = True
+                return
+            slow = seconds >= SLOW_PHASE_S
+            line = f"robustaudit: {label}: {name} done in {seconds:.1f} s"
+            if getattr(self, "_phase_live", False):
+                self._phase_live = False
+                if slow:
+                    reporter.rewrite(line, erase=True)
+                    reporter.write("\n")
                 else:
-                    reporter.ensure_newline()
-                    reporter.write(f"robustaudit: {label}: {name} ...")
+                    reporter.rewrite("", erase=True)
                 reporter.flush()
-                self._phase_live = True
-            return
-        slow = seconds >= SLOW_PHASE_S
-        line = f"robustaudit: {label}: {name} done in {seconds:.1f} s"
-        if getattr(self, "_phase_live", False):
-            self._phase_live = False
-            if slow:
-                reporter.rewrite(line, erase=True)
-                reporter.write("\n")
-            else:
-                reporter.rewrite("", erase=True)
-            reporter.flush()
-        elif slow:
-            reporter.write_line(line)
+            elif slow:
+                reporter.write_line(line)
 
