@@ -607,3 +607,14 @@ def test_e2e_invalid_spec_is_listed_as_an_audit_that_could_not_run(pytester, tin
     assert result.ret == (pytest.ExitCode.TESTS_FAILED if xdist else pytest.ExitCode.INTERRUPTED)
     html = (pytester.path / "robustaudit-report.html").read_text()
     assert "Did you mean: kurtosis_mean?" in html
+
+
+def test_the_profile_plot_draws_the_factor_its_check_judged():
+    """Issue 26: a check at factor 100 gets the 100x line, not the default metric's 10x."""
+    from builders import make_result
+
+    checked = make_result("gated", checks=(("outlier_count", {"max": 5.0}, {"factor": 100.0}),))
+    html = render_report([checked], REGISTRIES.metrics, {})
+    assert "100× s" in html and "10× s" not in html
+    plain = make_result("plain", checks=())
+    assert "10× s" in render_report([plain], REGISTRIES.metrics, {})

@@ -285,6 +285,9 @@ def _layer_view(result: AuditResult, index: int, position: int, name: str, metri
     title = f"{result.name} / {name}"
     outlier = layer.metrics.get("outlier_count")
     factor = float(outlier.details.get("factor", 10.0)) if outlier else 10.0
+    checked = [c for c in result.checks if c.metric == "outlier_count" and c.layer == name and "factor" in c.params]
+    if checked:   # draw the threshold the check judged (factor 100, say), not the default's
+        factor = float(checked[0].params["factor"])
     outliers = ""
     if stats.profile.size and np.isfinite(stats.profile).all() and float(np.max(stats.profile)) > 0:
         idx = outlier_indices(stats.profile, factor, stats.eps)
