@@ -196,6 +196,9 @@ def test_one_profile_and_one_kurtosis_plot_per_model_and_layer(page):
             (svg,) = profile.find_all("svg")
             assert svg.find_all("polyline"), "the sorted profile curve"
             outliers = layer["metrics"]["outlier_count"]["value"]
+            for check in audit["checks"]:     # the plot marks the outliers at the factor a check judged
+                if check["metric"] == "outlier_count" and check["layer"] == layer["name"] and "factor" in check["params"]:
+                    outliers = check["value"]
             assert len(svg.find_all("circle", cls="outlier")) == min(outliers, 64)
             (kurt,) = div.find_all("figure", cls="kurtosis")
             (ksvg,) = kurt.find_all("svg")
@@ -618,3 +621,12 @@ def test_the_profile_plot_draws_the_factor_its_check_judged():
     assert "100× s" in html and "10× s" not in html
     plain = make_result("plain", checks=())
     assert "10× s" in render_report([plain], REGISTRIES.metrics, {})
+
+
+def test_comparison_strips_show_their_values():
+    """Issue 26: each model's strip says its value in text, not only as a dot's tooltip."""
+    from pytest_robustaudit.report import svg
+
+    drawn = svg.comparison_svg([svg.Row("a-model-with-a-long-name" * 3, 12.3456), svg.Row("b", 0.5)], "t", "x")
+    assert '<text class="row-value"' in drawn and ">12.35</text>" in drawn and ">0.5</text>" in drawn
+    assert "…" in drawn       # the long name is shortened to leave the value its room

@@ -335,9 +335,14 @@ def comparison_svg(rows: Sequence[Row], title: str, axis_label: str, reference: 
         yc = y_top + 21
         if i % 2:
             out.append(f'<rect x="0" y="{_n(y_top)}" width="{width}" height="{row_h}" fill="#f8fafc"/>')
-        label = row.label if len(row.label) <= max_chars else row.label[:max_chars - 1] + "…"
+        shown = f"{row.value:.4g}" if math.isfinite(row.value) else ""
+        room = max_chars - (len(shown) + 2 if shown else 0)   # the value sits at the strip's right end
+        label = row.label if len(row.label) <= room else row.label[:max(room - 1, 1)] + "…"
         out.append(f'<text class="row-label" x="4" y="{_n(y_top + 11)}"><title>{esc(row.label)}</title>'
                    f'{esc(label)}</text>')
+        if shown:
+            out.append(f'<text class="row-value" x="{_n(width - 4)}" y="{_n(y_top + 11)}" text-anchor="end">'
+                       f'{esc(shown)}</text>')
         if row.low is not None or row.high is not None:
             x0 = xs(row.low) if row.low is not None else left
             x1 = xs(row.high) if row.high is not None else right
