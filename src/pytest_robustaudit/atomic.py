@@ -18,12 +18,33 @@ from pathlib import Path
 def write_text_atomic(path: os.PathLike | str, text: str) -> Path:
     """Write ``text`` to ``path`` (parents created) through a temporary file in the same folder,
     renamed into place with :func:`os.replace`, which is atomic there; returns the path."""
+    return _replace_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8", errors="backslashreplace"))
+
+
+def write_bytes_atomic(path: os.PathLike | str, data: bytes) -> Path:
+    """:func:`write_text_atomic` for bytes."""
+    return _replace_atomic(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_npz_atomic(path: os.PathLike | str, arrays: dict, meta: dict) -> Path:
+    """``arrays`` and a JSON ``meta`` (the member ``meta``) as one ``.npz``, written atomically: what the
+    store keeps beside its entries (heads, SVDs, summaries) and reads back with ``allow_pickle=False``."""
+    import io
+    import json
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def _replace_atomic(path: os.PathLike | str, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as handle:
-            handle.write(text)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

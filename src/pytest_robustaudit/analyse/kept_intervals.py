@@ -11,8 +11,8 @@ that read nothing but the layer's summary are kept: the others depend on a head 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,6 @@ def keepable(metric: Any) -> bool:
 def kept_key(entry: Any, audit: str, layer: str, resamples: int, method: str, level: float,
              metrics: dict[str, Any]) -> str:
     """The content key of one layer's kept intervals (``metrics``: name -> Metric, the keepable ones)."""
-    import hashlib
-
     from ..store import content_key
 
     # the audit's name and the layer seed its resamples; a name is any text (a file name that is not UTF-8)
@@ -46,8 +44,6 @@ def kept_key(entry: Any, audit: str, layer: str, resamples: int, method: str, le
 
 def _digest(intervals: Any) -> str:
     """sha256 of the intervals' canonical JSON: a kept file whose numbers changed on disk is recomputed."""
-    import hashlib
-
     return hashlib.sha256(json.dumps(intervals, sort_keys=True).encode("ascii")).hexdigest()
 
 
@@ -57,13 +53,14 @@ def _path(store: Any, key: str) -> Path:
 
 def read_kept(store: Any, key: str) -> dict[str, Any] | None:
     """The kept intervals (metric -> Interval), or None (absent or damaged: recomputed)."""
+    from ..files import read_json
     from ..results.record import interval_from_json
 
     path = _path(store, key)
     try:
         if not path.is_file():
             return None
-        found = json.loads(path.read_text(encoding="utf-8"))
+        found = read_json(path, 1 << 24)   # a regular file only, of a bounded size
         if not isinstance(found, dict) or found.get("key") != key or not isinstance(found.get("intervals"), dict):
             return None
         if found.get("sha256") != _digest(found["intervals"]):   # a flipped digit in a number: not trusted
@@ -75,13 +72,9 @@ def read_kept(store: Any, key: str) -> dict[str, Any] | None:
 
 def write_kept(store: Any, key: str, intervals: dict[str, Any]) -> None:
     """Keep ``intervals`` under ``key`` (a temporary file renamed into place; not kept is only slower)."""
+    from ..atomic import write_text_atomic
     from ..results.record import interval_to_json
 
-    path = _path(store, key)
     kept = {n: interval_to_json(iv) for n, iv in intervals.items()}
-    text = json.dumps({"key": key, "sha256": _digest(kept), "intervals": kept})
     with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(_path(store, key), json.dumps({"key": key, "sha256": _digest(kept), "intervals": kept}))

@@ -25,7 +25,7 @@ from ..metrics.inputs import LayerInputs
 from ..metrics.types import (NEEDS_CONCEPTS, NEEDS_CORRUPTED, NEEDS_DIRECTIONS, NEEDS_HEAD, NEEDS_SHIFTED, NEEDS_SUMMARY,
                              MetricValue)
 from ..measure.context import RunSettings
-from ..plan.plan import Request, head_planned
+from ..plan.plan import Request
 from ..registries import Registries
 from ..results import AuditResult, CheckOutcome, LayerResult
 from ..spec.schema import AuditSpec, CheckSpec
@@ -106,7 +106,7 @@ def measure(spec: AuditSpec, registries: Registries, store: Any = None, referenc
                 samples = layer_samples(spec, registries, got, spec.resamples or intervals.resamples,
                                         spec.bootstrap_method or intervals.method, plan)
             head = HeadSource(ctx, spec, got.fingerprint, got.model, got.device)
-            head.wanted = head.wanted or head_planned(plan, registries)   # `measure:` or a request reads it
+            head.wanted = head.wanted or plan.needs(NEEDS_HEAD)   # `measure:` or a request reads it
             shifts = None
             if plan.needs(NEEDS_SHIFTED) or plan.needs(NEEDS_CORRUPTED):
                 shifts = _shift_source(ctx, spec, probe, got)
@@ -203,7 +203,8 @@ def _shift_source(ctx: Any, spec: AuditSpec, probe: Any, got: Any) -> Any:
 
 def layer_samples(spec: AuditSpec, registries: Registries, got: Any, resamples: int,
                   method: str = "auto", plan: Any = None) -> dict[str, Any]:
-    """Each layer's :class:`~.intervals.LayerSample`: one pass over its stored rows (docs/intervals.md)."""
+    """Each layer's :class:`~.intervals.LayerSample` (docs/intervals.md): its resampled-profile pass over the
+    stored rows runs when an interval first reads it (at once when a row is not finite)."""
     import numpy as np
 
     from ..analyse.intervals import sample_layer

@@ -524,22 +524,17 @@ def _summary_path(store: "ActivationStore", entry: "Entry", layer: str, seed: in
 
 
 def write_summary(store: "ActivationStore", entry: "Entry", layer: str, seed: int, stats: "LayerStats") -> None:
-    """Keep ``stats`` for (entry, layer, seed): written to a temporary file and renamed into place."""
-    import io
-
+    """Keep ``stats`` for (entry, layer, seed), written atomically (not kept is only slower next time)."""
     import numpy as np
+
+    from ..atomic import write_npz_atomic
 
     meta = {"format": SUMMARY_FORMAT, "entry": entry.key, "created": entry.created, "layer": layer, "seed": seed,
             "dim": int(stats.dim), "n_images": int(stats.n_images), "n_nonfinite": int(stats.n_nonfinite),
             "rotation_seed": int(stats.rotation_seed), "notes": list(stats.notes), "input_dtype": stats.input_dtype}
-    buffer = io.BytesIO()
-    np.savez(buffer, meta=np.array(json.dumps(meta)), **{k: np.asarray(getattr(stats, k)) for k in _SUMMARY_ARRAYS})
-    path = _summary_path(store, entry, layer, seed)
-    with contextlib.suppress(OSError):   # a cache of a cache: not kept is only slower next time
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
+    with contextlib.suppress(OSError):   # a cache of a cache
+        write_npz_atomic(_summary_path(store, entry, layer, seed), {k: np.asarray(getattr(stats, k))
+                                                                    for k in _SUMMARY_ARRAYS}, meta)
 
 
 def read_summary(store: "ActivationStore", entry: "Entry", layer: str, seed: int) -> "LayerStats | None":

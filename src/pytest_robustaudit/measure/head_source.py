@@ -21,9 +21,7 @@ say why they are not applicable.  Free of pytest; torch and open_clip are import
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -265,16 +263,11 @@ def write_head(store: "ActivationStore", key: str, head: "Head") -> None:
 
 
 def _write_npz(store: "ActivationStore", path: Path, arrays: dict, meta: dict, what: str) -> None:
-    """``arrays`` and a JSON ``meta`` as ``path`` (a uniquely named temporary file renamed into place)."""
-    import numpy as np
+    """``arrays`` and a JSON ``meta`` as ``path``, written atomically; a failure is a store problem."""
+    from ..atomic import write_npz_atomic
 
-    buffer = io.BytesIO()
-    np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
+        write_npz_atomic(path, arrays, meta)
     except OSError as error:
         store.problems.append(f"cannot store {what} in {path} ({error}); it is rebuilt next run")
 

@@ -20,11 +20,12 @@ version, options, seed and the source file of its transform.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import inspect
 import json
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -75,25 +76,18 @@ BUILTIN = (
 )
 
 
-def _code_digest(function: Callable[..., Any]) -> str | None:
-    """sha256 of the file defining ``function`` (None when it has none): an edited transform misses."""
-    try:
-        path = inspect.getsourcefile(function)
-        if path is None:
-            return None
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
-    except (OSError, TypeError):
-        return None
-
-
-def kind_variant(kind: ImageSetKind, label: str, options: dict[str, Any], seed: int) -> "ImageVariant":
-    """The :class:`~.activations.ImageVariant` of a plugin kind's set: the probe seen through its transform."""
+def kind_variant(kind: ImageSetKind, label: str, options: dict[str, Any], seed: int, hasher: Any) -> "ImageVariant":
+    """The :class:`~.activations.ImageVariant` of a plugin kind's set: the probe seen through its transform.
+    ``hasher``: the store's file hasher, which also hashes a factory's file (an edited transform misses)."""
     from .activations import ImageVariant
 
+    code = None
+    with contextlib.suppress(OSError, TypeError):
+        source = inspect.getsourcefile(kind.transform)
+        code = hasher.sha256(Path(source)) if source else None
     key = {"kind": "image set kind", "name": kind.name, "version": kind.version,
            "options": json.loads(json.dumps(options, sort_keys=True, default=str)), "seed": int(seed),
-           "code_sha256": _code_digest(kind.transform)}
+           "code_sha256": code}
 
     def wrap(preprocess: Any) -> Any:
         return TransformingPreprocess(preprocess, kind, options, seed)

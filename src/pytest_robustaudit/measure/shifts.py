@@ -292,7 +292,8 @@ def measure_shift(ctx: "AuditContext", spec: "AuditSpec", shift: "ShiftSpec", la
     if shift.set_kind not in ("", "folder", "given", "corruption"):   # a plugin's kind: the probe, transformed
         from .image_sets import kind_variant
 
-        variant = kind_variant(ctx.registries.image_sets.get(shift.set_kind), shift.name, dict(shift.options), seed)
+        variant = kind_variant(ctx.registries.image_sets.get(shift.set_kind), shift.name, dict(shift.options), seed,
+                               ctx.store.hasher)
         return measure_layers(ctx, spec, probe, variant=variant, image_set=f"shift {shift.name}", layers=layers,
                               label=label, model=model)
     if shift.kind == "corruption":

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..metrics.types import (NEEDS_CONCEPTS, NEEDS_CORRUPTED, NEEDS_HEAD, NEEDS_LABELS, NEEDS_ROWS, NEEDS_SHIFTED,
-                             NEEDS_SUMMARY, READS_HEAD)
+                             NEEDS_SUMMARY)
 
 if TYPE_CHECKING:
     from ..registries import Registries
@@ -198,12 +198,3 @@ def relation_requests(relation: Any) -> list[Request]:
     why = f"relation {relation.path.name}"
     layers = (relation.layer,) if relation.layer else ()
     return [Request(relation.metric, why, layers), Request("effective_robustness", why)]
-
-
-def head_planned(plan: AuditPlan, registries: "Registries") -> bool:
-    """True when a planned metric reads the classification head (so a zero-shot head is built)."""
-    for name in plan.planned:
-        metric = registries.metrics.get(name)
-        if NEEDS_HEAD in metric.inputs or metric.reads == READS_HEAD:
-            return True
-    return False
