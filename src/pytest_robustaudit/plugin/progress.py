@@ -56,6 +56,8 @@ class TerminalProgress(Progress):
         self.started = 0.0
         self.last = 0.0
         self.live = False
+        #: an analysis phase's live line is on the terminal (TTY only)
+        self.phase_live = False
 
     def _reporter(self):
         if hasattr(self.config, "workerinput") or self.config.get_verbosity() < 0:
@@ -130,31 +132,31 @@ class TerminalProgress(Progress):
     def phase(self, label: str, name: str, seconds: float | None) -> None:
         """An analysis phase: on a TTY a live line while it runs (erased if it was quick); in a log one
         line when a phase took at least SLOW_PHASE_S, so a long analysis is visible without flooding."""
-        with self._uncaptured():
-            reporter = self._reporter()
-            if reporter is None:
+        reporter = self._reporter()
+        if reporter is None:
+            return
+        if seconds is None:                    # started
+            if not self._tty(reporter) or self.live:   # nothing in a log; never over the extraction's live line
                 return
-            tty = self._tty(reporter)
-            if seconds is None:
-                if tty and not self.live:          # never over the extraction's own live line
-                    if getattr(self, "_phase_live", False):
-                        reporter.rewrite(f"robustaudit: {label}: {name} ...", erase=True)
-                    else:
-                        reporter.ensure_newline()
-                        reporter.write(f"robustaudit: {label}: {name} ...")
-                    reporter.flush()
-                    self._phase_live = True
-                return
-            slow = seconds >= SLOW_PHASE_S
-            line = f"robustaudit: {label}: {name} done in {seconds:.1f} s"
-            if getattr(self, "_phase_live", False):
-                self._phase_live = False
-                if slow:
-                    reporter.rewrite(line, erase=True)
-                    reporter.write("\n")
+            with self._uncaptured():
+                if self.phase_live:
+                    reporter.rewrite(f"robustaudit: {label}: {name} ...", erase=True)
                 else:
-                    reporter.rewrite("", erase=True)
+                    reporter.ensure_newline()
+                    reporter.write(f"robustaudit: {label}: {name} ...")
                 reporter.flush()
-            elif slow:
+            self.phase_live = True
+            return
+        slow = seconds >= SLOW_PHASE_S
+        if not self.phase_live and not slow:   # ended quickly, with no line of its own to finish
+            return
+        line = f"robustaudit: {label}: {name} done in {seconds:.1f} s"
+        with self._uncaptured():
+            if self.phase_live:
+                reporter.rewrite(line if slow else "", erase=True)
+                if slow:
+                    reporter.write("\n")
+                reporter.flush()
+            else:
                 reporter.write_line(line)
-
+        self.phase_live = False
