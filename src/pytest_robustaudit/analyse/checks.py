@@ -186,7 +186,17 @@ def evaluate(check: CheckSpec, measured: MetricValue, context: str,
                         inconclusive=decided.outcome == "inconclusive",
                         images_needed=gate.images_needed if gate is not None else None,
                         basis=basis, min_delta=check.min_delta if basis == "difference" else None,
-                        max_delta=check.max_delta if basis == "difference" else None)
+                        max_delta=check.max_delta if basis == "difference" else None,
+                        margin=release_margin(check))
+
+
+def release_margin(check: CheckSpec) -> float | None:
+    """The equivalence margin a comparison with an earlier release reads ``check`` at: its ``margin:``, else
+    the size of its smallest delta bound (the change the spec already tolerates), else None (0)."""
+    if check.margin is not None:
+        return check.margin
+    deltas = [abs(d) for d in (check.min_delta, check.max_delta) if d is not None]
+    return min(deltas) if deltas else None
 
 
 #: what a verdict is read from (recorded as ``basis``, so ``merge`` can settle a recorded check again):

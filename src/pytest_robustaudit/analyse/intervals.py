@@ -286,6 +286,24 @@ def match_images(a_hashes: Sequence[str], b_hashes: Sequence[str]) -> tuple[list
     return a_index, b_index
 
 
+def per_image_family(metric: "Metric") -> bool:
+    """Whether ``metric``'s interval resamples per-image values the record keeps (so two records of the same
+    images can be paired without the store)."""
+    return metric.interval in _PER_IMAGE
+
+
+def paired_per_image(metric: "Metric", a_stats: "LayerStats", b_stats: "LayerStats", a_index: Sequence[int],
+                     b_index: Sequence[int], *, seed: int, level: float, sided: str = "two-sided",
+                     resamples: int = bs.DEFAULT_RESAMPLES) -> bs.Interval:
+    """``metric`` on ``a`` − on ``b`` by a paired bootstrap of their per-image values (``a_index[k]`` and
+    ``b_index[k]``: the same image's rows); the metric's family must be a per-image one."""
+    family = metric.interval
+    a = _per_image(a_stats, metric.interval_input, family)
+    b = _per_image(b_stats, metric.interval_input, family)
+    return bs.paired_difference(a, b, a_index, b_index, _PER_IMAGE[family], seed=seed, level=level, sided=sided,
+                                resamples=resamples)
+
+
 def relative_difference(metric: "Metric", params: dict[str, Any] | None,
                         cand: tuple["LayerStats", LayerSample | None, "MetricValue"],
                         ref: tuple["LayerStats", LayerSample | None, "MetricValue", tuple[str, ...]],
@@ -307,10 +325,8 @@ def relative_difference(metric: "Metric", params: dict[str, Any] | None,
     a_index, b_index = match_images(c_sample.hashes, r_hashes)
     seed = bs.derive_seed(audit or c_sample.audit, c_stats.layer, metric.name + " (paired)", merged)
     if len(a_index) >= 2 and family in _PER_IMAGE:
-        a = _per_image(c_stats, metric.interval_input, family)
-        b = _per_image(r_stats, metric.interval_input, family)
-        return bs.paired_difference(a, b, a_index, b_index, _PER_IMAGE[family], seed=seed, level=level, sided=sided,
-                                    resamples=c_sample.resamples)
+        return paired_per_image(metric, c_stats, r_stats, a_index, b_index, seed=seed, level=level, sided=sided,
+                                resamples=c_sample.resamples)
     if family == "count":
         return _unpaired(metric, merged, cand, ref, level, sided, audit,
                          "a count's per-feature exceedance interval has no paired form", recorded)

@@ -371,7 +371,7 @@ class AuditSession:
     """Runs each spec once per session and hands the same result (or error) to all its items."""
 
     def __init__(self, registries: Registries, settings: RunSettings | None = None, store: Any = None,
-                 saving_baselines: bool = False, worker: int | None = None):
+                 saving_baselines: bool = False, worker: int | None = None, history: Any = None):
         from ..measure.activations import StoreOptions
 
         settings = settings or RunSettings()
@@ -393,6 +393,9 @@ class AuditSession:
         self.requests: list[Request] = []
         #: per spec, metrics asked for on demand (``run.value``) after its audit ran
         self._asked: dict[Path, list[Request]] = {}
+        #: the release history (:class:`~.results.history.ReleaseHistory`) for ``reference: {history: ...}``;
+        #: None when the run keeps none (``--audit-history`` not given)
+        self.history = history
 
     def result(self, spec: AuditSpec, rerun: bool = False) -> AuditResult:
         """The audit's result, run on first use; raises the audit's error (the same one for every check).
@@ -480,7 +483,25 @@ class AuditSession:
                     found.raise_again()
                 raise AuditError(f"the reference model {ref.model.describe()} could not be audited: {found.error}")
             return Reference(f"reference model {ref.model.describe()}", found)
+        if ref.history is not None:
+            return self._release(spec)
         return self._baseline(spec)
+
+    def _release(self, spec: AuditSpec) -> Reference:
+        """An earlier run of this audit in the release history; none yet (or no history): the relative checks
+        are skipped with the reason, as with a baseline not saved yet."""
+        wanted = spec.reference.history
+        what = "the last release" if wanted == "last" else f"release {wanted}"
+        if self.history is None:
+            return Reference(what, None, skip_reason=f"{spec.path} compares with {what} (reference.history) but this "
+                             "run keeps no history: give --audit-history DIR (or the ini key audit_history)")
+        found = self.history.reference_audit(spec.path, spec.name, wanted)
+        if found is None:
+            return Reference(what, None, skip_reason=f"no earlier run of this audit{'' if wanted == 'last' else f' labelled {wanted}'}"
+                             f" in the history {self.history.folder.folder} yet: this run is kept there, and the next "
+                             "one compares with it")
+        entry, result = found
+        return Reference(f"release {entry.shown}, {result.model} ({result.fingerprint[:19]})", result)
 
     def _baseline(self, spec: AuditSpec) -> Reference:
         from ..results.record import read_record

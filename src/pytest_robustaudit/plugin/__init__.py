@@ -71,6 +71,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--audit-inconclusive", dest="audit_inconclusive", default=None, choices=("fail", "pass"),
                     help="what a check whose interval straddles a bound does to the exit status: fail (default: a "
                          "gate that cannot decide does not pass) or pass; it is still shown as INCONCLUSIVE.")
+    from .history import add_options
+
+    add_options(group, parser)
     parser.addini("audit_inconclusive", default="", help="default for --audit-inconclusive (fail or pass)")
     parser.addini("audit_cache_dir", default="", help="default for --audit-cache-dir (relative to the rootdir)")
     parser.addini("audit_paths", type="paths", default=[],
@@ -120,6 +123,9 @@ def pytest_configure(config: pytest.Config) -> None:
     check_device_option(config.getoption("audit_device"), "--audit-device")
     state.audit_limit = audit_limit_option(config)
     check_device_option(config.getini("audit_device"), "the ini key audit_device:")
+    from .history import check_options
+
+    check_options(config)   # --audit-history at a file, an empty --audit-compare: usage errors now
     requested = config.getoption("audit_paths")
     if not requested:
         return

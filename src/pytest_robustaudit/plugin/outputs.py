@@ -235,11 +235,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _save_baselines(session, outputs, baselines)
     if not results and not errors and not empty:
         return
+    run_info = _run_info(config, errors, session.exitstatus)
+    from .history import before_outputs, partial_reason
+
+    before_outputs(config, results, run_info, outputs, _metrics(config),
+                   partial_reason(session.exitstatus, *not_shown(config)))
     html_path, record_path = report_path(config), json_path(config)
     markdown_path = _path_option(config, "audit_markdown", None)
-    if html_path is None and record_path is None and markdown_path is None:
-        return
-    run_info = _run_info(config, errors, session.exitstatus)
     if record_path is not None:
         from ..results.record import write_record
 
@@ -256,8 +258,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from ..atomic import write_text_atomic
         from ..report.markdown import render_markdown
 
+        from ..report.changes import changes_markdown
+
         page = render_markdown(results, errors, report_link(config, html_path), _metrics(config),
-                               not_shown=not_shown(config))
+                               not_shown=not_shown(config)) + changes_markdown(outputs.comparisons)
         _write(outputs, "Markdown summary", markdown_path, lambda path: write_text_atomic(path, page))
 
 
@@ -328,6 +332,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         for result in outputs.results:   # random weights, a smoke run, a dropped check (audit/notices.py)
             for notice in notices_of(result):
                 terminalreporter.write_line(escaped(f"robustaudit: notice: {result.name}: {notice}"), yellow=True)
+    if outputs.comparisons:
+        from ..report.changes import change_lines
+
+        terminalreporter.write_sep("-", "robustaudit: change from " + str(config.getoption("audit_compare")))
+        for line in change_lines(outputs.comparisons, exploratory=config.get_verbosity() > 0):
+            terminalreporter.write_line(escaped(line))
     for note in outputs.notes:
         terminalreporter.write_line(escaped(note))
     for what, path in outputs.written:

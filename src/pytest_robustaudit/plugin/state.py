@@ -37,6 +37,8 @@ class Outputs:
     written: list[tuple[str, Path]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: ``--audit-compare``: each audit's changes from the reference (analyse.compare.AuditComparison)
+    comparisons: list = field(default_factory=list)
 
 
 class RunState:
@@ -86,6 +88,10 @@ class RunState:
         self.selected: set[str] = set()
         self.deselected: set[str] = set()
         self.ran: set[str] = set()
+        #: the run's label (found on first use) and release history (set by ``pytest_configure``; None without
+        #: ``--audit-history``): plugin/history.py
+        self.label: str | None = None
+        self.history: Any = None
 
     def limited(self, spec: Any) -> Any:
         """``spec`` as this run audits it: a smoke run's (``--audit-limit``) limits applied."""
@@ -136,7 +142,7 @@ class RunState:
             settings = RunSettings(device, TerminalProgress(config), interval_settings(config))
             self._session = AuditSession(self.registries, settings, store=store_options(config),
                                          saving_baselines=config.getoption("audit_save_baseline"),
-                                         worker=worker_index(workerid))
+                                         worker=worker_index(workerid), history=self.history)
         return self._session
 
     def probe_folders(self) -> tuple[set[str], set[str]]:

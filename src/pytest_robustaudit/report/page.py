@@ -30,6 +30,8 @@ from .values import check_label, check_verdict, is_default, left_out, rerun_comm
 from .directions import direction_figures
 from . import shifts as _shifts  # noqa: F401,E402 - registers the shifts section (issue 17)
 from . import concepts as _concepts  # noqa: F401,E402 - registers the concepts section (issue 20)
+from . import changes as _changes  # noqa: F401,E402 - registers the change-from-a-release section (issue 28)
+from . import trends as _trends  # noqa: F401,E402 - registers the across-releases section (issue 28)
 
 TEMPLATE = "report.html.j2"
 MARK = {"pass": "✓", "fail": "✗", "inconclusive": "?", "skip": "–"}
@@ -487,7 +489,8 @@ def _run_items(run_info: dict[str, Any]) -> list[tuple[str, str]]:
     from .provenance import readable_value
 
     base = str(run_info.get("invocation_dir", ""))
-    hidden = {"errors", "checks_deselected", "checks_not_run"}
+    # shown in their own sections (errors, change from a release, across releases)
+    hidden = {"errors", "checks_deselected", "checks_not_run", "comparison", "history"}
     return [(str(k).replace("_", " "), readable_value(v, "") if k == "invocation_dir" else
              (" ".join(map(str, v)) if isinstance(v, (list, tuple)) else readable_value(v, base)))
             for k, v in run_info.items() if k not in hidden and readable_value(v, base) != ""]

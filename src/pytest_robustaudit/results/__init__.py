@@ -73,6 +73,9 @@ class CheckOutcome:
     #: the pytest node id of the item that ran the check (relative to the rootdir), set when it runs; "" for
     #: an audit run outside pytest's items (the audit fixture, the API) and in records that predate it
     nodeid: str = ""
+    #: the equivalence margin a comparison with an earlier release reads this check at (its ``margin:``, else
+    #: the size of its smallest delta bound; None: 0), in the metric's units (analyse/compare.py); schema 5
+    margin: float | None = None
 
     @property
     def status(self) -> str:

@@ -44,11 +44,12 @@ FORMAT = "pytest-robustaudit/record"
 #: no ``input_dtype``, so its layers read as float32 activations; versions 1-2 have no intervals;
 #: versions 1-3 have no verdict basis nor spec fingerprints: they read as "" and ``merge`` refuses them;
 #: nor a plan or phases: they read as {} (every metric they hold)
-SCHEMA_VERSION = 4   # 2: metric definition versions, input dtype; 3: intervals (layers[].intervals, checks[].interval,
+SCHEMA_VERSION = 5   # 2: metric definition versions, input dtype; 3: intervals (layers[].intervals, checks[].interval,
 #                      ...); 4: checks[].basis, min_delta, max_delta (what a verdict was read from, so merge decides it
 #                      again), audits[].spec_sha256 and, for --audit-shard runs, run.spec_set (which specs, which
 #                      content); audits[].plan (what was computed and why, what was not), audits[].phases (seconds
-#                      per phase)
+#                      per phase); 5: checks[].margin, run.label, run.history_entry, run.comparison (the change
+#                      from a reference release), run.history (the trend series of the run's checks)
 #: the largest record file read (a record keeps one 64-character hash per image and layer: 1 GB holds
 #: about 15 million of them)
 MAX_RECORD_BYTES = 1 << 30
@@ -94,6 +95,7 @@ _CHECK = (
     _Field("images_needed", "int?", None),
     _Field("basis", "str", ""), _Field("min_delta", "float?", None), _Field("max_delta", "float?", None),
     _Field("nodeid", "str", ""),   # schema 4, optional: "" in records that predate it
+    _Field("margin", "float?", None),   # schema 5: null in records that predate it
 )
 _SKIPPED = (_Field("path", "path"), _Field("reason", "str"))
 _RESULT = (  # AuditResult, besides its skipped images, layers and checks

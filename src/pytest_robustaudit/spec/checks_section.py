@@ -15,7 +15,7 @@ from .validator import Validator, _kind, percentage_hint
 
 DEFAULT_LAYERS = ("representation",)
 RELATIVE_KEYS = ("min_ratio", "max_ratio", "min_delta", "max_delta")
-CHECK_KEYS = ("min", "max", *RELATIVE_KEYS, "layers", "why", "confidence")
+CHECK_KEYS = ("min", "max", *RELATIVE_KEYS, "layers", "why", "confidence", "margin")
 
 
 def with_ids(checks: list[CheckSpec]) -> tuple[CheckSpec, ...]:
@@ -183,11 +183,19 @@ class ChecksSection(Validator):
         if section.get("why") is not None:
             text = self.typed(section["why"], path + ("why",), (str,), "a sentence")
             why = " ".join(text.split()) if text is not None else ""
+        margin = None
+        if section.get("margin") is not None:
+            margin = self.typed(section["margin"], path + ("margin",), (int, float), "a number (the metric's units)")
+            if margin is not None and margin < 0:
+                self.problem(path + ("margin",), f"must not be negative, got {margin:g}",
+                             "a margin is a distance: e.g. margin: 0.01 reads changes within ±0.01 as unchanged")
+                margin = None
         targets = self.check_layers(metric, section, path, layers, fit)
         return [CheckSpec(metric.name, layer, lo, hi, params, self.where(path),
                           min_ratio=bounds.get("min_ratio"), max_ratio=bounds.get("max_ratio"),
                           min_delta=bounds.get("min_delta"), max_delta=bounds.get("max_delta"), why=why,
-                          confidence=confidence, default_layer="layers" not in section) for layer in targets]
+                          confidence=confidence, default_layer="layers" not in section,
+                          margin=float(margin) if margin is not None else None) for layer in targets]
 
     def check_layers(self, metric: Any, section: dict, path: tuple, layers: tuple[str, ...], fit: LayerFit) -> list[str]:
         """The layers a check applies to.  Its own ``layers:`` as written (each must be a layer of the spec

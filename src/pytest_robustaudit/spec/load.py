@@ -33,7 +33,7 @@ TOP_KEYS = ("name", "model", "data", "layers", "checks", "device", "precision", 
 STORE_DTYPE_NAMES = ("float32", "float16")
 #: metrics.bootstrap.METHODS (numpy-free here; a test keeps the two equal)
 BOOTSTRAP_METHODS = ("auto", "percentile", "bca")
-REFERENCE_KEYS = ("model", "baseline", "entry")
+REFERENCE_KEYS = ("model", "baseline", "entry", "history")
 
 
 def load_spec(file: Path, registries: Registries, env: Mapping[str, str] | None = None,
@@ -246,10 +246,22 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, Shift
         section = self.mapping(value, path, REFERENCE_KEYS)
         if section is None:
             return None
-        if ("model" in section) == ("baseline" in section):
-            self.problem(path, "give exactly one of 'model' (a model audited alongside) or 'baseline' (a stored record)",
-                         "e.g. reference: {baseline: baselines/my_model.json}")
+        if sum(k in section for k in ("model", "baseline", "history")) != 1:
+            self.problem(path, "give exactly one of 'model' (a model audited alongside), 'baseline' (a stored record) "
+                         "or 'history' (an earlier release kept by --audit-history)",
+                         "e.g. reference: {baseline: baselines/my_model.json} or reference: {history: last}")
             return None
+        if "history" in section:
+            text = self.typed(section["history"], path + ("history",), (str,), "'last' or a release label")
+            if text is not None and not text.strip():
+                self.problem(path + ("history",), "is empty", "write 'last' (the newest complete run of this audit) "
+                             "or the label of a kept release, e.g. history: v1.2.0")
+                return None
+            if "entry" in section:
+                self.problem(path + ("entry",), "only applies to 'baseline'", "leave it out: the history finds the "
+                             "audit by its spec path and name")
+                return None
+            return ReferenceSpec(history=text.strip(), where=self.where(path)) if text is not None else None
         entry = section.get("entry")
         if entry is not None:
             self.typed(entry, path + ("entry",), (str,), "the audit name inside the baseline record")

@@ -140,6 +140,10 @@ class CheckSpec:
     #: the layer came from the spec's ``layers:`` (the check names none of its own): where the fit of a head
     #: metric was unknown at validation, such a layer that does not fit is dropped at run time, with a note
     default_layer: bool = False
+    #: the equivalence margin of a comparison with an earlier release (``--audit-compare``, ``diff``), in the
+    #: metric's units: a change within it reads as unchanged (docs/ci.md#release-history); None: the size of
+    #: the check's smallest delta bound, else 0
+    margin: float | None = None
 
     @property
     def name(self) -> str:
@@ -163,17 +167,23 @@ class ReferenceSpec:
 
     ``model`` is audited on the same probe data, layers, device, precision and seed as the
     candidate.  ``baseline`` is a JSON record written by ``--audit-save-baseline``; ``entry`` names
-    the audit inside it (default: the spec's own name).
+    the audit inside it (default: the spec's own name).  ``history`` is an earlier run of the same audit
+    kept by ``--audit-history`` (``last`` or a label): the change from the last release, bounded with the
+    same relative keys.
     """
 
     model: ModelSpec | None = None
     baseline: Path | None = None
     entry: str | None = None
     where: Located | None = None
+    #: an earlier run of this audit kept by ``--audit-history``: ``last`` (the newest complete one) or a label
+    history: str | None = None
 
     def describe(self) -> str:
         if self.model is not None:
             return f"reference model {self.model.describe()}"
+        if self.history is not None:
+            return f"release {self.history} in the history"
         return f"baseline {self.baseline}"
 
 
