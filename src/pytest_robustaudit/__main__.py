@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="the HTML report (default: robustaudit-report.html; 'none' for no report)")
     merge.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="the merged JSON record")
     merge.add_argument("--markdown", default=None, metavar="PATH", help="the Markdown summary")
+    merge.add_argument("--csv", dest="csv_path", default=None, metavar="PATH",
+                       help="the merged values as a flat CSV table (columns: docs/report.md)")
     commands.add_parser("cache", help="list, clear, prune or verify the activation store (cache --help)", add_help=False)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "cache":
@@ -38,11 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         return cache_main(argv[1:], default_cache_dir())
     args = parser.parse_args(argv)
     if args.command == "merge":
-        return merge_shards(args.records, args.report, args.json_path, args.markdown)
+        return merge_shards(args.records, args.report, args.json_path, args.markdown, args.csv_path)
     return run_spec_command(args)
 
 
-def merge_shards(records: list[str], report: str | None, json_path: str | None, markdown: str | None) -> int:
+def merge_shards(records: list[str], report: str | None, json_path: str | None, markdown: str | None,
+                 csv_path: str | None = None) -> int:
     """Write the merged outputs; exit 0 when every check passed, 1 when one failed or an audit could not
     run, 2 when the records are not the complete, consistent shards of one run, or an output could not be
     written (the message names what is wrong; every other output is still written)."""
@@ -69,6 +72,11 @@ def merge_shards(records: list[str], report: str | None, json_path: str | None, 
     problems: list[str] = []
     if json_path:
         write_output("JSON record", json_path, lambda path: write_record(results, path, run_info), written, problems)
+    if csv_path:
+        from .results.csv_table import write_record_csv
+
+        write_output("CSV table", csv_path, lambda path: write_record_csv(results, path, run_info, metrics),
+                     written, problems)
     if html:
         write_output("report", html, lambda path: write_report(render_report(results, metrics, dict(run_info)), path),
                      written, problems)

@@ -3,6 +3,7 @@ the marks of an interrupted run."""
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -125,3 +126,46 @@ def test_collect_only_and_validate_write_nothing(pytester, tiny_checkpoints):
                           cwd=pytester.path, capture_output=True, text=True)
     assert done.returncode == 1 and "Did you mean: kurtosis_mean?" in done.stdout + done.stderr
     assert sorted(p.name for p in pytester.path.iterdir() if not p.name.startswith(".")) == ["invalid.yaml"]
+
+
+# --------------------------------------------------------------------------------------------
+# --audit-csv: the record's values as a table
+# --------------------------------------------------------------------------------------------
+
+PARAMS = """\
+kurtosis_mean: {min: 1}
+outlier_count:
+  - {max: 0}
+  - {max: 0, factor: 100}
+"""
+
+
+def test_the_csv_table_holds_the_record_s_values(pytester, tiny_checkpoints):
+    import csv
+
+    from pytest_robustaudit.results.csv_table import RECORD_COLUMNS, params_json, read_float
+    from pytest_robustaudit.results.record import read_record
+
+    pytester.makefile(".yaml", planted=spec_text(tiny_checkpoints["planted"], PARAMS))
+    result = pytester.runpytest("--audit", "planted.yaml", "--audit-json", "record.json", "--audit-csv", "out/values.csv",
+                                "--no-audit-report")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["robustaudit: CSV table: *values.csv"])
+    _, (audit,) = read_record(pytester.path / "record.json")
+    with open(pytester.path / "out" / "values.csv", encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert reader.fieldnames == list(RECORD_COLUMNS)
+    layer = audit.layers["representation"]
+    defaults = {r["metric"]: r for r in rows if (r["layer"], r["metric"]) != ("representation", "outlier_count")
+                or r["params"] == '{"factor":10.0}'}
+    assert set(defaults) == set(layer.metrics)                           # every metric the audit computed, once
+    for metric, measured in layer.metrics.items():
+        cell = read_float(defaults[metric]["value"])
+        assert cell == measured.value or (math.isnan(cell) and math.isnan(measured.value)), metric
+        assert defaults[metric]["fingerprint"] == audit.fingerprint and defaults[metric]["audit"] == "planted"
+    statuses = {(r["metric"], r["params"]): r["status"] for r in rows if r["status"]}
+    assert statuses == {(c.metric, params_json(c.params)): c.record_status for c in audit.checks}
+    assert statuses[("outlier_count", '{"factor":10.0}')] == "fail"     # 3 planted outliers at 10x
+    strict = next(r for r in rows if r["params"] == '{"factor":100.0}')
+    assert read_float(strict["value"]) == audit.check("outlier_count", "representation", {"factor": 100.0}).value

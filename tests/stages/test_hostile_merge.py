@@ -185,12 +185,32 @@ def test_an_output_that_cannot_be_written_is_named_and_the_others_are_written(tm
     first, second = write_shards(tmp_path)
     (tmp_path / "file").write_text("")
     code = main(["merge", str(first), str(second), "--json", str(tmp_path / "file" / "merged.json"),
-                 "--markdown", str(tmp_path / "merged.md"), "--report", str(tmp_path / "merged.html")])
+                 "--markdown", str(tmp_path / "merged.md"), "--report", str(tmp_path / "merged.html"),
+                 "--csv", str(tmp_path / "merged.csv")])
     captured = capsys.readouterr()
     assert code == 2 and "Traceback" not in captured.err
     assert f"could not write the JSON record to {tmp_path / 'file' / 'merged.json'}" in captured.err
-    assert (tmp_path / "merged.md").exists() and (tmp_path / "merged.html").exists()
-    assert "Markdown summary" in captured.out
+    assert (tmp_path / "merged.md").exists() and (tmp_path / "merged.html").exists() and (tmp_path / "merged.csv").exists()
+    assert "Markdown summary" in captured.out and "CSV table" in captured.out
+    code = main(["merge", str(first), str(second), "--report", "none", "--csv", str(tmp_path / "file" / "m.csv")])
+    assert code == 2 and f"could not write the CSV table to {tmp_path / 'file' / 'm.csv'}" in capsys.readouterr().err
+
+
+def test_merge_writes_every_shard_s_values_as_a_csv_table(tmp_path, capsys):
+    import csv
+
+    results = {n: make_result(n) for n in NAMES}
+    first, second = write_shards(tmp_path, results)
+    code = main(["merge", str(first), str(second), "--report", "none", "--csv", str(tmp_path / "merged.csv")])
+    assert code == 1   # make_result's outlier_count check fails
+    with open(tmp_path / "merged.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["audit"] for r in rows if r["metric"] == "kurtosis_mean"] == ["a", "b", "c"]
+    for row in rows:
+        measured = results[row["audit"]].layers[row["layer"]].metrics[row["metric"]].value
+        assert row["value"] == repr(measured)   # exact, as the shards recorded it
+    checked = {(r["audit"], r["metric"]): r["status"] for r in rows if r["status"]}
+    assert checked == {(n, m): s for n in NAMES for m, s in (("kurtosis_mean", "pass"), ("outlier_count", "fail"))}
 
 
 @pytest.mark.timeout(60)

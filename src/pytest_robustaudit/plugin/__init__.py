@@ -8,7 +8,7 @@ session and the outputs (``state.py``).
 * ``collect.py``: ``AuditFile`` (one per spec) → ``AuditLayer`` (one per layer) → ``AuditItem``
   (one per check), as in pytest's "Working with non-python tests" example.
 * ``fixtures.py``: ``audit`` and ``audit_run`` for users' own assertions.
-* ``outputs.py``: the HTML report, JSON record, Markdown summary, baselines and terminal table.
+* ``outputs.py``: the HTML report, JSON record, CSV table, Markdown summary, baselines and terminal table.
 * ``xdist.py``: the pytest-xdist hooks, registered only when xdist is active.
 """
 
@@ -52,6 +52,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default: the report's path relative to the current folder).")
     group.addoption("--audit-json", dest="audit_json", default=None, metavar="PATH",
                     help="write the audits' results as a versioned JSON record to PATH (schema: docs/report.md).")
+    group.addoption("--audit-csv", dest="audit_csv", default=None, metavar="PATH",
+                    help="write the audits' values as a flat CSV table to PATH: one row per audit, layer, metric "
+                         "and parameters, with interval and check status (columns: docs/report.md).")
     group.addoption("--audit-shard", dest="audit_shard", default=None, metavar="K/N",
                     help="audit only the K-th of N deterministic parts of the specs (a CI matrix, a job array); "
                          "merge the shards' JSON records with: python -m pytest_robustaudit merge RECORD...")

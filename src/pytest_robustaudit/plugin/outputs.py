@@ -1,9 +1,10 @@
-"""pytest glue for the outputs of a run: the HTML report, the JSON record and the terminal table.
+"""pytest glue for the outputs of a run: the HTML report, the JSON record, the CSV table and the terminal table.
 
 Registered by ``plugin.pytest_configure``.  The work is in ``report/`` and ``results/record.py``; here we
 only decide what to write where:
 
 * ``--audit-markdown PATH``: a Markdown summary for CI job pages (``report/markdown.py``).
+* ``--audit-csv PATH``: the record's values as a flat table (``results/csv_table.py``).
 * ``--audit-report PATH`` (default ``robustaudit-report.html`` in the invocation folder when
   ``--audit`` is given; ``--no-audit-report`` or ``--audit-report=none`` turn it off) and
   ``--audit-json PATH`` (off by default).  Nothing is written when no audit ran.
@@ -242,10 +243,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                    partial_reason(session.exitstatus, *not_shown(config)))
     html_path, record_path = report_path(config), json_path(config)
     markdown_path = _path_option(config, "audit_markdown", None)
+    csv_path = _path_option(config, "audit_csv", None)
     if record_path is not None:
         from ..results.record import write_record
 
         _write(outputs, "JSON record", record_path, lambda path: write_record(results, path, run_info))
+    if csv_path is not None:
+        from ..results.csv_table import write_record_csv
+
+        _write(outputs, "CSV table", csv_path, lambda path: write_record_csv(results, path, run_info, _metrics(config)))
     if html_path is not None:
         from ..report import render_report, write_report
 
