@@ -1,9 +1,12 @@
-"""``python -m pytest_robustaudit validate | cache | merge``: tools around audit specs, the store and records.
+"""``python -m pytest_robustaudit validate | list | cache | merge | diff | history``: tools around audit specs, the
+store, records and the release history.
 
 ``validate PATH...`` checks audit specs without running them (``--plan``: and prints what each computes),
 ``list metrics|corruptions|layers SPEC`` says what a spec may name (``cli/``);
 ``cache {list,clear,prune --older-than AGE,verify} [--dir PATH]`` looks after the activation store (docs/store.md);
-``merge RECORD...`` joins the records of ``--audit-shard`` runs (docs/ci.md).
+``merge RECORD...`` joins the records of ``--audit-shard`` runs (docs/ci.md);
+``diff BEFORE.json AFTER.json`` prints each value's change between two records (``cli/diff.py``);
+``history {list,prune} --dir DIR`` looks after the release history of ``--audit-history`` (``cli/history.py``).
 
 Validation is pytest's own collection of the specs, so a conftest.py that registers metrics or model
 sources is honoured exactly as in a real run; no image is decoded and no weights are loaded (models are
@@ -33,12 +36,25 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--csv", dest="csv_path", default=None, metavar="PATH",
                        help="the merged values as a flat CSV table (columns: docs/report.md)")
     commands.add_parser("cache", help="list, clear, prune or verify the activation store (cache --help)", add_help=False)
+    commands.add_parser("history", help="list or prune the release history of --audit-history (history --help)",
+                        add_help=False)
+    from .cli.diff import add_diff_command
+
+    add_diff_command(commands)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "cache":
         from .store import cache_main
 
         return cache_main(argv[1:], default_cache_dir())
+    if argv and argv[0] == "history":
+        from .cli.history import history_main
+
+        return history_main(argv[1:])
     args = parser.parse_args(argv)
+    if args.command == "diff":
+        from .cli.diff import diff_main
+
+        return diff_main(args)
     if args.command == "merge":
         return merge_shards(args.records, args.report, args.json_path, args.markdown, args.csv_path)
     return run_spec_command(args)

@@ -153,8 +153,17 @@ def compare_with(config: pytest.Config, results: list, metrics: Any, ref: str, h
             entry, reference = found
             label = entry.shown
         level = _level(result)
-        out.append(compare_audits(result, reference, metrics, key=key, reference_label=label, level=level))
+        out.append(compare_audits(as_recorded(result), reference, metrics, key=key, reference_label=label,
+                                  level=level))
     return out
+
+
+def as_recorded(result: Any) -> Any:
+    """``result`` as its record holds it (arrays at the record's digits): the comparison is computed from the
+    values as recorded, so ``diff`` of the two records gives the very same numbers."""
+    from ..results.record import result_from_dict, result_to_dict
+
+    return result_from_dict(result_to_dict(result))
 
 
 def _level(result: Any) -> float:

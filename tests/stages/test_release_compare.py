@@ -1,0 +1,182 @@
+"""The change from a reference release (analyse/compare.py): verdicts, pairing, the record's form, and the
+spec keys that feed it (``margin:``, ``reference: {history: ...}``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from builders import REGISTRIES, make_result, make_stats
+from pytest_robustaudit.analyse.compare import (Change, bad_direction, compare_audits, compare_runs,
+                                                comparison_from_json, comparison_to_json, exploratory_reading,
+                                                gate_verdict)
+from pytest_robustaudit.metrics.bootstrap import Interval
+from pytest_robustaudit.results import CheckOutcome, LayerResult
+
+
+def iv(low: float, high: float, value: float | None = None) -> Interval:
+    return Interval((low + high) / 2 if value is None else value, low, high, 0.95, "test")
+
+
+@pytest.mark.parametrize("interval, bad, margin, expected", [
+    (iv(0.2, 0.4), "up", 0.1, "regressed"),        # the whole move is toward the bound, beyond the margin
+    (iv(0.05, 0.4), "up", 0.1, "inconclusive"),    # part of it within the margin
+    (iv(-0.4, -0.2), "up", 0.1, "improved"),
+    (iv(-0.05, 0.08), "up", 0.1, "unchanged"),     # within +-margin
+    (iv(-0.05, 0.08), "up", 0.0, "inconclusive"),  # no margin: only an exact zero reads unchanged
+    (iv(0.2, 0.4), "down", 0.1, "improved"),       # a lower bound: going up is away from it
+    (iv(-0.4, -0.2), "down", 0.1, "regressed"),
+    (iv(0.0, 0.0), "down", 0.0, "unchanged"),
+    (iv(-0.4, -0.2), "", 0.1, "inconclusive"),     # no direction is worse: only equivalence can be read
+    (None, "up", 0.0, "inconclusive"),
+])
+def test_gate_verdicts(interval, bad, margin, expected):
+    delta = interval.value if interval is not None else 0.3
+    assert gate_verdict(interval, delta, bad, margin) == expected
+
+
+def test_an_identical_value_without_interval_is_unchanged_and_a_moved_one_inconclusive():
+    assert gate_verdict(None, 0.0, "up", 0.0) == "unchanged"
+    assert gate_verdict(None, 0.01, "up", 0.0) == "inconclusive"
+    assert gate_verdict(None, 0.01, "up", 0.05) == "unchanged"
+    assert exploratory_reading(iv(0.1, 0.2), 0.15) == "changed up"
+    assert exploratory_reading(iv(-0.3, -0.1), -0.2) == "changed down"
+    assert exploratory_reading(iv(-0.1, 0.2), 0.05) == "no clear change"
+
+
+def _check(min_: float | None, max_: float | None) -> CheckOutcome:
+    return CheckOutcome("m", "l", 1.0, min_, max_, True, "")
+
+
+def test_the_bad_direction_follows_the_bound():
+    assert bad_direction(_check(0.5, None), 1.0) == "down"
+    assert bad_direction(_check(None, 2.0), 1.0) == "up"
+    assert bad_direction(_check(0.0, 10.0), 2.0) == "down"     # nearer the lower bound
+    assert bad_direction(_check(0.0, 10.0), 9.0) == "up"
+    assert bad_direction(_check(None, None), 1.0) == ""
+
+
+def _with_hashes(result, n=40, prefix="img"):
+    layers = {name: dataclasses.replace(layer, image_hashes=tuple(f"{prefix}{i:04d}" for i in range(n)))
+              for name, layer in result.layers.items()}
+    return dataclasses.replace(result, layers=layers)
+
+
+def _rescaled(result, scale: float):
+    """``result`` with its representation's outliers scaled by ``scale`` (the same Gaussian draws)."""
+    stats = make_stats("representation", scale=scale)
+    metrics = {m: REGISTRIES.metrics.get(m).evaluate(stats) for m in result.layers["representation"].metrics}
+    return dataclasses.replace(result, layers={"representation": LayerResult("representation", stats, metrics,
+                                               image_hashes=result.layers["representation"].image_hashes)})
+
+
+def test_same_images_are_paired_and_a_change_toward_the_bound_regresses():
+    checks = (("kurtosis_mean", {"max": 1000.0}, {}),)
+    before = _with_hashes(make_result("a", checks=checks))
+    after = _rescaled(before, 1000.0)
+    after = dataclasses.replace(after, checks=[dataclasses.replace(before.checks[0],
+                                value=after.layers["representation"].metrics["kurtosis_mean"].value)])
+    comp = compare_audits(after, before, REGISTRIES.metrics, reference_label="v1")
+    (checked,) = [c for c in comp.changes if c.checked]
+    assert checked.basis.startswith("paired by image (40 images)")
+    assert checked.interval.has_interval and checked.interval.low > 0 and checked.verdict == "regressed"
+    assert checked.bad == "up" and checked.delta > 0
+    # the same run against itself: every change is exactly zero, and reads unchanged
+    same = compare_audits(before, before, REGISTRIES.metrics)
+    assert {c.verdict for c in same.changes if c.checked} == {"unchanged"}
+    assert "the same checkpoint" in same.notes[0]
+
+
+def test_other_images_fall_back_to_the_recorded_intervals_and_say_so():
+    checks = (("kurtosis_mean", {"min": 1.0}, {}),)
+    before = _with_hashes(make_result("a", checks=checks), prefix="x")
+    after = _with_hashes(make_result("a", checks=checks, seed=5), prefix="y")
+    for r, (lo, hi) in ((before, (10.0, 12.0)), (after, (30.0, 34.0))):
+        r.layers["representation"].intervals["kurtosis_mean"] = iv(lo, hi)
+    comp = compare_audits(after, before, REGISTRIES.metrics)
+    (checked,) = [c for c in comp.changes if c.checked]
+    assert checked.basis == "from the recorded intervals (unpaired)"
+    assert "probe images differ" in " ".join(comp.notes)
+    assert checked.bad == "down" and checked.verdict in ("improved", "inconclusive")
+    unchecked = [c for c in comp.changes if not c.checked]
+    assert unchecked and all(c.basis.startswith("no interval") for c in unchecked)
+
+
+def test_the_margin_of_a_check_reads_small_changes_as_unchanged():
+    checks = (("kurtosis_mean", {"max": 1000.0}, {}),)
+    before = _with_hashes(make_result("a", checks=checks))
+    after = _rescaled(before, 101.0)      # a small move up
+    after = dataclasses.replace(after, checks=[dataclasses.replace(before.checks[0], margin=50.0,
+                                value=after.layers["representation"].metrics["kurtosis_mean"].value)])
+    (checked,) = [c for c in compare_audits(after, before, REGISTRIES.metrics).changes if c.checked]
+    assert checked.margin == 50.0 and checked.verdict == "unchanged", checked
+
+
+def test_the_record_form_reads_back():
+    before = _with_hashes(make_result("a"))
+    comp = compare_audits(_rescaled(before, 300.0), before, REGISTRIES.metrics, key="audits/a.yaml::a",
+                          reference_label="v1")
+    back = comparison_from_json(comparison_to_json(comp))
+    assert back.audit == "a" and back.key == "audits/a.yaml::a" and back.reference == "v1"
+    assert [(c.metric, c.verdict, c.checked) for c in back.changes] == [(c.metric, c.verdict, c.checked)
+                                                                        for c in comp.changes]
+    for a, b in zip(comp.changes, back.changes):
+        assert a.delta == pytest.approx(b.delta) and (a.interval is None) == (b.interval is None)
+
+
+def test_compare_runs_says_which_audit_the_reference_lacks():
+    comps = compare_runs([make_result("a"), make_result("b")], [make_result("a")], REGISTRIES.metrics)
+    assert [c.skipped for c in comps][1].startswith("the reference record holds no audit")
+    assert not comps[0].skipped
+
+
+def test_a_change_s_delta_is_the_difference():
+    c = Change("l", "m", {}, True, 3.0, 1.0, None, "no interval", "inconclusive")
+    assert c.delta == 2.0 and math.isfinite(c.delta)
+
+
+# ---- the spec keys ---------------------------------------------------------------------------------------------
+
+SPEC = """\
+model: {source: timm, name: vit_tiny_patch16_224, checkpoint: w.safetensors}
+data: {path: photos}
+layers: [representation]
+"""
+
+
+def _problems(tmp_path, text):
+    from pytest_robustaudit.errors import SpecError
+    from pytest_robustaudit.spec import load_spec
+
+    (tmp_path / "photos").mkdir(exist_ok=True)
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"not decoded at load time")
+    (tmp_path / "w.safetensors").write_bytes(b"")
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    try:
+        return load_spec(path, REGISTRIES), ""
+    except SpecError as error:
+        return None, str(error)
+
+
+@pytest.mark.parametrize("checks, reference, expected", [
+    ("kurtosis_mean: {max: 5, margin: -1}", "", "margin: must not be negative"),
+    ("kurtosis_mean: {max: 5, margin: lots}", "", "margin"),
+    ("kurtosis_mean: {max_delta: 1}", "reference: {history: ''}", "reference.history: is empty"),
+    ("kurtosis_mean: {max_delta: 1}", "reference: {history: last, entry: x}", "reference.entry: only applies"),
+    ("kurtosis_mean: {max_delta: 1}", "reference: {history: last, baseline: b.json}", "exactly one of"),
+    ("kurtosis_mean: {max_delta: 1}", "reference: {history: 5}", "reference.history"),
+])
+def test_spec_keys_of_the_history_are_checked(tmp_path, checks, reference, expected):
+    spec, error = _problems(tmp_path, SPEC + reference + "\nchecks:\n  " + checks + "\n")
+    assert spec is None and expected in error, error
+    assert "s.yaml" in error
+
+
+def test_a_history_reference_and_a_margin_load(tmp_path):
+    spec, error = _problems(tmp_path, SPEC + "reference: {history: v1.2}\nchecks:\n"
+                                             "  kurtosis_mean: {max_delta: 1, margin: 0.5}\n")
+    assert not error, error
+    assert spec.reference.history == "v1.2" and spec.checks[0].margin == 0.5
