@@ -204,7 +204,7 @@ def test_a_baseline_pairs_its_per_image_values_and_compares_profiles_unpaired(py
     pytester.makefile(".yaml", spec=spec_text(tiny_checkpoints["plain"], checks, extra="reference: {baseline: base.json}\n"))
     pytester.runpytest("--audit", "spec.yaml", "--audit-save-baseline", "--no-audit-report").assert_outcomes(skipped=2)
     base = json.loads((pytester.path / "base.json").read_text())
-    assert base["schema_version"] == 4 and len(base["audits"][0]["layers"][0]["image_hashes"]) == 11
+    assert base["schema_version"] == 5 and len(base["audits"][0]["layers"][0]["image_hashes"]) == 11
     result = pytester.runpytest("--audit", "spec.yaml", "--audit-json", "record.json", "--no-audit-report")
     result.assert_outcomes(passed=2)
     kurt, profile = _record(pytester)["checks"]

@@ -312,7 +312,7 @@ def test_schema_1_records_read_as_definition_1_and_float32(tmp_path):
     from builders import make_result
 
     data = json.loads(dumps([make_result("old", checks=())]))
-    assert SCHEMA_VERSION == 4 and data["audits"][0]["layers"][0]["metrics"]["outlier_count"]["version"] == 2
+    assert SCHEMA_VERSION == 5 and data["audits"][0]["layers"][0]["metrics"]["outlier_count"]["version"] == 2
     data["schema_version"] = 1
     layer = data["audits"][0]["layers"][0]
     del layer["stats"]["input_dtype"]

@@ -131,7 +131,7 @@ def test_header_and_layout(tmp_path):
     path = write_record([make_result("a"), make_result("b", seed=3)], tmp_path / "sub" / "rec.json",
                         run_info={"purpose": "test", "errors": [{"spec_path": "/x.yaml", "message": "boom"}]})
     data = strict_json(path.read_text())
-    assert data["format"] == FORMAT and data["schema_version"] == SCHEMA_VERSION == 4
+    assert data["format"] == FORMAT and data["schema_version"] == SCHEMA_VERSION == 5
     assert data["run"]["purpose"] == "test" and data["run"]["robustaudit_version"] and data["run"]["created"]
     assert [a["name"] for a in data["audits"]] == ["a", "b"]
     audit = data["audits"][0]
