@@ -113,13 +113,19 @@ def test_reversed_relation_fails_with_the_models_under_xdist(audits, pytester):
 
 
 def test_interval_gate_needs_an_interval(audits, pytester):
+    """... and is INCONCLUSIVE in the summary; a record_written hook that raises is said, nothing else."""
     root = audits((0.2, 0.3, 0.4), scales=SCALES[:3])   # 3 models: rho, but no interval (it needs 4)
     (root / "relation.yaml").write_text(RELATION + "  confidence: 0.9\n")
+    (pytester.path / "conftest.py").write_text("def pytest_robustaudit_record_written(config, record, path):\n"
+                                               "    raise ConnectionError('tracker down')\n")
     result = run(pytester, "--audit", "audits", "--no-audit-report")
     result.assert_outcomes(passed=3, failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED     # the relation's verdict, not the hook's error
     out = result.stdout.str()
     assert "= 1.000 over 3 models: inconclusive, no interval" in out, out
     assert "required: rho ≥ 0.5 with 90% confidence (the whole interval)" in out
+    assert "audits/relation.yaml  kurtosis_mean  +1.000               3  rho ≥ 0.5 (90% interval)  INCONCLUSIVE" in out
+    assert "robustaudit: a pytest_robustaudit_record_written hook raised: ConnectionError: tracker down" in out
 
 
 def test_fewer_than_three_models_fail_saying_why(audits, pytester):

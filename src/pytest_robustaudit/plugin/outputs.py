@@ -177,7 +177,8 @@ def _error_entries(errors: dict[str, str]) -> list[dict[str, str]]:
     return [{"spec_path": p, "message": m} for p, m in errors.items()]
 
 
-def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int, relations: list | None = None) -> dict[str, Any]:
+def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int,
+              relations: list | None = None) -> dict[str, Any]:
     from ..results.record import default_run_info
 
     info = default_run_info()

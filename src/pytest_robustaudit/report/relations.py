@@ -40,7 +40,8 @@ def relation_rows(run_info: dict[str, Any]) -> list[RelationRow]:
     rows = []
     for r in relations_in(run_info, "the run information"):
         models = [{"name": str(m.get("name", "")), "value": _short(m.get("value")),
-                   "robustness": _short(m.get("robustness"), "+"), "layer": str(m.get("layer", ""))} for m in by_value(r.models)]
+                   "robustness": _short(m.get("robustness"), "+"), "layer": str(m.get("layer", ""))}
+                  for m in by_value(r.models)]
         rows.append(RelationRow(r.file, r.metric + (f" (layer {r.layer})" if r.layer else ""), rho_text(r),
                                 str(r.n) if r.status != "deferred" else "–", r.bound_text(), r.status,
                                 BADGES.get(r.status, "none"), r.message, models, list(r.left_out)))

@@ -226,7 +226,8 @@ def _collect_relations(run: dict[str, Any], path: Path, found: dict[str, tuple[A
             first, where = found[outcome.file]
             if key != (first.metric, first.layer, first.min_rho, first.max_rho, first.confidence, first.sha256):
                 raise MergeError(f"the relation {outcome.file} differs between {where} and {path} (metric, layer, "
-                                 f"bounds or content)", fix="merge the shards of one run: the same relation file in every shard")
+                                 f"bounds or content)",
+                                 fix="merge the shards of one run: the same relation file in every shard")
             continue
         found[outcome.file] = (outcome, path)
 

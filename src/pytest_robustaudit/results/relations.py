@@ -211,5 +211,6 @@ def by_value(models: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """A relation's models ordered by the metric (its ranks read left to right, as its message lists them)."""
     def key(model: dict[str, Any]) -> tuple:
         value = model.get("value")
-        return (0, float(value), str(model.get("name"))) if isinstance(value, (int, float)) else (1, 0.0, str(model.get("name")))
+        name = str(model.get("name"))
+        return (0, float(value), name) if isinstance(value, (int, float)) else (1, 0.0, name)
     return sorted(models, key=key)
