@@ -62,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def merge_shards(records: list[str], report: str | None, json_path: str | None, markdown: str | None,
                  csv_path: str | None = None) -> int:
-    """Write the merged outputs; exit 0 when every check passed, 1 when one failed or an audit could not
-    run, 2 when the records are not the complete, consistent shards of one run, or an output could not be
+    """Write the merged outputs; exit 0 when every check and relation check passed, 1 when one failed
+    (a relation check judged over every shard's audits: failed, inconclusive or not measurable) or an
+    audit could not run, 2 when the records are not the complete, consistent shards of one run, or an output could not be
     written (the message names what is wrong; every other output is still written)."""
     from .atomic import write_output, write_text_atomic
     from .errors import AuditError
@@ -72,7 +73,8 @@ def merge_shards(records: list[str], report: str | None, json_path: str | None, 
     from .registries import standalone
     from .report import render_report, write_report
     from .report.markdown import render_markdown
-    from .report.table import terminal_table
+    from .report.table import relation_table, terminal_table
+    from .results.relations import relations_in
 
     try:
         run_info, results = merge_records(records)
@@ -82,6 +84,9 @@ def merge_shards(records: list[str], report: str | None, json_path: str | None, 
     errors = {str(e.get("spec_path", "")): str(e.get("message", "")) for e in run_info["errors"]}
     metrics = standalone().metrics
     for line in terminal_table(results, errors, metrics):
+        print(line)
+    relations = relations_in(run_info, "the merged record")
+    for line in ([""] if relations else []) + relation_table(relations):
         print(line)
     html = None if report is None or report.strip().lower() in ("", "none") else report
     written: list = []
@@ -98,7 +103,8 @@ def merge_shards(records: list[str], report: str | None, json_path: str | None, 
                      written, problems)
     if markdown:
         write_output("Markdown summary", markdown,
-                     lambda path: write_text_atomic(path, render_markdown(results, errors, html, metrics)),
+                     lambda path: write_text_atomic(path, render_markdown(results, errors, html, metrics,
+                                                                                relations=relations)),
                      written, problems)
     for what, path in written:
         print(f"robustaudit: {what}: {path}")
@@ -106,7 +112,7 @@ def merge_shards(records: list[str], report: str | None, json_path: str | None, 
         print(f"robustaudit merge: {problem}", file=sys.stderr)
     if problems:
         return 2
-    failed = errors or any(not r.passed for r in results)
+    failed = errors or any(not r.passed for r in results) or any(r.failed for r in relations)
     return 1 if failed else 0
 
 

@@ -71,3 +71,23 @@ def pytest_robustaudit_choose_device(requested, worker_index):
     (number of CUDA devices)`` on worker K, to ``cuda`` in a single process, else ``mps`` or ``cpu``;
     any other value is kept.
     """
+
+
+@hookspec
+def pytest_robustaudit_record_written(config, record, path):
+    """Called once per run after its outputs are written: send the run's values elsewhere (an
+    experiment tracker, a dashboard, a database); the return value is ignored.
+
+    :param config: the pytest ``Config`` (options, ``rootpath``).
+    :param record: the run's record as plain JSON data, exactly what ``--audit-json`` writes (schema:
+        docs/report.md): ``record["audits"]`` (each audit's metrics and checks),
+        ``record["run"]["relations"]`` (each relation check's rho, interval, bounds and status).
+    :param path: the ``pathlib.Path`` the record was written to, or None when ``--audit-json`` was not
+        given (or could not be written): the hook is called either way.
+
+    It runs in the pytest process that writes the outputs: under pytest-xdist the controller only,
+    never a worker, with every worker's results in ``record``.  Not called by ``--collect-only`` nor by
+    ``python -m pytest_robustaudit merge`` (which loads no conftest.py): for sharded runs, read the
+    merged record (``merge --json PATH``) in the merge job instead (docs/ci.md#sending-the-values-to-an-experiment-tracker).
+    An implementation that raises is named at the end of the run; the exit status stays the audit's.
+    """

@@ -34,9 +34,9 @@ NOISY = [-0.02, 0.05, 0.01, 0.12, 0.24, 0.20]   # rho 0.886, 95% interval [0.23,
 def test_estimate_against_the_bounds():
     found = relation(NOISY)
     assert found.spearman.rho == pytest.approx(0.8857, abs=1e-4)
-    assert relation_verdict(found, min_rho=0.5).passed
+    assert relation_verdict(found, min_rho=0.5).status == "pass"
     failed = relation_verdict(found, max_rho=0.5)
-    assert not failed.passed
+    assert not failed.passed and failed.status == "fail"
     assert "= 0.886 [0.23" in failed.message and "over 6 models: rho > max_rho 0.5" in failed.message
     assert "required: rho ≤ 0.5" in failed.message
     assert "models by kurtosis_mean (6; kurtosis_mean, ER): m0 (3.1, -0.02), m1 (4, +0.05)" in failed.message
@@ -47,19 +47,21 @@ def test_interval_inside_outside_and_straddling():
     assert relation_verdict(found, min_rho=0.2, confidence=0.95).passed           # [0.23, 0.99] ≥ 0.2
     straddles = relation_verdict(found, min_rho=0.5, confidence=0.95)             # 0.886 ≥ 0.5, but 0.23 < 0.5
     assert not straddles.passed and "inconclusive, the interval straddles a bound" in straddles.message
+    assert straddles.status == "inconclusive"
     outside = relation_verdict(relation([-x for x in NOISY]), min_rho=0.1, confidence=0.95)
     assert not outside.passed and "the whole interval is outside the bounds" in outside.message
+    assert outside.status == "fail"
 
 
 def test_too_few_models_and_left_out_fail_saying_why():
     found = outlier_robustness_correlation([audit("a", 3.0, 0.1), audit("b", 5.0, 0.2),
                                             audit("c", 7.0, float("nan"))])
     verdict = relation_verdict(found, min_rho=0.0, errors=["d (could not be audited: boom)"])
-    assert not verdict.passed
+    assert not verdict.passed and verdict.status == "error"   # not measurable: never a pass
     assert "only 2 audited models with both kurtosis_mean and ER: a rank correlation needs at least 3" in verdict.message
     assert "left out: c (effective_robustness: not finite); d (could not be audited: boom)" in verdict.message
     constant = relation_verdict(relation([0.1] * 6), min_rho=-1.0)
-    assert not constant.passed and "could not be measured" in constant.message
+    assert not constant.passed and "could not be measured" in constant.message and constant.status == "error"
 
 
 def test_a_relation_file_parses_with_defaults(tmp_path):

@@ -97,10 +97,17 @@ def relations(results: Sequence[Any], metrics: Sequence[str] = RELATED_METRICS, 
 
 @dataclass(frozen=True)
 class RelationVerdict:
-    """The verdict of a run-level relation check: ``passed`` and the message that explains it."""
+    """The verdict of a run-level relation check: ``passed``, the message that explains it, and its
+    ``status``: "pass", "fail", "inconclusive" (the interval straddles a bound, or no interval where
+    ``confidence`` asks for one) or "error" (rho could not be measured).  Only "pass" passes."""
 
     passed: bool
     message: str
+    status: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            object.__setattr__(self, "status", "pass" if self.passed else "fail")
 
 
 def _bounds_text(min_rho: float | None, max_rho: float | None) -> str:
@@ -133,7 +140,7 @@ def relation_verdict(relation: Relation, min_rho: float | None = None, max_rho: 
                    "a rank correlation needs at least 3 (give ER through each spec's `shifts:`, docs/robustness.md)")
         else:
             why = sp.reason or "undefined"
-        return RelationVerdict(False, f"{label} could not be measured: {why}{tail}")
+        return RelationVerdict(False, f"{label} could not be measured: {why}{tail}", "error")
     low_ok = min_rho is None or sp.rho >= min_rho
     high_ok = max_rho is None or sp.rho <= max_rho
     interval = f" [{sp.low:.3f}, {sp.high:.3f}] ({sp.level:.0%} interval)" if sp.low is not None else ""
@@ -145,7 +152,7 @@ def relation_verdict(relation: Relation, min_rho: float | None = None, max_rho: 
         return RelationVerdict(False, f"{shown}: rho {side}{tail}")
     if sp.low is None:
         return RelationVerdict(False, f"{shown}: inconclusive, no interval ({sp.reason or 'undefined'}); "
-                                      f"audit at least 4 models, or drop `confidence`{tail}")
+                                      f"audit at least 4 models, or drop `confidence`{tail}", "inconclusive")
     inside = (min_rho is None or sp.low >= min_rho) and (max_rho is None or sp.high <= max_rho)
     outside = (min_rho is not None and sp.high < min_rho) or (max_rho is not None and sp.low > max_rho)
     if inside:
@@ -153,4 +160,5 @@ def relation_verdict(relation: Relation, min_rho: float | None = None, max_rho: 
     if outside:
         return RelationVerdict(False, f"{shown}: the whole interval is outside the bounds{tail}")
     return RelationVerdict(False, f"{shown}: inconclusive, the interval straddles a bound "
-                                  f"(more models narrow it, or drop `confidence` to bound the estimate){tail}")
+                                  f"(more models narrow it, or drop `confidence` to bound the estimate){tail}",
+                           "inconclusive")

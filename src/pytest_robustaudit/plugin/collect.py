@@ -33,7 +33,12 @@ def _is_audit_spec(config: pytest.Config, file_path: Path) -> bool:
         return False
     resolved = Path(os.path.realpath(file_path))
     if state.shard_specs is not None and resolved not in state.shard_specs:
-        return False  # another shard's spec (--audit-shard)
+        from .sharding import is_relation_file
+
+        if not is_relation_file(resolved):
+            return False  # another shard's spec (--audit-shard)
+        # a relation file is collected by every shard: each plans its metric in its audits and records
+        # its bounds (the item is deferred), so `merge` judges it over every shard's audits
     for root in roots:
         if resolved == root or root in resolved.parents:
             return True
@@ -219,7 +224,10 @@ class RelationItem(pytest.Item):
     It runs after every audit item (:func:`pytest_collection_modifyitems`) and reads their results
     through the session, which runs each audit once: the audits that already ran cost nothing.  Under
     pytest-xdist it runs on one worker, which audits there the specs it has not run itself (their
-    activations come from the store when another worker stored them)."""
+    activations come from the store when another worker stored them), and sends its outcome to the
+    controller with its results.  Under ``--audit-shard`` every shard collects it and skips it as
+    deferred (a shard holds part of the audits): its bounds go to the record, and ``merge`` judges it
+    over every shard's audits (results/relations.py).  Its outcome goes to every output."""
 
     def __init__(self, *, relation: RelationSpec, **kwargs):
         super().__init__(**kwargs)
@@ -227,9 +235,17 @@ class RelationItem(pytest.Item):
         self.user_properties.append((RELATION_PROPERTY, relation.metric))
 
     def runtest(self) -> None:
-        from ..metrics.relation import outlier_robustness_correlation, relation_verdict
+        from ..results.relations import bounds_of, deferred, judge, relation_file_id
+        from .sharding import spec_digest
 
         state = run_state(self.config)
+        file = relation_file_id(self.path, self.config.rootpath)
+        bounds = bounds_of(self.relation, file, sha256=spec_digest(self.path), nodeid=self.nodeid)
+        if state.shard is not None:
+            outcome = deferred(bounds, "{}/{}".format(*state.shard))
+            state.relations[file] = outcome
+            self.user_properties.append(("verdict", outcome.status))
+            pytest.skip(outcome.message)
         results, errors = [], []
         for spec in list(state.audit_specs.values()):
             try:
@@ -238,14 +254,13 @@ class RelationItem(pytest.Item):
                 errors.append(f"{spec.name} (could not be audited: {headline(describe_error(error, error.__traceback__))})")
         mine = spec_key(self.path)
         errors += [f"{display_path(path)} (invalid spec)" for path in state.invalid_specs if spec_key(path) != mine]
-        relation = self.relation
-        found = outlier_robustness_correlation(results, relation.metric, layer=relation.layer,
-                                               level=relation.confidence or 0.95)
-        verdict = relation_verdict(found, relation.min_rho, relation.max_rho, relation.confidence, errors)
-        self.user_properties.append(("value", found.spearman.rho))
-        self.user_properties.append(("models", found.spearman.n))
-        if not verdict.passed:
-            raise CheckFailed(verdict.message)
+        outcome = judge(bounds, results, errors)
+        state.relations[file] = outcome   # for the summary, the Markdown, the report and the record
+        self.user_properties.append(("value", outcome.rho))
+        self.user_properties.append(("models", outcome.n))
+        self.user_properties.append(("verdict", outcome.status))
+        if outcome.failed:
+            raise CheckFailed(outcome.message)
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, (CheckFailed, AuditError)):

@@ -14,6 +14,11 @@ only decide what to write where:
   paths into ``workeroutput`` at the end of its session; the controller collects them in
   ``pytest_testnodedown`` (``xdist.py``) and is the only process that writes files, so the report
   holds every worker's results and every baseline is said in the controller's terminal.
+* Run-level relation checks (``collect.RelationItem``) go to every output: a row of the terminal
+  summary, the Markdown and the report, and ``run.relations`` in the record (``results/relations.py``).
+* ``pytest_robustaudit_record_written(config, record, path)`` is called once per run, in the
+  controller only under pytest-xdist, after the outputs are written (``path`` None without
+  ``--audit-json``); an implementation that raises is said at the end, the exit status unchanged.
 * pytest's selection is respected: a check deselected (``-k``, ``-m``, ``--lf``, node ids) or never
   reached (``-x``, an interrupt) is absent from every output, which says how many there were;
   ``--collect-only`` (and so ``python -m pytest_robustaudit validate``) writes no output.
@@ -123,6 +128,10 @@ def _gather(config: pytest.Config) -> tuple[list[AuditResult], dict[str, str], d
         for entry in run.get("errors", []):
             errors.setdefault(entry["spec_path"], entry["message"])
         baselines.update(run.get("baselines", {}))
+        from ..results.relations import relations_in
+
+        for outcome in relations_in(run, "a pytest-xdist worker's results"):
+            state.relations.setdefault(outcome.file, outcome)
         selection = run.get("selection", {})
         state.selected.update(selection.get("selected", []))
         state.deselected.update(selection.get("deselected", []))
@@ -169,7 +178,8 @@ def _error_entries(errors: dict[str, str]) -> list[dict[str, str]]:
     return [{"spec_path": p, "message": m} for p, m in errors.items()]
 
 
-def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int) -> dict[str, Any]:
+def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int,
+              relations: list | None = None) -> dict[str, Any]:
     from ..results.record import default_run_info
 
     info = default_run_info()
@@ -188,6 +198,8 @@ def _run_info(config: pytest.Config, errors: dict[str, str], exitstatus: int) ->
         "inconclusive_policy": inconclusive_policy(config),   # merge decides the shards' checks with it
         "checks_deselected": deselected,   # left out of every output: deselected by -k, -m, --lf, node ids
         "checks_not_run": not_run,         # selected but never reached (-x, an interrupt)
+        # the run-level relation checks (schema 5): judged here, or "deferred" under --audit-shard
+        "relations": [outcome.to_dict() for outcome in relations or []],
     })
     return info
 
@@ -214,8 +226,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         results, errors, baselines = _local(config)
         state = run_state(config)
-        if results or errors or state.selected or state.deselected:
+        if results or errors or state.selected or state.deselected or state.relations:
             run = {"errors": _error_entries(errors), "baselines": baselines,
+                   "relations": [outcome.to_dict() for outcome in state.relations.values()],
                    "selection": {"selected": sorted(state.selected), "deselected": sorted(state.deselected),
                                  "ran": sorted(state.ran)}}
             from ..atomic import escape_surrogates
@@ -226,17 +239,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if config.getoption("collectonly", False):
         return  # --collect-only and `validate` only look: no report, record or summary
     results, errors, baselines = _gather(config)
+    relations = list(run_state(config).relations.values())
     saving = config.getoption("audit_save_baseline", False)
     empty = _empty_shard(session)
-    if not results and not errors and not saving and not empty:
+    if not results and not errors and not relations and not saving and not empty:
         return
-    outputs = Outputs(results, errors, notes=[empty] if empty else [])
+    outputs = Outputs(results, errors, notes=[empty] if empty else [], relations=relations)
     run_state(config).outputs = outputs
     if saving:
         _save_baselines(session, outputs, baselines)
-    if not results and not errors and not empty:
+    if not results and not errors and not relations and not empty:
         return
-    run_info = _run_info(config, errors, session.exitstatus)
+    run_info = _run_info(config, errors, session.exitstatus, relations)
     from .history import before_outputs, partial_reason
 
     before_outputs(config, results, run_info, outputs, _metrics(config),
@@ -244,10 +258,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     html_path, record_path = report_path(config), json_path(config)
     markdown_path = _path_option(config, "audit_markdown", None)
     csv_path = _path_option(config, "audit_csv", None)
+    hooked = bool(config.hook.pytest_robustaudit_record_written.get_hookimpls())
+    record = _RecordData(results, run_info)
     if record_path is not None:
-        from ..results.record import write_record
+        from ..results.record import write_record_data
 
-        _write(outputs, "JSON record", record_path, lambda path: write_record(results, path, run_info))
+        _write(outputs, "JSON record", record_path, lambda path: write_record_data(record.data(), path))
     if csv_path is not None:
         from ..results.csv_table import write_record_csv
 
@@ -267,8 +283,38 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from ..report.changes import changes_markdown
 
         page = render_markdown(results, errors, report_link(config, html_path), _metrics(config),
-                               not_shown=not_shown(config)) + changes_markdown(outputs.comparisons)
+                               not_shown=not_shown(config), relations=relations) + changes_markdown(outputs.comparisons)
         _write(outputs, "Markdown summary", markdown_path, lambda path: write_text_atomic(path, page))
+    if hooked:
+        written = record_path if record_path is not None and ("JSON record", record_path) in outputs.written else None
+        _record_written(config, record, written, outputs)
+
+
+class _RecordData:
+    """The run's record as plain data (:func:`~..results.record.record_to_dict`), made once for the file
+    and the ``pytest_robustaudit_record_written`` hook."""
+
+    def __init__(self, results: list, run_info: dict[str, Any]):
+        self.results, self.run_info, self._data = results, run_info, None
+
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            from ..results.record import record_to_dict
+
+            self._data = record_to_dict(self.results, self.run_info)
+        return self._data
+
+
+def _record_written(config: pytest.Config, record: _RecordData, path: Path | None, outputs: Outputs) -> None:
+    """Call ``pytest_robustaudit_record_written`` (the controller only: workers returned before); a hook
+    that raises is said at the end of the run and costs nothing else (the gate is the audit's verdict)."""
+    from ..errors import describe_error
+
+    try:
+        config.hook.pytest_robustaudit_record_written(config=config, record=record.data(), path=path)
+    except Exception as error:  # noqa: BLE001 - e.g. a tracker that cannot be reached
+        outputs.problems.append(f"a pytest_robustaudit_record_written hook raised: {describe_error(error)} "
+                                f"(the outputs are written; the exit status is the audit's)")
 
 
 def _empty_shard(session: pytest.Session) -> str:
@@ -338,6 +384,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         for result in outputs.results:   # random weights, a smoke run, a dropped check (audit/notices.py)
             for notice in notices_of(result):
                 terminalreporter.write_line(escaped(f"robustaudit: notice: {result.name}: {notice}"), yellow=True)
+    if outputs.relations:
+        from ..report.table import relation_table
+
+        if not (outputs.results or outputs.errors):
+            terminalreporter.write_sep("=", "robustaudit summary")
+        terminalreporter.write_line("")
+        for line in relation_table(outputs.relations):
+            terminalreporter.write_line(escaped(line), red=line.endswith(("FAIL", "ERROR", "INCONCLUSIVE")))
     if outputs.comparisons:
         from ..report.changes import change_lines
 

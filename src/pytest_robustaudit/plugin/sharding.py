@@ -76,3 +76,17 @@ def spec_set(files: list[Path], rootdir: Path, index: int, count: int) -> dict:
     from ..results.merge import spec_set_of
 
     return spec_set_of({identity(p, rootdir): spec_digest(p) for p in files}, index, count)
+
+
+def is_relation_file(path: Path) -> bool:
+    """Whether ``path`` is a relation file (top level ``relation:``, no ``model:``): every shard collects
+    those.  Read by the specs' own guarded loader; a file that cannot be read or parsed is not one here
+    (the shard that owns it reports it)."""
+    from ..spec.relation_section import is_relation_doc
+    from ..spec.yamlsource import load_doc
+
+    try:
+        doc, _ = load_doc(Path(path))
+    except Exception:  # noqa: BLE001 - whatever it is, its own shard's collection says it
+        return False
+    return is_relation_doc(doc.data)

@@ -39,6 +39,8 @@ class Outputs:
     problems: list[str] = field(default_factory=list)
     #: ``--audit-compare``: each audit's changes from the reference (analyse.compare.AuditComparison)
     comparisons: list = field(default_factory=list)
+    #: the run-level relation checks' outcomes (results/relations.py)
+    relations: list = field(default_factory=list)
 
 
 class RunState:
@@ -64,6 +66,9 @@ class RunState:
         #: resolved spec path → every audit spec collected in this process, in collection order: what a
         #: run-level relation check relates (collect.RelationItem)
         self.audit_specs: dict[str, Any] = {}
+        #: relation file (its path relative to the rootdir) → its RelationOutcome (results/relations.py), from
+        #: the relation items of this process and, in the controller, of every pytest-xdist worker
+        self.relations: dict[str, Any] = {}
         #: exact records that pytest-xdist workers sent the controller
         self.worker_records: list[str] = []
         #: spec path → node id of the item that showed an audit's error in full

@@ -2,7 +2,8 @@
 
 Pure function from results to text: one table of audits (one row per audit and layer), then one
 bullet per failed check with its plain verdict (``20.59 > max 15, +37%``), the bound in words and
-the spec's ``why:`` as sub-bullets, so the job page answers "what failed and by how much" without
+the spec's ``why:`` as sub-bullets, and a table of the run-level relation checks (rho, interval,
+bound, verdict, models, audits left out), so the job page answers "what failed and by how much" without
 opening the HTML report.  Written to read well both rendered and raw (a CI log, a file): no HTML
 entities where none is needed, and a link to the report that means something on the job page.
 """
@@ -17,6 +18,7 @@ from ..audit.notices import notices_of
 from ..errors import headline
 from ..metrics.types import NOT_APPLICABLE, controls_of, headline_metrics
 from ..results import AuditResult, tally, verdict_of
+from ..results.relations import by_value, rho_text
 from .values import PASSED_HEADER, applying, check_label, left_out, not_applicable, passed_of_total, shown_values
 
 #: a "<" that could open an HTML tag or comment: escaped; "3 < min 5" stays as written
@@ -29,6 +31,11 @@ def _cell(text: object) -> str:
     return _TAG_OPEN.sub("&lt;", value)
 
 
+def _number(value: Any, sign: str = "") -> str:
+    """A related model's value, 4 significant digits (ER signed)."""
+    return f"{value:{sign}.4g}" if isinstance(value, (int, float)) else str(value)
+
+
 def _link(report: str) -> str:
     if re.match(r"^https?://", report):
         return f"[Full report]({report})"
@@ -37,11 +44,12 @@ def _link(report: str) -> str:
 
 def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = None,
                     report: str | Path | None = None, metrics: Any = None,
-                    not_shown: tuple[int, int] = (0, 0)) -> str:
+                    not_shown: tuple[int, int] = (0, 0), relations: Any = ()) -> str:
     """``metrics``: the registry (or metrics) whose headline declarations make the value columns
     (default: the built-ins); controls are left to the HTML report.  ``report``: how to name the
     HTML report (a URL, an artefact name or a relative path; "" or None: not mentioned).
-    ``not_shown``: (checks deselected, checks not run), said under the verdict."""
+    ``not_shown``: (checks deselected, checks not run), said under the verdict.  ``relations``: the
+    run's :class:`~..results.relations.RelationOutcome` (a failed one fails the verdict line)."""
     if metrics is None:
         from ..metrics import BUILTIN_METRICS
 
@@ -61,6 +69,11 @@ def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = 
         verdict = f"❔ {undecided} of {total} checks inconclusive"
     if errors:
         verdict += f", {len(errors)} audit(s) could not run"
+    relations = list(relations or ())
+    bad = sum(r.failed for r in relations)
+    if bad:   # a relation check that did not pass fails the run, as its pytest item does
+        said = f"{bad} of {len(relations)} relation check{'s' if len(relations) > 1 else ''} did not pass"
+        verdict = f"❌ {said}; all {total} audit checks passed" if verdict.startswith("✅") else f"{verdict}; {said}"
     lines = [f"## Robustness audit: {verdict}", ""]
     if any(not_shown):
         lines += [f"_{left_out(*not_shown)}: left out of this summary._", ""]
@@ -83,6 +96,23 @@ def render_markdown(results: list[AuditResult], errors: dict[str, str] | None = 
     notices = [(result, notice) for result in results for notice in notices_of(result)]
     if notices:   # random weights, a smoke run, a dropped check (audit/notices.py)
         lines += ["", "### Notices", ""] + [f"- **{_cell(r.name)}**: {_cell(n)}" for r, n in notices]
+    if relations:
+        lines += ["", "### Relation checks", "", "| relation | metric vs ER | rho [interval] | models | bound | verdict |",
+                  "|---|---|---|---:|---|---|"]
+        marks = {"pass": "✅", "fail": "❌", "error": "❌", "inconclusive": "❔", "deferred": "⏸"}
+        for r in relations:
+            lines.append(f"| `{_cell(r.file)}` | {_cell(r.metric)}{f' (`{_cell(r.layer)}`)' if r.layer else ''} "
+                         f"| {_cell(rho_text(r))} | {r.n if r.status != 'deferred' else '–'} | {_cell(r.bound_text())} "
+                         f"| {marks.get(r.status, '')} {r.status} |")
+        for r in relations:
+            if r.models:
+                lines.append(f"- `{_cell(r.file)}`: models by {_cell(r.metric)}: " + ", ".join(
+                    f"{_cell(m.get('name'))} ({_number(m.get('value'))}, ER {_number(m.get('robustness'), '+')})"
+                    for m in by_value(r.models)))
+            if r.status != "pass":
+                lines.append(f"- `{_cell(r.file)}`: {_cell(headline(r.message))}")
+            if r.left_out:
+                lines.append(f"- `{_cell(r.file)}`: left out: {_cell('; '.join(r.left_out))}")
     if problems or errors:
         lines += ["", "### Failures", ""]
         for result, check in problems:

@@ -29,6 +29,7 @@ from .sections import PageContext, PageSection, build_sections, register_section
 from .values import check_label, check_verdict, is_default, left_out, rerun_command, uninformative_mark
 from .directions import direction_figures
 from . import shifts as _shifts  # noqa: F401,E402 - registers the shifts section (issue 17)
+from . import relations as _relations  # noqa: F401,E402 - registers the relation checks section
 from . import concepts as _concepts  # noqa: F401,E402 - registers the concepts section (issue 20)
 from . import changes as _changes  # noqa: F401,E402 - registers the change-from-a-release section (issue 28)
 from . import trends as _trends  # noqa: F401,E402 - registers the across-releases section (issue 28)
@@ -489,8 +490,8 @@ def _run_items(run_info: dict[str, Any]) -> list[tuple[str, str]]:
     from .provenance import readable_value
 
     base = str(run_info.get("invocation_dir", ""))
-    # shown in their own sections (errors, change from a release, across releases)
-    hidden = {"errors", "checks_deselected", "checks_not_run", "comparison", "history"}
+    # shown in their own sections (errors, change from a release, across releases, relation checks)
+    hidden = {"errors", "checks_deselected", "checks_not_run", "comparison", "history", "relations"}
     return [(str(k).replace("_", " "), readable_value(v, "") if k == "invocation_dir" else
              (" ".join(map(str, v)) if isinstance(v, (list, tuple)) else readable_value(v, base)))
             for k, v in run_info.items() if k not in hidden and readable_value(v, base) != ""]
@@ -605,6 +606,7 @@ def render_report(results: Iterable[AuditResult], metrics: Any = None, run_info:
               "seconds": _duration(sum(r.seconds for r in results))}
     overall = "fail" if totals["fail"] or failed_specs else \
         ("inconclusive" if totals["inconclusive"] else "pass" if totals["pass"] else "none")
+    overall = _relations.overall_with_relations(overall, run_info)   # a failed relation check fails the page
     context = PageContext(results, metric_objs, run_info, views, failed_specs, list(sections))
     page_sections = build_sections(context, builders)
     env = jinja2.Environment(loader=jinja2.PackageLoader("pytest_robustaudit.report", "templates"),

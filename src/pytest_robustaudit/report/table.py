@@ -114,3 +114,33 @@ def terminal_table(results: Iterable[AuditResult], errors: dict[Any, str] | None
 
     header = line(head)
     return [header, "-" * len(header), *(line(r) for r in body)]
+
+
+RELATION_HEADERS = ("relation", "metric vs ER", "rho [interval]", "models", "bound", "verdict")
+
+
+def relation_table(relations: Iterable[Any]) -> list[str]:
+    """The run-level relation checks (:class:`~..results.relations.RelationOutcome`) as lines: one row
+    each (file, metric, rho with its interval, models related, bound, verdict), then what each left out
+    and, for one that did not pass or was deferred, the first line of its message; [] without any."""
+    from ..results.relations import rho_text
+
+    relations = list(relations)
+    if not relations:
+        return []
+    body = [(_clip(r.file, MAX_MODEL), r.metric + (f" ({r.layer})" if r.layer else ""), rho_text(r),
+             str(r.n) if r.status != "deferred" else "-", r.bound_text(), r.status.upper()) for r in relations]
+    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(RELATION_HEADERS)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(widths[i]) if i == 3 else c.ljust(widths[i]) for i, c in enumerate(cells)).rstrip()
+
+    header = line(RELATION_HEADERS)
+    out = [header, "-" * len(header)]
+    for relation, row in zip(relations, body):
+        out.append(line(row))
+        if relation.status != "pass":
+            out.append(f"  {relation.file}: {headline(relation.message)}")   # the verdict in full: never clipped
+        if relation.left_out:
+            out.append(f"  {relation.file}: left out: " + _clip("; ".join(relation.left_out), MAX_ERROR + 30))
+    return out

@@ -14,7 +14,11 @@ A record is not taken at its word (docs/ci.md#what-merge-checks):
   one of its shard's specs;
 * **verdicts**: every check is decided again from its recorded value, bounds, interval, difference
   and confidence by the verdict code a run uses (:func:`~..analyse.checks.settle_again`); a record
-  whose verdict disagrees is refused.
+  whose verdict disagrees is refused;
+* **relations**: each relation file a shard recorded (``run.relations``, deferred: a shard holds part of
+  the audits) is judged over every shard's audits by the function a single run uses
+  (:func:`~.relations.judge`), so the merged verdict is one process's; the shards must agree on its
+  bounds and content, and its content must be the spec set's.
 
 This is a consistency check, not authentication: a record written by hand to be consistent merges.
 Records without these fields (schema 3 and older) are refused with the way out.
@@ -145,6 +149,7 @@ def merge_records(paths: list[Path | str]) -> tuple[dict[str, Any], list[AuditRe
     errors: list[dict[str, Any]] = []
     spec_set: dict[str, Any] = {}
     policies: dict[str, Path] = {}
+    relations: dict[str, tuple[Any, Path]] = {}
     for raw in paths:
         path = Path(raw)
         run, found = read_record(path)
@@ -175,6 +180,7 @@ def merge_records(paths: list[Path | str]) -> tuple[dict[str, Any], list[AuditRe
                                  fix="merge the shards of one split (the same N and the same specs)")
             owner[spec] = path
             results.append(result)
+        _collect_relations(run, path, relations)
         listed = run.get("errors")
         errors.extend(e for e in (listed if isinstance(listed, list) else []) if isinstance(e, dict))
         shards.append({"shard": f"{index}/{count}", "record": os.fspath(path), "exit_status": _exit_status(run, path),
@@ -200,8 +206,49 @@ def merge_records(paths: list[Path | str]) -> tuple[dict[str, Any], list[AuditRe
     shards.sort(key=lambda s: int(s["shard"].split("/")[0]))
     exit_status = max((s["exit_status"] for s in shards), default=0)
     run_info = {"merged_shards": count, "exit_status": exit_status, "inconclusive_policy": next(iter(policies)), "errors": errors, "shards": shards,
-                "spec_set": {k: spec_set[k] for k in ("fingerprint", "specs")}}
+                "spec_set": {k: spec_set[k] for k in ("fingerprint", "specs")},
+                "relations": [r.to_dict() for r in _judge_relations(relations, spec_set, results, errors)]}
     return run_info, results
+
+
+def _collect_relations(run: dict[str, Any], path: Path, found: dict[str, tuple[Any, Path]]) -> None:
+    """Add the relation files ``path``'s record holds to ``found`` (file → (bounds, first record)); every
+    shard records each relation file: the copies must agree (bounds, metric, layer, content)."""
+    from .relations import RelationRecordError, relations_in
+
+    try:
+        outcomes = relations_in(run, os.fspath(path))
+    except RelationRecordError as error:
+        raise MergeError(str(error), fix=f"the record was edited or damaged: {RERUN}") from None
+    for outcome in outcomes:
+        key = (outcome.metric, outcome.layer, outcome.min_rho, outcome.max_rho, outcome.confidence, outcome.sha256)
+        if outcome.file in found:
+            first, where = found[outcome.file]
+            if key != (first.metric, first.layer, first.min_rho, first.max_rho, first.confidence, first.sha256):
+                raise MergeError(f"the relation {outcome.file} differs between {where} and {path} (metric, layer, "
+                                 f"bounds or content)",
+                                 fix="merge the shards of one run: the same relation file in every shard")
+            continue
+        found[outcome.file] = (outcome, path)
+
+
+def _judge_relations(found: dict[str, tuple[Any, Path]], spec_set: dict[str, Any], results: list[AuditResult],
+                     errors: list[dict[str, Any]]) -> list[Any]:
+    """Each relation file judged over every shard's audits, as one process judges it."""
+    from dataclasses import replace
+
+    from .relations import error_entries, judge
+
+    specs = spec_set.get("specs", {})
+    judged = []
+    for file, (outcome, path) in sorted(found.items()):
+        if file in specs and outcome.sha256 and specs[file] != outcome.sha256:
+            raise MergeError(f"{path}: the relation {file} recorded content sha256 {outcome.sha256[:12]}, but the "
+                             f"spec set has {specs[file][:12]}", fix=f"the record was edited or damaged: {RERUN}")
+        blank = replace(outcome, status="deferred", rho=None, low=None, high=None, level=None, n=0, models=(),
+                        left_out=(), message="")
+        judged.append(judge(blank, results, error_entries(errors)))
+    return judged
 
 
 def _other_specs(path: Path, ours: dict[str, str], first: Path, first_set: dict[str, Any]) -> str:

@@ -43,13 +43,17 @@ FORMAT = "pytest-robustaudit/record"
 #: older ones (version 1 had no metric definition versions, so its values read as definition 1, and
 #: no ``input_dtype``, so its layers read as float32 activations; versions 1-2 have no intervals;
 #: versions 1-3 have no verdict basis nor spec fingerprints: they read as "" and ``merge`` refuses them;
-#: nor a plan or phases: they read as {} (every metric they hold)
+#: nor a plan or phases: they read as {} (every metric they hold); versions 1-4 have no run.relations: they
+#: read as none (results/relations.py)
 SCHEMA_VERSION = 5   # 2: metric definition versions, input dtype; 3: intervals (layers[].intervals, checks[].interval,
 #                      ...); 4: checks[].basis, min_delta, max_delta (what a verdict was read from, so merge decides it
 #                      again), audits[].spec_sha256 and, for --audit-shard runs, run.spec_set (which specs, which
 #                      content); audits[].plan (what was computed and why, what was not), audits[].phases (seconds
 #                      per phase); 5: checks[].margin, run.label, run.history_entry, run.comparison (the change
-#                      from a reference release), run.history (the trend series of the run's checks)
+#                      from a reference release), run.history (the trend series of the run's checks),
+#                      run.relations (each relation file's verdict: file, sha256, metric, layer, min_rho,
+#                      max_rho, confidence, status, rho, low, high, level, n, models, left_out, message; status
+#                      "deferred" under --audit-shard, decided by merge)
 #: the largest record file read (a record keeps one 64-character hash per image and layer: 1 GB holds
 #: about 15 million of them)
 MAX_RECORD_BYTES = 1 << 30
@@ -260,6 +264,12 @@ def write_record(results: Iterable[AuditResult], path: Path | str, run_info: dic
                  array_digits: int | None = ARRAY_DIGITS) -> Path:
     """Write the record to ``path`` atomically (parents created); returns the path."""
     return write_text_atomic(path, dumps(results, run_info, array_digits, indent=1) + "\n")
+
+
+def write_record_data(data: dict[str, Any], path: Path | str) -> Path:
+    """Write a record already made by :func:`record_to_dict` (the run hands the same data to the
+    ``pytest_robustaudit_record_written`` hook), in the file layout of :func:`write_record`."""
+    return write_text_atomic(path, _pretty(data) + "\n")
 
 
 # --------------------------------------------------------------------------------------------
