@@ -283,11 +283,10 @@ def comparison_to_json(comparison: AuditComparison) -> dict[str, Any]:
 
 
 def _num(value: Any) -> float:
-    if value is None:
-        return math.nan
-    if isinstance(value, str):
-        return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(value, math.nan)
-    return float(value)
+    from ..results.history import json_number
+
+    found = json_number(value)
+    return math.nan if found is None else found
 
 
 def comparison_from_json(data: dict[str, Any]) -> AuditComparison:

@@ -167,7 +167,8 @@ class Entry:
         return next((a for a in self.audits if a.key == key), None)
 
 
-def _number(value: Any) -> float | None:
+def json_number(value: Any) -> float | None:
+    """A number as records write it (a JSON number, or "NaN"/"Infinity"/"-Infinity"); None when absent or not one."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -207,9 +208,9 @@ def _entry_from_json(data: Any, folder: Path, origin: str) -> Entry:
         audits = []
         for a in data["audits"]:
             checks = tuple(CheckPoint(str(c["metric"]), str(c["layer"]), dict(_free_in(c.get("params") or {})),
-                                      _number(c["value"]) if _number(c["value"]) is not None else float("nan"),
-                                      _number(c.get("low")), _number(c.get("high")), str(c.get("status", "")),
-                                      _number(c.get("min")), _number(c.get("max")))
+                                      json_number(c["value"]) if json_number(c["value"]) is not None else float("nan"),
+                                      json_number(c.get("low")), json_number(c.get("high")), str(c.get("status", "")),
+                                      json_number(c.get("min")), json_number(c.get("max")))
                            for c in a.get("checks", []))
             audits.append(AuditEntry(str(a["key"]), str(a["name"]), str(a.get("model", "")),
                                      str(a.get("fingerprint", "")), str(a.get("data_fingerprint", "")), checks))
