@@ -219,3 +219,31 @@ def test_progress_lines_are_throttled_in_a_log_and_rewritten_on_a_tty(monkeypatc
     silent.start("spec", 10, "cpu")
     silent.finish(10, 1.0)
     assert quiet.lines == []
+
+
+def test_progress_lines_in_a_pipe_stay_off_the_dot_line_and_out_of_captured_output(project):
+    """Issue 26: with stdout a pipe (CI), a progress line written inside a check ends pytest's line of
+    result letters and pytest's file prefix is written again after it, so ``spec.yaml ..`` is never split
+    (pytest writes a letter on after whatever is on the line) and no progress line is in a failure's
+    captured output."""
+    import re
+
+    (project.path / "failing.yaml").write_text((project.path / "spec.yaml").read_text().replace(
+        "outlier_count: {max: 100}", "outlier_count: {max: 100}\n  rotated_kurtosis_mean: {max: 1}"))
+    done = _pytest(project, "--audit", "failing.yaml", "--audit", "spec.yaml", "--audit-cache", "off",
+                   "--no-audit-report")
+    out, _ = done.communicate(timeout=300)
+    lines = out.splitlines()
+    progress = [i for i, line in enumerate(lines) if "images, " in line]
+    assert len(progress) == 2, out       # a start and an end line, in the first check (the same model serves both)
+    assert all(lines[i].startswith("robustaudit: ") for i in progress), out
+    letters = re.compile(r"^(?:(\S+\.yaml) )?([.FEsx]+)(?:\s+\[\s*\d+%\])?$")
+    rows = [letters.match(line) for line in lines]
+    rows = [m for m in rows if m]
+    assert rows and all(m.group(1) for m in rows), f"a line of letters without its file:\n{out}"
+    by_file: dict[str, str] = {}
+    for m in rows:
+        by_file[m.group(1)] = by_file.get(m.group(1), "") + m.group(2)
+    assert by_file == {"spec.yaml": "..", "failing.yaml": "..F"}, out
+    assert "Captured" not in out, out
+    assert done.returncode == 1

@@ -6,12 +6,20 @@ output.  On a TTY the line is rewritten in place at most a few times a second; e
 a new line is written at most every ``LOG_INTERVAL_S`` seconds, plus one when the model starts and
 one when it ends, so a log never floods.  ``-q`` turns it off, and pytest-xdist workers (whose
 output nobody sees) write nothing.
+
+A progress line is written inside a test (an audit runs in its first check), after pytest has begun
+that file's line of result letters (``audits/x.yaml ``) and before the letter: pytest would write the
+letters on after the progress line, split from their file.  So a progress line first ends the letters'
+line, and before pytest writes the next letter (:func:`resume_dot_line`) the file's prefix is written
+again: ``audits/x.yaml ..F.`` stays one line, with the progress lines above it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +31,41 @@ LOG_INTERVAL_S = 10.0
 TTY_INTERVAL_S = 0.25
 #: an analysis phase at least this long gets its own line ("analysis: concepts done in 12.3 s")
 SLOW_PHASE_S = 2.0
+#: the file whose line of result letters a progress line ended (its prefix is written again before the
+#: next letter)
+broken_key = pytest.StashKey[Path]()
+
+
+def end_dot_line(config: pytest.Config, reporter) -> None:
+    """Start a progress line on a fresh line, remembering the file whose letters' line this ends."""
+    current = getattr(reporter, "currentfspath", None)
+    if isinstance(current, os.PathLike) and broken_key not in config.stash:
+        config.stash[broken_key] = Path(current)
+    reporter.ensure_newline()
+
+
+def resume_dot_line(config: pytest.Config) -> None:
+    """Before pytest writes a test's result letter (``pytest_runtest_logreport``, tryfirst): when a progress
+    line ended that file's line of letters and nothing of pytest's has begun another, write the file's
+    prefix again, as pytest does when it starts a file, so the letters are never split from it."""
+    path = config.stash.get(broken_key, None)
+    if path is None:
+        return
+    del config.stash[broken_key]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or reporter.currentfspath is not None:
+        return
+    reporter.write(_relative(reporter.startpath, path) + " ")
+    reporter.currentfspath = path
+
+
+def _relative(start: Path, path: Path) -> str:
+    """``path`` as pytest writes a file's prefix (relative to where it started, when it can be)."""
+    try:
+        from _pytest.pathlib import bestrelpath   # the function pytest itself uses for the prefix
+    except ImportError:  # pragma: no cover - a pytest that moved it
+        return os.path.relpath(path, start)
+    return bestrelpath(start, path)
 
 
 def _format_duration(seconds: float) -> str:
@@ -83,7 +126,7 @@ class TerminalProgress(Progress):
             if reporter is None:
                 return
             line = progress_line(label, 0, total, 0.0, device)
-            reporter.ensure_newline()
+            end_dot_line(self.config, reporter)
             if self._tty(reporter):
                 reporter.write(line)
                 reporter.flush()
@@ -106,6 +149,7 @@ class TerminalProgress(Progress):
                 reporter.rewrite(line, erase=True)
                 reporter.flush()
             else:
+                end_dot_line(self.config, reporter)
                 reporter.write_line(line)
 
     def finish(self, done: int, seconds: float) -> None:
@@ -120,13 +164,14 @@ class TerminalProgress(Progress):
                 reporter.flush()
                 self.live = False
             else:
+                end_dot_line(self.config, reporter)
                 reporter.write_line(line)
 
     def note(self, message: str) -> None:
         with self._uncaptured():
             reporter = self._reporter()
             if reporter is not None:
-                reporter.ensure_newline()
+                end_dot_line(self.config, reporter)
                 reporter.write_line(f"robustaudit: {message}")
 
     def phase(self, label: str, name: str, seconds: float | None) -> None:
@@ -142,7 +187,7 @@ class TerminalProgress(Progress):
                 if self.phase_live:
                     reporter.rewrite(f"robustaudit: {label}: {name} ...", erase=True)
                 else:
-                    reporter.ensure_newline()
+                    end_dot_line(self.config, reporter)
                     reporter.write(f"robustaudit: {label}: {name} ...")
                 reporter.flush()
             self.phase_live = True
@@ -158,5 +203,6 @@ class TerminalProgress(Progress):
                     reporter.write("\n")
                 reporter.flush()
             else:
+                end_dot_line(self.config, reporter)
                 reporter.write_line(line)
         self.phase_live = False
