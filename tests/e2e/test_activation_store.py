@@ -247,3 +247,59 @@ def test_progress_lines_in_a_pipe_stay_off_the_dot_line_and_out_of_captured_outp
     assert by_file == {"spec.yaml": "..", "failing.yaml": "..F"}, out
     assert "Captured" not in out, out
     assert done.returncode == 1
+
+
+def test_live_lines_on_a_tty_fit_the_terminal_and_an_erased_line_returns_to_its_start():
+    """A live line longer than the terminal wraps, and ``\\r`` then rewrites only its last row (each
+    rewrite left a row behind); an erased phase line (spaces to the row's end) must return to the row's
+    start, or the next line is written on after the spaces."""
+    from pytest_robustaudit.plugin import progress as module
+
+    class Writer:
+        fullwidth = 60
+
+    class Reporter:
+        isatty, currentfspath, _tw = True, None, Writer()
+
+        def __init__(self):
+            self.calls = []
+
+        def ensure_newline(self):
+            pass
+
+        def write(self, text):
+            self.calls.append(("write", text))
+
+        def rewrite(self, line, erase=False):
+            self.calls.append(("rewrite", line))
+
+        def write_line(self, line):
+            self.calls.append(("line", line))
+
+        def flush(self):
+            pass
+
+    class Config:
+        def __init__(self, reporter):
+            self.reporter, self.pluginmanager = reporter, self
+
+        def get_plugin(self, name):
+            return self.reporter if name == "terminalreporter" else None
+
+        def get_verbosity(self):
+            return 0
+
+    reporter = Reporter()
+    shown = module.TerminalProgress(Config(reporter))
+    label = "a model with a long name: timm:efficientnet_lite0 [efficientnet-lite0-57934424.pth]"
+    shown.start(label, 1000, "cpu")
+    shown.finish(1000, 50.0)
+    shown.phase(label, "analysis: outliers", None)
+    shown.phase(label, "analysis: outliers", 0.1)        # quick: erased
+    shown.phase(label, "intervals", None)
+    texts = [text for _, text in reporter.calls]
+    assert all(len(text) < 60 for text in texts), texts
+    assert texts[0].endswith("0/1000 images, starting, ETA --, cpu") and "…" in texts[0]
+    assert texts[1].endswith("done in 50.0 s, cpu") and texts[2] == "\n"
+    erased = texts.index("")
+    assert texts[erased + 1] == "\r" and texts[erased + 2].endswith("intervals ...")

@@ -176,7 +176,7 @@ class RunState:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from .progress import resume_dot_line
 
-        resume_dot_line(self.config)   # a progress line ended the letters' line: its file's prefix again
+        resume_dot_line(self.config, report.nodeid)   # a progress line ended the letters' line: its prefix again
         path = self.spec_path_of(report.nodeid) if report.failed else None
         if path is not None and not any(key == RELATION_PROPERTY for key, _ in report.user_properties):
             self.failed_items.setdefault(path, _kept(report.longreprtext.strip()) or f"{report.nodeid} failed")
