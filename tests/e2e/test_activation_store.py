@@ -219,3 +219,87 @@ def test_progress_lines_are_throttled_in_a_log_and_rewritten_on_a_tty(monkeypatc
     silent.start("spec", 10, "cpu")
     silent.finish(10, 1.0)
     assert quiet.lines == []
+
+
+def test_progress_lines_in_a_pipe_stay_off_the_dot_line_and_out_of_captured_output(project):
+    """Issue 26: with stdout a pipe (CI), a progress line written inside a check ends pytest's line of
+    result letters and pytest's file prefix is written again after it, so ``spec.yaml ..`` is never split
+    (pytest writes a letter on after whatever is on the line) and no progress line is in a failure's
+    captured output."""
+    import re
+
+    (project.path / "failing.yaml").write_text((project.path / "spec.yaml").read_text().replace(
+        "outlier_count: {max: 100}", "outlier_count: {max: 100}\n  rotated_kurtosis_mean: {max: 1}"))
+    done = _pytest(project, "--audit", "failing.yaml", "--audit", "spec.yaml", "--audit-cache", "off",
+                   "--no-audit-report")
+    out, _ = done.communicate(timeout=300)
+    lines = out.splitlines()
+    progress = [i for i, line in enumerate(lines) if "images, " in line]
+    assert len(progress) == 2, out       # a start and an end line, in the first check (the same model serves both)
+    assert all(lines[i].startswith("robustaudit: ") for i in progress), out
+    letters = re.compile(r"^(?:(\S+\.yaml) )?([.FEsx]+)(?:\s+\[\s*\d+%\])?$")
+    rows = [letters.match(line) for line in lines]
+    rows = [m for m in rows if m]
+    assert rows and all(m.group(1) for m in rows), f"a line of letters without its file:\n{out}"
+    by_file: dict[str, str] = {}
+    for m in rows:
+        by_file[m.group(1)] = by_file.get(m.group(1), "") + m.group(2)
+    assert by_file == {"spec.yaml": "..", "failing.yaml": "..F"}, out
+    assert "Captured" not in out, out
+    assert done.returncode == 1
+
+
+def test_live_lines_on_a_tty_fit_the_terminal_and_an_erased_line_returns_to_its_start():
+    """A live line longer than the terminal wraps, and ``\\r`` then rewrites only its last row (each
+    rewrite left a row behind); an erased phase line (spaces to the row's end) must return to the row's
+    start, or the next line is written on after the spaces."""
+    from pytest_robustaudit.plugin import progress as module
+
+    class Writer:
+        fullwidth = 60
+
+    class Reporter:
+        isatty, currentfspath, _tw = True, None, Writer()
+
+        def __init__(self):
+            self.calls = []
+
+        def ensure_newline(self):
+            pass
+
+        def write(self, text):
+            self.calls.append(("write", text))
+
+        def rewrite(self, line, erase=False):
+            self.calls.append(("rewrite", line))
+
+        def write_line(self, line):
+            self.calls.append(("line", line))
+
+        def flush(self):
+            pass
+
+    class Config:
+        def __init__(self, reporter):
+            self.reporter, self.pluginmanager = reporter, self
+
+        def get_plugin(self, name):
+            return self.reporter if name == "terminalreporter" else None
+
+        def get_verbosity(self):
+            return 0
+
+    reporter = Reporter()
+    shown = module.TerminalProgress(Config(reporter))
+    label = "a model with a long name: timm:efficientnet_lite0 [efficientnet-lite0-57934424.pth]"
+    shown.start(label, 1000, "cpu")
+    shown.finish(1000, 50.0)
+    shown.phase(label, "analysis: outliers", None)
+    shown.phase(label, "analysis: outliers", 0.1)        # quick: erased
+    shown.phase(label, "intervals", None)
+    texts = [text for _, text in reporter.calls]
+    assert all(len(text) < 60 for text in texts), texts
+    assert texts[0].endswith("0/1000 images, starting, ETA --, cpu") and "…" in texts[0]
+    assert texts[1].endswith("done in 50.0 s, cpu") and texts[2] == "\n"
+    erased = texts.index("")
+    assert texts[erased + 1] == "\r" and texts[erased + 2].endswith("intervals ...")

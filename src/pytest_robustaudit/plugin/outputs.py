@@ -367,12 +367,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if outputs is None:
         return
     from ..atomic import escape_surrogates as escaped   # a non-UTF-8 file name is shown as pytest shows node ids
-    from ..report.table import terminal_table
+    from ..report.table import WIDTH, terminal_table
 
     if outputs.results or outputs.errors:
         terminalreporter.write_sep("=", "robustaudit summary")
+        verbose = config.get_verbosity() > 0   # -v: intervals in the cells, and the table as wide as they make it
         for line in terminal_table(outputs.results, outputs.errors, _metrics(config),
-                                   intervals=config.get_verbosity() > 0):
+                                   intervals=verbose, width=None if verbose else WIDTH):
             terminalreporter.write_line(escaped(line))
         deselected, not_run = not_shown(config)
         if deselected or not_run:

@@ -183,7 +183,11 @@ class RunState:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.selected.update(k for k in map(item_check_key, session.items) if k)
 
+    @pytest.hookimpl(tryfirst=True)   # before the terminal reporter writes the report's letter
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from .progress import resume_dot_line
+
+        resume_dot_line(self.config, report.nodeid)   # a progress line ended the letters' line: its prefix again
         path = self.spec_path_of(report.nodeid) if report.failed else None
         if path is not None and not any(key == RELATION_PROPERTY for key, _ in report.user_properties):
             self.failed_items.setdefault(path, _kept(report.longreprtext.strip()) or f"{report.nodeid} failed")

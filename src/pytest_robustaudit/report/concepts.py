@@ -14,7 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .svg import BLUE, GREY, LIGHT, Scale, _n, _open, _placeholder, _x_axis, _y_axis, esc
+from .svg import (BLUE, GREY, LIGHT, TEXT_GAP, Scale, _n, _open, _placeholder, _titled, _x_axis, _y_axis, esc, fit_text,
+                  text_width, y_axis_left)
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,11 @@ def polysemanticity_svg(histogram: Sequence[int], null: Sequence[float], title: 
     hi = max(positive) * 1.5
     lo = min(0.5, min(positive) * 0.8)
     ys = Scale(lo, hi, bottom, y_top, log=True)
+    left = y_axis_left(ys, left)
     xs = Scale(-0.5, top - 0.5, left, right)
     out = _open(width, height, title, cls)
     _y_axis(out, ys, left, right, "directions")
-    _x_axis(out, xs, y_top, bottom, "concepts detected per direction", integer=True)
+    _x_axis(out, xs, y_top, bottom, "concepts detected per direction", integer=True, width=width)
     bar = max(2.0, (right - left) / top * 0.6)
     for i, (v, nv) in enumerate(zip(counts, nulls)):
         x = xs(float(i))
@@ -101,24 +103,36 @@ def polysemanticity_svg(histogram: Sequence[int], null: Sequence[float], title: 
     return "".join(out)
 
 
+#: the longest a model's name is drawn beside and above the overlap matrix (px); longer ones are cut
+MAX_LABEL_PX = 200.0
+
+
 def overlap_matrix_svg(labels: Sequence[str], jaccard: Sequence[Sequence[float]], nulls: Sequence[Sequence[float]],
                        title: str) -> str:
-    """A k x k matrix of Jaccard overlaps, each cell with its chance value beneath."""
+    """A k x k matrix of Jaccard overlaps, each cell with its chance value beneath.  The row labels are
+    cut to their column, the column labels (rotated 30°) to :data:`MAX_LABEL_PX`, and the SVG leaves
+    room above and right of the matrix for them, so no label is cut off by the SVG's edge."""
     cls = "plot overlap-plot"
     k = len(labels)
     cell = 74
-    label_w = min(220, 16 + int(6.4 * max((len(s) for s in labels), default=4)))
-    width, height = label_w + k * cell + 12, 24 + label_w // 2 + k * cell + 12
-    top = 24 + label_w // 2
+    longest = min(MAX_LABEL_PX, max((text_width(s) for s in labels), default=30.0))
+    label_w = int(16 + longest)
+    top = int(24 + longest * 0.5 + 12)              # sin 30° of the longest, and the glyphs' height
+    reach = max((label_w + j * cell + cell / 2 + min(text_width(s), longest) * 0.87 + 8 + TEXT_GAP
+                 for j, s in enumerate(labels)), default=0.0)   # cos 30°: where each column's label ends
+    width = int(max(label_w + k * cell + 12, reach))
+    height = top + k * cell + 12
     out = _open(width, height, title, cls)
     for j, name in enumerate(labels):
         x = label_w + j * cell + cell / 2
+        shown = fit_text(name, longest)
         out.append(f'<text x="{_n(x)}" y="{_n(top - 6)}" text-anchor="start" fill="{GREY}" '
-                   f'transform="rotate(-30 {_n(x)} {_n(top - 6)})">{esc(name[:40])}</text>')
+                   f'transform="rotate(-30 {_n(x)} {_n(top - 6)})">{_titled(name, shown)}</text>')
     for i, name in enumerate(labels):
         y = top + i * cell
+        shown = fit_text(name, label_w - 6 - TEXT_GAP)
         out.append(f'<text x="{_n(label_w - 6)}" y="{_n(y + cell / 2 + 4)}" text-anchor="end" fill="{GREY}">'
-                   f'{esc(name[:40])}</text>')
+                   f'{_titled(name, shown)}</text>')
         for j in range(k):
             x = label_w + j * cell
             value, null = jaccard[i][j], nulls[i][j]

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .svg import BLUE, GREY, ORANGE, RED, Scale, _log_range, _n, _open, _placeholder, _x_axis, _y_axis, esc
+from .svg import BLUE, GREY, ORANGE, RED, Scale, _log_range, _n, _open, _placeholder, _x_axis, _y_axis, esc, y_axis_left
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,13 @@ def pruning_curve_svg(curve: dict[str, Any], title: str, unpruned: float | None 
     values = [v for _, ys, _ in lines for v in ys if v is not None and math.isfinite(v)]
     if not grid or not values:
         return _placeholder(width, 60, title, cls, "no pruning curve")
-    left, right, top, bottom = 46, width - 12, 24, height - 40
-    xs = Scale(0.0, 1.0, left, right)
+    right, top, bottom = width - 12, 24, height - 40
     ys = Scale(0.0, max(1e-9, max(values)) * 1.05, bottom, top)
+    left = y_axis_left(ys, 46)
+    xs = Scale(0.0, 1.0, left, right)
     out = _open(width, height, title, cls)
     _y_axis(out, ys, left, right, "top-1 accuracy")
-    _x_axis(out, xs, top, bottom, "fraction of head directions pruned (p)")
+    _x_axis(out, xs, top, bottom, "fraction of head directions pruned (p)", width=width)
     if unpruned is not None and math.isfinite(unpruned):
         out.append(f'<line x1="{_n(left)}" x2="{_n(right)}" y1="{_n(ys(unpruned))}" y2="{_n(ys(unpruned))}" '
                    f'stroke="{GREY}" stroke-dasharray="4 3"/>')
@@ -67,13 +68,14 @@ def importance_spectrum_svg(importance: Sequence[float], marked: Sequence[int], 
     values = np.asarray(importance, dtype=np.float64)
     if values.size == 0 or not np.isfinite(values).any():
         return _placeholder(width, 60, title, cls, "no importance")
-    left, right, top, bottom = 52, width - 12, 24, height - 40
+    right, top, bottom = width - 12, 24, height - 40
     lo, hi = _log_range(values)
     ys = Scale(lo, hi, bottom, top, log=True)
+    left = y_axis_left(ys, 52)
     xs = Scale(1.0, max(2.0, float(values.size)), left, right, log=values.size > 20)
     out = _open(width, height, title, cls)
     _y_axis(out, ys, left, right, "importance I_k")
-    _x_axis(out, xs, top, bottom, "direction rank (by importance)")
+    _x_axis(out, xs, top, bottom, "direction rank (by importance)", width=width)
     step = max(1, values.size // 400)   # at most ~400 dots; marked ones always drawn
     hot = set(int(i) for i in marked)
     for k in range(values.size):

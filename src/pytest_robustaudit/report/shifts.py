@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from .sections import PageContext, PageSection, register_section
-from .svg import BLUE, GREY, LIGHT, ORANGE, Scale, _n, _open, _placeholder, _x_axis, _y_axis, esc, tick_label
+from .svg import (BLUE, GREY, LIGHT, ORANGE, TEXT_GAP, PointLabels, Scale, _n, _open, _placeholder, _x_axis, _y_axis, esc,
+                  text_width, tick_label, x_tick_positions, y_axis_left)
 
 #: accuracy ticks of the logit axes
 LOGIT_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
@@ -118,16 +119,22 @@ def _testbed_points() -> list[tuple[float, float]]:
 
 def _logit_axes(out: list[str], xs: Scale, ys: Scale, left: float, right: float, top: float, bottom: float,
                 x_label: str, y_label: str) -> None:
+    x_ticks = []
+    last_y = math.inf
     for p in LOGIT_TICKS:
         lx, ly = _logit(p), _logit(p)
         if xs.lo <= lx <= xs.hi:
             x = xs(lx)
             out.append(f'<line x1="{_n(x)}" x2="{_n(x)}" y1="{_n(top)}" y2="{_n(bottom)}" stroke="{LIGHT}"/>')
-            out.append(f'<text x="{_n(x)}" y="{_n(bottom + 13)}" text-anchor="middle" fill="{GREY}">{esc(tick_label(p))}</text>')
+            x_ticks.append((x, tick_label(p)))
         if ys.lo <= ly <= ys.hi:
             y = ys(ly)
             out.append(f'<line x1="{_n(left)}" x2="{_n(right)}" y1="{_n(y)}" y2="{_n(y)}" stroke="{LIGHT}"/>')
-            out.append(f'<text x="{_n(left - 5)}" y="{_n(y + 3.5)}" text-anchor="end" fill="{GREY}">{esc(tick_label(p))}</text>')
+            if last_y - y >= 13 + 1:   # a label only where it clears the one below (the grid line stays)
+                out.append(f'<text x="{_n(left - 5)}" y="{_n(y + 3.5)}" text-anchor="end" fill="{GREY}">{esc(tick_label(p))}</text>')
+                last_y = y
+    for x, anchor, text in x_tick_positions(xs, x_ticks, right + 14):
+        out.append(f'<text x="{_n(x)}" y="{_n(bottom + 13)}" text-anchor="{anchor}" fill="{GREY}">{esc(text)}</text>')
     out.append(f'<text x="{_n((left + right) / 2)}" y="{_n(bottom + 27)}" text-anchor="middle" fill="{GREY}">'
                f'{esc(x_label)}</text>')
     out.append(f'<text transform="translate(12 {_n((top + bottom) / 2)}) rotate(-90)" text-anchor="middle" '
@@ -160,14 +167,16 @@ def er_scatter_svg(points: Sequence[tuple[str, float, float]], title: str, width
                f'{line.b0:+.4f} ({line.n_models} standard models)</title></line>')
     for x, y in testbed:
         out.append(f'<circle cx="{_n(xs(_logit(x)))}" cy="{_n(ys(_logit(y)))}" r="2" fill="{GREY}" fill-opacity="0.45"/>')
+    caption = "grey: imagenet-testbed standard models; dashed: their line"
+    labels = PointLabels((left, TEXT_GAP, width - TEXT_GAP, bottom))
+    labels.reserve(left + 6, top, left + 6 + text_width(caption), top + 13)
     for i, (label, x, y) in enumerate(ours):
         colour = PALETTE[i % len(PALETTE)]
         cx, cy = xs(_logit(x)), ys(_logit(y))
         out.append(f'<circle class="audit" cx="{_n(cx)}" cy="{_n(cy)}" r="5" fill="{colour}"><title>{esc(label)}: '
                    f'ImageNet {x:.3f}, shifted {y:.3f}</title></circle>')
-        out.append(f'<text x="{_n(cx + 7)}" y="{_n(cy - 6)}" fill="{colour}">{esc(label)}</text>')
-    out.append(f'<text x="{_n(left + 6)}" y="{_n(top + 10)}" fill="{GREY}">grey: imagenet-testbed standard models; '
-               f'dashed: their line</text>')
+        labels.place(out, cx, cy, label, colour)
+    out.append(f'<text x="{_n(left + 6)}" y="{_n(top + 10)}" fill="{GREY}">{esc(caption)}</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -184,16 +193,18 @@ def relation_scatter_svg(relation: Any, title: str, width: int = 420, height: in
         (min(xs_values) - 0.1 * (abs(min(xs_values)) or 1), max(xs_values) + 0.1 * (abs(max(xs_values)) or 1))
     lo_y, hi_y = min(relation.y), max(relation.y)
     pad = (hi_y - lo_y) * 0.1 or 0.05
-    xs = Scale(lo_x, hi_x, left, right, log=log)
     ys = Scale(lo_y - pad, hi_y + pad, bottom, top)
+    left = y_axis_left(ys, left)
+    xs = Scale(lo_x, hi_x, left, right, log=log)
     out = _open(width, height, title, cls)
     _y_axis(out, ys, left, right, "effective robustness")
-    _x_axis(out, xs, top, bottom, relation.metric + (" (log)" if log else ""))
+    _x_axis(out, xs, top, bottom, relation.metric + (" (log)" if log else ""), width=width)
+    labels = PointLabels((left, TEXT_GAP, width - TEXT_GAP, bottom))
     for i, (label, x, y) in enumerate(zip(relation.models, relation.x, relation.y)):
         colour = PALETTE[i % len(PALETTE)]
         out.append(f'<circle cx="{_n(xs(x))}" cy="{_n(ys(y))}" r="5" fill="{colour}"><title>{esc(label)}: '
                    f'{relation.metric} {x:.4g}, ER {y:+.3f}</title></circle>')
-        out.append(f'<text x="{_n(xs(x) + 7)}" y="{_n(ys(y) - 6)}" fill="{colour}">{esc(label)}</text>')
+        labels.place(out, xs(x), ys(y), label, colour)
     out.append("</svg>")
     return "".join(out)
 

@@ -43,7 +43,8 @@ def tick_label(v: float) -> str:
         return "0"
     a = abs(v)
     if 1e-3 <= a < 1e5:
-        return f"{v:.4g}"
+        text = f"{v:.4g}"
+        return f"{v:.0f}" if "e" in text else text   # 10000, not 1e+04
     exp = int(math.floor(math.log10(a) + 1e-9))
     mant = v / 10 ** exp
     return f"1e{exp}" if abs(mant - 1) < 1e-9 else f"{mant:.2g}e{exp}"
@@ -129,11 +130,48 @@ def _open(width: int, height: int, title: str, cls: str) -> list[str]:
 
 #: approximate width of a character of the plots' 11 px sans-serif text (for layout, never for clipping)
 CHAR_W = 6.4
+#: where the rotated y-axis title's baseline stands, and how far its glyphs reach right of it (descent)
+Y_TITLE_X, Y_TITLE_DESCENT = 12, 4
+#: the least gap (px) kept between two texts laid out side by side, and between a text and the SVG's edge
+TEXT_GAP = 3
+
+
+def text_width(text: str, size: float = 11) -> float:
+    """A generous estimate of ``text``'s width in px at ``size`` px (DejaVu Sans, the widest common
+    sans-serif: digits 0.64 em), so a layout that fits the estimate fits the rendered text."""
+    narrow, wide = ".,:;!|'()[]{} ilj", "mwMW@%"
+    em = sum(0.33 if c in narrow else 0.92 if c in wide else 0.72 if c.isupper() else 0.64 for c in str(text))
+    return em * size
+
+
+def fit_text(text: str, room: float, size: float = 11) -> str:
+    """``text``, cut at its end with ``…`` so that it fits ``room`` px (the full text goes in a ``<title>``)."""
+    text = str(text)
+    if text_width(text, size) <= room:
+        return text
+    while text and text_width(text + "…", size) > room:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
+def _titled(text: str, shown: str) -> str:
+    """An SVG text's content: ``shown``, with the full ``text`` as a tooltip when it was cut."""
+    return esc(shown) if shown == text else f"<title>{esc(text)}</title>{esc(shown)}"
+
+
+def y_axis_left(scale: Scale, minimum: float, integer: bool = False) -> float:
+    """The left margin a plot needs for :func:`_y_axis`: the rotated title, a gap, the widest tick label
+    and 5 px to the axis; at least ``minimum``.  A plot computes its y scale first, then its left edge
+    from it, so a long tick label ("0.004", "1e-05") never runs into the axis title."""
+    labels = [tick_label(t) for t in scale.ticks(7, integer=integer) if not integer or t == int(t)]
+    widest = max((text_width(label) for label in labels), default=0.0)
+    return max(float(minimum), math.ceil(Y_TITLE_X + Y_TITLE_DESCENT + TEXT_GAP + widest + 5))
 
 
 def _y_axis(out: list[str], scale: Scale, x0: float, x1: float, label: str, integer: bool = False) -> None:
     """Grid lines and tick labels (right-aligned at ``x0 - 5``), and the rotated axis title at the
-    far left, clear of the widest tick label (the plots leave ``left`` ≥ 62 px for both)."""
+    far left, clear of the widest tick label when ``x0`` came from :func:`y_axis_left`; the title is
+    cut to the plot's height."""
     for t in scale.ticks(7, integer=integer):
         if integer and t != int(t):
             continue
@@ -141,17 +179,91 @@ def _y_axis(out: list[str], scale: Scale, x0: float, x1: float, label: str, inte
         out.append(f'<line x1="{_n(x0)}" x2="{_n(x1)}" y1="{_n(y)}" y2="{_n(y)}" stroke="{LIGHT}"/>')
         out.append(f'<text x="{_n(x0 - 5)}" y="{_n(y + 3.5)}" text-anchor="end" fill="{GREY}">{esc(tick_label(t))}</text>')
     mid = (scale.p0 + scale.p1) / 2
-    out.append(f'<text transform="translate(12 {_n(mid)}) rotate(-90)" text-anchor="middle" fill="{GREY}">'
-               f'{esc(label)}</text>')
+    shown = fit_text(label, abs(scale.p0 - scale.p1) + 20)
+    out.append(f'<text transform="translate({Y_TITLE_X} {_n(mid)}) rotate(-90)" text-anchor="middle" fill="{GREY}">'
+               f'{_titled(label, shown)}</text>')
 
 
-def _x_axis(out: list[str], scale: Scale, y0: float, y1: float, label: str, integer: bool = False) -> None:
-    for t in scale.ticks(6, integer=integer):
-        x = scale(t)
+def x_tick_positions(scale: Scale, ticks: Sequence[tuple[float, str]], width: float) -> list[tuple[float, str, str]]:
+    """Where each x tick label goes: ``(x, anchor, text)``, centred on its tick, but moved inside the SVG
+    (``width`` px) where it would run past an edge, and thinned to every second, third, ... tick until
+    no two labels (as wide as :func:`text_width` says) come closer than :data:`TEXT_GAP`."""
+    ticks = list(ticks)
+    for step in range(1, max(len(ticks), 1) + 1):
+        kept = list(range(0, len(ticks), step))
+        placed = []
+        for i in kept:
+            x, text = ticks[i]
+            w = text_width(text)
+            lo = min(max(x - w / 2, TEXT_GAP), width - TEXT_GAP - w)
+            placed.append((lo, lo + w, text))
+        if all(b[0] - a[1] >= TEXT_GAP for a, b in zip(placed, placed[1:])):
+            return [((lo + hi) / 2, "middle", text) for lo, hi, text in placed]
+    return []
+
+
+def _x_axis(out: list[str], scale: Scale, y0: float, y1: float, label: str, integer: bool = False,
+            width: float | None = None) -> None:
+    """Grid lines at every tick, tick labels where they fit (:func:`x_tick_positions`, inside ``width``:
+    the SVG's width, default the plot's right edge plus 10 px), and the axis title under them, cut to
+    the width."""
+    width = scale.p1 + 10 if width is None else width
+    ticks = [(scale(t), tick_label(t)) for t in scale.ticks(6, integer=integer)]
+    for x, _ in ticks:
         out.append(f'<line x1="{_n(x)}" x2="{_n(x)}" y1="{_n(y0)}" y2="{_n(y1)}" stroke="{LIGHT}"/>')
-        out.append(f'<text x="{_n(x)}" y="{_n(y1 + 13)}" text-anchor="middle" fill="{GREY}">{esc(tick_label(t))}</text>')
-    out.append(f'<text x="{_n((scale.p0 + scale.p1) / 2)}" y="{_n(y1 + 27)}" text-anchor="middle" fill="{GREY}">'
-               f'{esc(label)}</text>')
+    for x, anchor, text in x_tick_positions(scale, ticks, width):
+        out.append(f'<text x="{_n(x)}" y="{_n(y1 + 13)}" text-anchor="{anchor}" fill="{GREY}">{esc(text)}</text>')
+    room = width - 2 * TEXT_GAP
+    shown = fit_text(label, room)
+    centre = min(max((scale.p0 + scale.p1) / 2, TEXT_GAP + text_width(shown) / 2), width - TEXT_GAP - text_width(shown) / 2)
+    out.append(f'<text x="{_n(centre)}" y="{_n(y1 + 27)}" text-anchor="middle" fill="{GREY}">'
+               f'{_titled(label, shown)}</text>')
+
+
+class PointLabels:
+    """The labels of a scatter's points, placed so that none overlaps another (or a text reserved with
+    :meth:`reserve`) and none leaves ``bounds`` (x0, y0, x1, y1: the room free of axes and ticks).  Each
+    label tries beside its point, right then left, above then below, whole before cut with ``…``; a
+    label with no room anywhere is left out (the point keeps its name as a tooltip, the tables list it)."""
+
+    #: an 11 px text's box around its baseline: 10 px above, 3 px below
+    ASCENT, DESCENT = 10.0, 3.0
+
+    def __init__(self, bounds: tuple[float, float, float, float]):
+        self.bounds = bounds
+        self.taken: list[tuple[float, float, float, float]] = []
+
+    def reserve(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        self.taken.append((x0, y0, x1, y1))
+
+    def _free(self, box: tuple[float, float, float, float]) -> bool:
+        bx0, by0, bx1, by1 = self.bounds
+        x0, y0, x1, y1 = box
+        if x0 < bx0 or x1 > bx1 or y0 < by0 or y1 > by1:
+            return False
+        return all(x1 + TEXT_GAP <= a0 or a1 + TEXT_GAP <= x0 or y1 + 1 <= b0 or b1 + 1 <= y0
+                   for a0, b0, a1, b1 in self.taken)
+
+    def place(self, out: list[str], cx: float, cy: float, label: str, colour: str) -> bool:
+        """Write ``label`` beside the point (cx, cy); False when it had no room."""
+        spots = [(side, dy) for dy in (-6.0, 15.0) for side in (1, -1)]
+        for whole in (True, False):
+            for side, dy in spots:
+                x = cx + 7 * side
+                room = (self.bounds[2] - x) if side > 0 else (x - self.bounds[0])
+                shown = label if whole else fit_text(label, room)
+                if not whole and (shown == label or len(shown) < 4):
+                    continue
+                w = text_width(shown)
+                box = (x, cy + dy - self.ASCENT, x + w, cy + dy + self.DESCENT) if side > 0 else \
+                    (x - w, cy + dy - self.ASCENT, x, cy + dy + self.DESCENT)
+                if self._free(box):
+                    self.taken.append(box)
+                    anchor = "start" if side > 0 else "end"
+                    out.append(f'<text x="{_n(x)}" y="{_n(cy + dy)}" text-anchor="{anchor}" fill="{colour}">'
+                               f'{_titled(label, shown)}</text>')
+                    return True
+        return False
 
 
 def _reference_line(out: list[str], x: float, y0: float, y1: float, label: str, label_y: float,
@@ -199,13 +311,14 @@ def profile_svg(profile: np.ndarray, factor: float, title: str, width: int = 380
     threshold = factor * median
     n_out = int(mask.sum())
     ranks = profile_ranks(d, min(n_out, MAX_MARKED_OUTLIERS))
-    left, right, top, bottom = 62, width - 10, 22, height - 36
+    right, top, bottom = width - 10, 22, height - 36
     lo, hi = _log_range(np.concatenate([order, [median, threshold] if median > 0 else []]))
     ys = Scale(lo, hi, bottom, top, log=True)
+    left = y_axis_left(ys, 62)
     xs = Scale(1, max(d, 10), left, right, log=True)
     out = _open(width, height, title, cls)
     _y_axis(out, ys, left, right, "mean |activation|")
-    _x_axis(out, xs, top, bottom, f"feature rank (log), d = {d}")
+    _x_axis(out, xs, top, bottom, f"feature rank (log), d = {d}", width=width)
     pts = " ".join(f"{_n(xs(r + 1))},{_n(ys(order[r]))}" for r in ranks)
     out.append(f'<polyline points="{pts}" fill="none" stroke="{BLUE}" stroke-width="1.6"/>')
     if median > 0:
@@ -246,12 +359,13 @@ def kurtosis_hist_svg(kurtosis: np.ndarray, rotated: np.ndarray, title: str, bin
     edges = np.geomspace(lo, hi, bins * decades + 1)
     hk = np.histogram(np.clip(k, lo, hi), edges)[0]
     hr = np.histogram(np.clip(r, lo, hi), edges)[0]
-    left, right, top, bottom = 62, width - 10, 48, height - 36
-    xs = Scale(lo, hi, left, right, log=True)
+    right, top, bottom = width - 10, 48, height - 36
     ys = Scale(0, max(int(hk.max(initial=0)), int(hr.max(initial=0)), 1), bottom, top)
+    left = y_axis_left(ys, 62, integer=True)
+    xs = Scale(lo, hi, left, right, log=True)
     out = _open(width, height, title, cls)
     _y_axis(out, ys, left, right, "images", integer=True)
-    _x_axis(out, xs, top, bottom, "per-image kurtosis (log)")
+    _x_axis(out, xs, top, bottom, "per-image kurtosis (log)", width=width)
     for counts, colour, opacity in ((hk, BLUE, 0.75), (hr, ORANGE, 0.55)):
         for i, c in enumerate(counts):
             if c:
@@ -324,7 +438,8 @@ def comparison_svg(rows: Sequence[Row], title: str, axis_label: str, reference: 
     max_chars = int((width - 8) / CHAR_W)
     xs = Scale(lo, hi, left, right, log=log)
     out = _open(width, height, title, cls)
-    _x_axis(out, xs, top - 4, bottom + 2, axis_label + (" (log)" if log else ""), integer=integer and not log)
+    _x_axis(out, xs, top - 4, bottom + 2, axis_label + (" (log)" if log else ""), integer=integer and not log,
+            width=width)
     if control_label:
         out.append(f'<circle cx="8" cy="10" r="4" fill="none" stroke="{ORANGE}" stroke-width="1.6"/>'
                    f'<text x="16" y="14" fill="{ORANGE}">{esc(control_label)}</text>')
