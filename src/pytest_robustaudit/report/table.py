@@ -236,4 +236,6 @@ def relation_table(relations: Iterable[Any]) -> list[str]:
             out.extend(textwrap.wrap(f"  {relation.file}: {headline(relation.message)}", WIDTH,
                                      subsequent_indent="    ", break_on_hyphens=False))
         if relation.left_out:
-            out.append(_clip(f"  {relation.file}: left out: " + "; ".join(relation.left_out), WIDTH))
+            said = f"  {relation.file}: left out: " + "; ".join(relation.left_out)
+            out.append(said if len(said) <= WIDTH else said[:WIDTH - 1] + "…")
+    return out
