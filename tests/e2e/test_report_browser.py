@@ -182,7 +182,8 @@ def test_summary_sorts_and_filters(browser, tmp_path):
 # --------------------------------------------------------------------------------------------
 
 #: the sections a report of :func:`every_section_results` must show (their HTML ids)
-EVERY_SECTION = ("errors", "failures", "summary", "comparison", "models", "directions", "shifts", "concepts")
+EVERY_SECTION = ("errors", "failures", "summary", "changes", "trends", "comparison", "models", "directions", "shifts",
+                 "concepts")
 
 
 def _concept_details(i: int, names: tuple[str, ...]) -> dict:
@@ -273,11 +274,36 @@ def every_section_results():
     return results
 
 
+def release_history_run(results) -> dict:
+    """``run.comparison`` and ``run.history`` as --audit-compare and --audit-history write them: the change of
+    every value between two of ``results``, and 30 kept releases of two checked metrics (long labels, every
+    status, intervals, bounds), as a release history of a real project reaches them (issue 28)."""
+    from pytest_robustaudit.analyse.compare import compare_audits, comparison_to_json
+
+    comparison = compare_audits(results[1], results[0], REGISTRIES.metrics, reference_label="v1.3.0 (2026-11-02)")
+    rng = np.random.default_rng(3)
+    series = []
+    for metric, bound, centre in (("kurtosis_mean", {"min": 5.0}, 12.0), ("top1_accuracy", {"min": 0.7}, 0.74)):
+        points = []
+        for i in range(30):
+            value = float(centre * (1 + 0.05 * rng.normal()))
+            half = abs(centre) * 0.03
+            points.append({"entry": f"e{i}", "label": f"v1.{i}.0-rc.{i % 4}+build.{1000 + i}", "created": f"2026-{1 + i % 12:02d}-01",
+                           "value": value, "low": value - half, "high": value + half,
+                           "status": ("pass", "fail", "inconclusive")[i % 3], "current": i == 29})
+        series.append({"audit": results[0].name, "key": f"audits/{results[0].name}.yaml::{results[0].name}",
+                       "metric": metric, "layer": "representation", "params": {}, "min": bound["min"], "max": None,
+                       "points": points})
+    return {"comparison": {"reference": "last", "audits": [comparison_to_json(comparison)]},
+            "history": {"folder": "/ci/audit-history", "entry": "e29", "series": series}}
+
+
 @pytest.fixture(scope="module")
 def every_section_report(tmp_path_factory):
+    results = every_section_results()
     run = {"errors": [{"spec_path": "/audits/broken.yaml", "message": "checkpoint is truncated " + "x" * 300}],
-           "checks_deselected": 2}
-    run_info, back = loads(dumps(every_section_results(), run))
+           "checks_deselected": 2, **release_history_run(results)}
+    run_info, back = loads(dumps(results, run))
     path = tmp_path_factory.mktemp("every") / "report.html"
     path.write_text(render_report(back, REGISTRIES.metrics, run_info), encoding="utf-8")
     return path
@@ -292,8 +318,12 @@ def test_no_two_texts_of_a_chart_overlap_in_a_report_with_every_section(browser,
         assert present == list(EVERY_SECTION), f"sections missing: {set(EVERY_SECTION) - set(present)}"
         kinds = set(page.evaluate("Array.from(document.querySelectorAll('svg.plot')).map(s => s.classList[1])"))
         assert {"profile-plot", "kurtosis-plot", "comparison-plot", "pruning-plot", "importance-plot", "er-scatter",
-                "relation-scatter", "polysemanticity-plot", "overlap-plot"} <= kinds, kinds
+                "relation-scatter", "polysemanticity-plot", "overlap-plot", "trend-plot"} <= kinds, kinds
         collisions = text_collisions(page)
         assert not collisions, f"{len(collisions)} overlapping texts at {width} px:\n" + "\n".join(collisions)
+        # 30 releases: the newest (this run) always labelled, and the labels thinned, not crowded
+        labels = page.evaluate("Array.from(document.querySelectorAll('svg.trend-plot')).map(s => "
+                               "Array.from(s.querySelectorAll('text.x-label')).map(t => t.textContent))")
+        assert labels and all(2 <= len(shown) < 30 and shown[-1].startswith("v1.29") for shown in labels), labels
     finally:
         page.close()

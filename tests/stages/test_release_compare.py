@@ -180,3 +180,16 @@ def test_a_history_reference_and_a_margin_load(tmp_path):
                                              "  kurtosis_mean: {max_delta: 1, margin: 0.5}\n")
     assert not error, error
     assert spec.reference.history == "v1.2" and spec.checks[0].margin == 0.5
+
+
+def test_an_unpaired_change_is_centred_on_the_values_compared():
+    """A recorded interval may carry another point value (beside a check at other parameters, rounded in a
+    record): the change's interval is centred on the change of the values themselves."""
+    checks = (("kurtosis_mean", {"min": 1.0}, {}),)
+    before = _with_hashes(make_result("a", checks=checks), prefix="x")
+    after = _with_hashes(make_result("a", checks=checks, seed=5), prefix="y")
+    before.layers["representation"].intervals["kurtosis_mean"] = iv(10.0, 12.0, value=500.0)
+    after.layers["representation"].intervals["kurtosis_mean"] = iv(30.0, 34.0, value=-500.0)
+    (checked,) = [c for c in compare_audits(after, before, REGISTRIES.metrics).changes if c.checked]
+    assert checked.interval.low < checked.delta < checked.interval.high
+    assert checked.interval.value == checked.delta

@@ -27,6 +27,7 @@ checks gate.  Free of pytest and torch.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -159,7 +160,8 @@ def _same_images(current: AuditResult, reference: AuditResult, layer: str) -> tu
 
 
 def _change_interval(metric: Any, name: str, params: dict[str, Any], current: AuditResult, reference: AuditResult,
-                     layer: str, cur_iv: Any, ref_iv: Any, level: float, resamples: int) -> tuple[bs.Interval | None, str]:
+                     layer: str, cur_iv: Any, ref_iv: Any, level: float, resamples: int,
+                     delta: float) -> tuple[bs.Interval | None, str]:
     """The interval of current − reference and the words for how it was found."""
     pairs = _same_images(current, reference, layer)
     if metric is not None and per_image_family(metric) and pairs is not None:
@@ -173,7 +175,13 @@ def _change_interval(metric: Any, name: str, params: dict[str, Any], current: Au
             pass        # per-image values missing or malformed on one side: the recorded intervals below
     has = [iv is not None and getattr(iv, "has_interval", False) for iv in (cur_iv, ref_iv)]
     if all(has):
-        return bs.unpaired_difference(cur_iv, ref_iv, level=level), "from the recorded intervals (unpaired)"
+        iv = bs.unpaired_difference(cur_iv, ref_iv, level=level)
+        # centred on the change of the values compared (an interval recorded beside a check at other
+        # parameters, or rounded in a record, may carry another point value)
+        shift = delta - iv.value
+        if math.isfinite(shift) and shift:
+            iv = dataclasses.replace(iv, value=delta, low=iv.low + shift, high=iv.high + shift)
+        return iv, "from the recorded intervals (unpaired)"
     return None, "no interval on " + ("either side" if not any(has) else "the reference" if has[0] else "this run")
 
 
@@ -216,7 +224,7 @@ def compare_audits(current: AuditResult, reference: AuditResult, metrics: Any = 
         cur_iv = cur_layer.intervals.get(check.metric) if at_defaults and check.metric in cur_layer.intervals \
             else check.interval
         iv, basis = _change_interval(metric, check.metric, dict(check.params), current, reference, check.layer,
-                                     cur_iv, ref_iv, level, resamples)
+                                     cur_iv, ref_iv, level, resamples, check.value - ref_value)
         bad = bad_direction(check, ref_value)
         margin = default_margin(check)
         from .checks import bound_text
@@ -237,7 +245,7 @@ def compare_audits(current: AuditResult, reference: AuditResult, metrics: Any = 
             metric = _metric(metrics, name)
             iv, basis = _change_interval(metric, name, metric.defaults() if metric is not None else {}, current,
                                          reference, layer, cur_layer.intervals.get(name), ref_layer.intervals.get(name),
-                                         level, resamples)
+                                         level, resamples, mv.value - ref_mv.value)
             out.changes.append(Change(layer, name, {}, False, mv.value, ref_mv.value, iv, basis,
                                       exploratory_reading(iv, mv.value - ref_mv.value)))
     return out

@@ -33,15 +33,28 @@ def _short(label: str) -> str:
     return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
 
 
-def shown_labels(count: int, chars: Sequence[int], room: float) -> list[int]:
-    """Which of ``count`` evenly spaced x labels to draw (``chars``: each one's length) so that no two
-    overlap in ``room`` pixels: the last (the current run) always, then every k-th back from it."""
-    if count == 0:
-        return []
-    step_px = room / max(count - 1, 1)
-    widest = max(chars) * svg.CHAR_W + 8
-    every = max(1, math.ceil(widest / step_px)) if count > 1 else 1
-    picked = list(range(count - 1, -1, -every))
+def label_spans(xs: Sequence[float], chars: Sequence[int], width: float) -> list[tuple[float, float, str, float]]:
+    """Each x label's drawn extent ``(left, right, anchor, x)``: centred under its point, or anchored at its
+    start or end where centring would run past the chart's edge."""
+    spans = []
+    for x, n in zip(xs, chars):
+        half = n * svg.CHAR_W / 2
+        if x - half < 2:
+            spans.append((2.0, 2.0 + 2 * half, "start", 2.0))
+        elif x + half > width - 2:
+            spans.append((width - 2 - 2 * half, width - 2.0, "end", width - 2.0))
+        else:
+            spans.append((x - half, x + half, "middle", x))
+    return spans
+
+
+def shown_labels(spans: Sequence[tuple[float, float, str, float]], gap: float = 8.0) -> list[int]:
+    """Which labels to draw so that no two touch: the last (the current run) always, then, going left,
+    each one that ends at least ``gap`` px before the last one drawn."""
+    picked: list[int] = []
+    for i in range(len(spans) - 1, -1, -1):
+        if not picked or spans[i][1] + gap <= spans[picked[-1]][0]:
+            picked.append(i)
     return sorted(picked)
 
 
@@ -93,15 +106,10 @@ def trend_svg(series: dict[str, Any], title: str, width: int = WIDTH, height: in
         out.append(f'<circle class="value" cx="{svg._n(x)}" cy="{svg._n(y)}" r="4" fill="{colour}">'
                    f'<title>{svg.esc(tip)}</title></circle>')
     labels = [_short(str(p.get("label", ""))) for p in points]
-    for i in shown_labels(n, [len(s) for s in labels] or [1], x1 - x0):
+    spans = label_spans([xs(i) for i in range(n)], [len(text) for text in labels], width)
+    for i in shown_labels(spans):
         weight = ' font-weight="bold"' if points[i].get("current") else ""
-        anchor = "middle"
-        x = xs(i)
-        half = len(labels[i]) * svg.CHAR_W / 2
-        if x - half < 2:
-            anchor, x = "start", max(x - 4, 2)
-        elif x + half > width - 2:
-            anchor, x = "end", min(x + 4, width - 2)
+        _, _, anchor, x = spans[i]
         out.append(f'<text class="x-label" x="{svg._n(x)}" y="{height - BOTTOM + 16}" text-anchor="{anchor}" '
                    f'fill="{svg.GREY}"{weight}>{svg.esc(labels[i])}</text>')
     legend = f"{n} kept run{'s' if n != 1 else ''}, oldest left; ring: this run"
