@@ -193,3 +193,44 @@ def test_an_unpaired_change_is_centred_on_the_values_compared():
     (checked,) = [c for c in compare_audits(after, before, REGISTRIES.metrics).changes if c.checked]
     assert checked.interval.low < checked.delta < checked.interval.high
     assert checked.interval.value == checked.delta
+
+
+def _diff(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "pytest_robustaudit", "diff", *args], capture_output=True, text=True)
+
+
+def test_diff_reads_older_records_and_refuses_a_mismatch(tmp_path):
+    import json
+
+    from pytest_robustaudit.results.record import write_record
+
+    checks = (("kurtosis_mean", {"max": 1000.0}, {}),)
+    before = _with_hashes(make_result("a", checks=checks))
+    after = _rescaled(before, 1000.0)
+    after = dataclasses.replace(after, checks=[dataclasses.replace(before.checks[0],
+                                value=after.layers["representation"].metrics["kurtosis_mean"].value)])
+    write_record([before], tmp_path / "before.json", {"label": "v1"})
+    write_record([after], tmp_path / "after.json", {"label": "v2"})
+    old = json.loads((tmp_path / "before.json").read_text())     # as schema 3 wrote it: no margin, no label
+    old["schema_version"] = 3
+    old["run"].pop("label")
+    for audit in old["audits"]:
+        for check in audit["checks"]:
+            for key in ("margin", "basis", "nodeid", "status"):
+                check.pop(key, None)
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    done = _diff(str(tmp_path / "old.json"), str(tmp_path / "after.json"), "--markdown", str(tmp_path / "d.md"))
+    assert done.returncode == 1, done.stderr
+    assert "REGRESSED" in done.stdout and "paired by image (40 images)" in done.stdout
+    assert "regressed" in (tmp_path / "d.md").read_text()
+    assert _diff(str(tmp_path / "after.json"), str(tmp_path / "after.json")).returncode == 0
+    write_record([make_result("other")], tmp_path / "other.json")
+    mismatch = _diff(str(tmp_path / "before.json"), str(tmp_path / "other.json"))
+    assert mismatch.returncode == 2 and "no audit of the same name" in mismatch.stderr
+    newer = dict(old, schema_version=99)
+    (tmp_path / "newer.json").write_text(json.dumps(newer))
+    refused = _diff(str(tmp_path / "newer.json"), str(tmp_path / "after.json"))
+    assert refused.returncode == 2 and "newer" in refused.stderr and "Traceback" not in refused.stderr
