@@ -83,6 +83,7 @@ def test_a_damaged_entry_is_reported_and_skipped(tmp_path):
     (tmp_path / "index" / f"{bad.id}.json").write_text('{"format": "pytest-robustaudit/history-entry", "version": 1}')
     (tmp_path / "index" / "notes.json").write_text("{}")
     (tmp_path / "index" / f".{good.id}.json.123.tmp").write_text("half")   # a write under way: not an entry
+    history = History(tmp_path)            # what another process (the next run) reads
     assert [e.id for e in history.entries()] == [good.id]
     problems = dict(history.problems)
     assert "damaged" in problems[tmp_path / "index" / f"{bad.id}.json"]
@@ -93,6 +94,7 @@ def test_a_damaged_entry_is_reported_and_skipped(tmp_path):
     newer = tmp_path / "index" / f"{good.id}.json"
     data = json.loads(newer.read_text())
     newer.write_text(json.dumps({**data, "version": 99}))
+    history = History(tmp_path)
     assert history.entries() == [] and "newer pytest-robustaudit" in " ".join(w for _, w in history.problems)
 
 

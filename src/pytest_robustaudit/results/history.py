@@ -228,6 +228,8 @@ class History:
         self.folder = Path(folder).expanduser()
         #: entries that could not be read by the last :meth:`entries` (path, why): reported, skipped
         self.problems: list[tuple[Path, str]] = []
+        #: the entries as last read (a run asks once per audit and reference): dropped by every write here
+        self._read: list[Entry] | None = None
 
     def _usable(self, create: bool) -> None:
         if self.folder.exists() and not self.folder.is_dir():
@@ -264,6 +266,7 @@ class History:
         except OSError as error:
             raise HistoryError(f"cannot write to the history folder {self.folder}: {error.strerror or error}; "
                                f"point --audit-history at a writable folder") from None
+        self._read = None
         return self.entry(entry_id)
 
     # ---- reading ----------------------------------------------------------------------------------
@@ -279,7 +282,10 @@ class History:
         return _entry_from_json(data, self.folder, str(path))
 
     def entries(self) -> list[Entry]:
-        """Every readable entry, oldest first; unreadable ones go to :attr:`problems`."""
+        """Every readable entry, oldest first; unreadable ones go to :attr:`problems`.  Read once, then kept
+        until this object writes or removes one (another job's later entry is seen by the next run)."""
+        if self._read is not None:
+            return list(self._read)
         self._usable(create=False)
         self.problems = []
         index = self.folder / "index"
@@ -296,7 +302,8 @@ class History:
                 found.append(self.entry(path.stem))
             except HistoryError as error:
                 self.problems.append((path, str(error)))
-        return sorted(found, key=lambda e: e.id)
+        self._read = sorted(found, key=lambda e: e.id)
+        return list(self._read)
 
     def find(self, key: str, reference: str, exclude: Iterable[str] = ()) -> Entry | None:
         """The entry of audit ``key`` that ``reference`` names: ``last`` (the newest complete entry), or a
@@ -314,6 +321,7 @@ class History:
 
     def remove(self, entry: Entry) -> None:
         """Delete one entry: its index first (so no listing names a record that is gone), then its record."""
+        self._read = None
         (self.folder / "index" / f"{entry.id}.json").unlink(missing_ok=True)
         entry.record_path.unlink(missing_ok=True)
 
