@@ -226,6 +226,34 @@ def test_a_set_of_directions_that_cannot_resolve_adds_nothing_to_the_union_and_s
     assert head_only.undefined_reason.startswith(NOT_APPLICABLE + UNRESOLVABLE + " (head: threshold 1, ")
 
 
+def test_report_says_why_a_direction_metric_has_no_number_and_flags_an_older_records_zero():
+    from pytest_robustaudit.report import render_report
+
+    rows, labels = clustered_rows()
+    _, _, head = head_and_rows()
+    result = make_result("stuck", d=D)
+    layer = result.layers["representation"]
+    for metric in CONCEPT_METRICS:
+        layer.metrics[metric.name] = metric.evaluate(inputs_for(rows, labels, head))
+    section = render_report([result], standalone().metrics)
+    section = section[section.index('id="concepts"'):]
+    assert "unique_concepts: not applicable: random directions already reach the highest attainable AUROC" in section
+    assert "polysemanticity: not applicable: random directions already reach" in section
+    assert "polysemanticity-plot" not in section
+    # a record of definition version 2 counted 0 at a threshold of 1: shown as no measurement, not as a count
+    MetricValue = type(layer.metrics["unique_concepts"])
+    layer.metrics["unique_concepts"] = MetricValue(0.0, {"null": 0.0, "neurons": {
+        "count": 0, "null": 0.0, "threshold": 1.0, "directions": D, "sign_free": False, "unique": [], "best": {}}},
+        version=2)
+    layer.metrics["polysemanticity"] = MetricValue(0.0, {"null": 0.0, "threshold": 1.0, "directions": "neurons",
+                                                         "count": D, "histogram": [D], "null_histogram": [D]},
+                                                   version=2)
+    section = render_report([result], standalone().metrics)
+    section = section[section.index('id="concepts"'):]
+    assert section.count("this 0 is not a measurement (recorded under definition version 2") == 2
+    assert "AUROC &gt; 1)" not in section and "polysemanticity-plot" not in section
+
+
 def test_without_a_bank_every_concept_metric_says_how_to_get_one():
     inputs = LayerInputs(make_stats("representation", d=D), "representation")
     for metric in CONCEPT_METRICS:
