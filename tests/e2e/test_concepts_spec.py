@@ -112,6 +112,10 @@ def test_pytest_run_with_a_concept_check_a_reference_and_the_report(pytester, fo
     overlap = audit.layers["representation"].metrics["concept_overlap"]
     assert 0 <= overlap.value <= 1 and "null" in overlap.details and overlap.details["concepts"] == 8
     html = (pytester.path / "report.html").read_text(encoding="utf-8")
+    failures = html[html.index('<section id="failures"'):html.index('<section id="summary-section"')]
+    assert "undefined</b><span class=\"verdict-text\">: " + unresolved in failures     # the reason, not "undefined"
+    models = html[html.index('<section id="models"'):]
+    assert "could not be measured: " + unresolved in models      # the failed check's message, under its model
     section = html[html.index('<section id="concepts"'):]
     # polysemanticity cannot resolve on this bank: said in the section, and no histogram drawn for it
     assert "not robustness indicators" in section and "polysemanticity-plot" not in section
