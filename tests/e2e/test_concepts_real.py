@@ -10,6 +10,8 @@ store.  Figures measured first are in docs/concepts.md.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from support import regroup_200x5, shared_data
 
@@ -67,3 +69,46 @@ def test_real_lite0_encodes_far_more_concepts_than_random_init(lite0_concepts):
         unique = metrics["unique_concepts"].details
         assert unique["head"]["directions"] == 1000 and unique["head"]["sign_free"]
         assert unique["neurons"]["directions"] == 1280 and not unique["neurons"]["sign_free"]
+
+
+BUILTIN_SPEC = SPEC.replace("concepts: {{path: {bank}, null_repeats: 5}}", "concepts: builtin")
+
+
+@pytest.fixture(scope="module")
+def lite0_builtin(tmp_path_factory, shared_activation_store):
+    """Both models on the built-in bank at its defaults (35 concepts x 10 images, default nulls), into the
+    suite's shared store: the probe images' rows are those of ``lite0_concepts`` (same model, images and
+    layers), extracted once by whichever fixture runs first."""
+    from pytest_robustaudit import load_spec, run_audit, standalone
+    from pytest_robustaudit.measure.activations import StoreOptions
+
+    folder = tmp_path_factory.mktemp("concepts-builtin")
+    registries = standalone()
+    found = {}
+    for name, checkpoint in (("trained", CHECKPOINT), ("random-init", "")):
+        path = folder / f"{name}.yaml"
+        path.write_text(BUILTIN_SPEC.format(name=name, checkpoint=checkpoint, probe=shared_data("imagenet-samples")))
+        found[name] = run_audit(load_spec(path, registries), registries, store=StoreOptions(shared_activation_store))
+    return found
+
+
+def test_builtin_bank_direction_metrics_say_they_cannot_resolve_on_real_lite0(lite0_builtin):
+    """Issue 26: on the built-in bank random directions of Lite0 already reach AUROC 1 (trained or not), so
+    unique_concepts and polysemanticity are not applicable with the reason instead of reading 0 for every
+    model; the probe still resolves (measured in docs/concepts.md: 35 and 19 of 35 encoded)."""
+    from pytest_robustaudit.metrics.concepts import UNRESOLVABLE
+    from pytest_robustaudit.metrics.types import NOT_APPLICABLE
+
+    encoded = {}
+    for name, result in lite0_builtin.items():
+        metrics = result.layers["representation"].metrics
+        encoded[name] = metrics["concepts_encoded"]
+        assert encoded[name].details["concepts"] == 35 and encoded[name].details["images"] == 350
+        unique, poly = metrics["unique_concepts"], metrics["polysemanticity"]
+        for value in (unique, poly):
+            assert math.isnan(value.value) and value.version == 3, (name, value)
+            assert value.undefined_reason.startswith(NOT_APPLICABLE + UNRESOLVABLE), (name, value.undefined_reason)
+        for kind, width in (("neurons", 1280), ("head", 1000)):
+            assert unique.details[kind]["threshold"] == 1.0 and unique.details[kind]["directions"] == width
+            assert f"{kind}: threshold 1, " in unique.undefined_reason
+    assert encoded["trained"].value >= encoded["random-init"].value + 8, {k: v.value for k, v in encoded.items()}

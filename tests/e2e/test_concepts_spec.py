@@ -5,10 +5,15 @@ record and the report section."""
 
 from __future__ import annotations
 
+import math
 import textwrap
+from xml.etree import ElementTree
 
 import pytest
 from support import PHOTOS, tiny_classifier_factory
+
+from pytest_robustaudit.metrics.concepts import UNRESOLVABLE
+from pytest_robustaudit.metrics.types import NOT_APPLICABLE
 
 FACTORY = tiny_classifier_factory(size=32, hidden=16, width=12, classes=4)
 
@@ -53,11 +58,18 @@ def test_builtin_bank_through_the_store_once_per_content(folder):
     # a random conv net separates plain colours from the rest: what the probe finds, beside its null
     assert {"colour-red", "colour-green", "colour-blue"} & set(encoded.details["encoded"])
     assert encoded.value >= 2 and encoded.details["null"] < 1 and encoded.details["concepts"] == 8
+    # random directions of this net already separate some of these concepts perfectly (plain colours): the
+    # random-direction threshold is the highest attainable AUROC, so the direction metrics cannot resolve and
+    # say so (they read 0 before, whatever the model: issue 26)
     for name in ("unique_concepts", "polysemanticity"):
         value = layer.metrics[name]
-        assert not value.undefined_reason and "null" in value.details, (name, value)
+        assert math.isnan(value.value) and value.version == 3, (name, value)
+        assert value.undefined_reason.startswith(NOT_APPLICABLE + UNRESOLVABLE), (name, value.undefined_reason)
+        assert "concepts: {path: DIR}" in value.undefined_reason     # the way out
     unique = layer.metrics["unique_concepts"].details
     assert unique["neurons"]["directions"] == 12 and unique["head"]["directions"] == 4   # the head's 4 directions
+    assert unique["neurons"]["threshold"] == unique["head"]["threshold"] == 1.0
+    assert "of them 1" in unique["neurons"]["unresolved"] and "count" not in unique["neurons"]
     assert "reference" in layer.metrics["concept_overlap"].undefined_reason
     assert layer.intervals["concepts_encoded"].informational
 
@@ -67,7 +79,9 @@ def test_builtin_bank_through_the_store_once_per_content(folder):
     assert second.provenance["concepts"]["digest"] == bank["digest"]
     again = second.layers["representation"].metrics
     for name in ("concepts_encoded", "unique_concepts", "polysemanticity"):
-        assert again[name].value == layer.metrics[name].value and again[name].details == layer.metrics[name].details
+        was = layer.metrics[name]      # NaN where not applicable: compared as text, with its reason
+        assert str(again[name].value) == str(was.value) and again[name].details == was.details
+        assert again[name].undefined_reason == was.undefined_reason
 
 
 def test_pytest_run_with_a_concept_check_a_reference_and_the_report(pytester, folder):
@@ -78,15 +92,33 @@ def test_pytest_run_with_a_concept_check_a_reference_and_the_report(pytester, fo
         folder, checks="kurtosis_mean: {min: 0}\nconcepts_encoded: {min: 1}\nconcept_overlap: {min: 0}\n"
                        "unique_concepts: {min: 1000, why: a bound no bank this small can meet}", extra=reference))
     result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider", "--audit", "spec.yaml",
-                                "--audit-json", "record.json", "--audit-report", "report.html")
+                                "--audit-json", "record.json", "--audit-report", "report.html",
+                                "--audit-markdown", "summary.md", "--junitxml", "junit.xml")
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["*unique_concepts*"])
+    # a check on a metric that cannot resolve on this bank fails with the reason in every output, never as 0
+    unresolved = "not applicable: " + UNRESOLVABLE
+    result.stdout.fnmatch_lines(["*unique_concepts*could not be measured: " + unresolved + "*"])
+    assert "unique_concepts = 0" not in result.stdout.str()
+    markdown = (pytester.path / "summary.md").read_text(encoding="utf-8")
+    assert unresolved in markdown
+    (failure,) = ElementTree.parse(pytester.path / "junit.xml").getroot().iter("failure")
+    assert unresolved in failure.get("message") and "unique_concepts" in failure.get("message")
     _, results = read_record(pytester.path / "record.json")
     (audit,) = [r for r in results if r.name == "tiny"]
+    unique = audit.layers["representation"].metrics["unique_concepts"]
+    assert math.isnan(unique.value) and unique.undefined_reason.startswith(unresolved) and unique.version == 3
+    (check,) = [c for c in audit.checks if c.metric == "unique_concepts"]
+    assert not check.passed and unresolved in check.message
     overlap = audit.layers["representation"].metrics["concept_overlap"]
     assert 0 <= overlap.value <= 1 and "null" in overlap.details and overlap.details["concepts"] == 8
     html = (pytester.path / "report.html").read_text(encoding="utf-8")
+    failures = html[html.index('<section id="failures"'):html.index('<section id="summary-section"')]
+    assert "undefined</b><span class=\"verdict-text\">: " + unresolved in failures     # the reason, not "undefined"
+    models = html[html.index('<section id="models"'):]
+    assert "could not be measured: " + unresolved in models      # the failed check's message, under its model
     section = html[html.index('<section id="concepts"'):]
-    assert "not robustness indicators" in section and "polysemanticity-plot" in section
+    # polysemanticity cannot resolve on this bank: said in the section, and no histogram drawn for it
+    assert "not robustness indicators" in section and "polysemanticity-plot" not in section
     assert "colour</td>" in section and "texture</td>" in section and "shape</td>" in section
     assert "concept_overlap</code>" in section
+    assert "unique_concepts: " + unresolved in section and "polysemanticity: " + unresolved in section

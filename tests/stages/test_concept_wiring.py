@@ -15,7 +15,7 @@ from pytest_robustaudit.measure.concept_source import ConceptInputs, reference_l
 from pytest_robustaudit.errors import SpecError
 from pytest_robustaudit.metrics import LayerInputs
 from pytest_robustaudit.metrics.concept_metrics import CONCEPT_METRICS
-from pytest_robustaudit.metrics.concepts import random_orthonormal
+from pytest_robustaudit.metrics.concepts import UNRESOLVABLE, detect_concepts, random_orthonormal
 from pytest_robustaudit.metrics.types import NOT_APPLICABLE
 from pytest_robustaudit.models.heads import Head
 from pytest_robustaudit.registries import standalone
@@ -176,6 +176,82 @@ def test_random_features_give_the_nulls_numbers():
     assert "not probed" in unique.details["head_note"] and "no classification head" in unique.details["head_note"]
     head_only = METRICS["unique_concepts"].evaluate(inputs, {"directions": "head"})
     assert head_only.undefined_reason == NOT_APPLICABLE + "no classification head (test)"
+
+
+def clustered_rows() -> tuple[np.ndarray, np.ndarray]:
+    """Every concept a tight cluster far from the rest (a plain colour in a net's features): random directions
+    separate concepts perfectly, so the random-direction threshold is AUROC 1 (issue 26)."""
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(C), M)
+    rows = 10.0 * rng.standard_normal((C, D))[labels] + 0.01 * rng.standard_normal((C * M, D))
+    return rows.astype(np.float32), labels
+
+
+def test_direction_metrics_that_cannot_resolve_are_not_applicable_with_the_reason_not_zero():
+    rows, labels = clustered_rows()
+    _, _, head = head_and_rows()
+    inputs = inputs_for(rows, labels, head)
+    unique = METRICS["unique_concepts"].evaluate(inputs)
+    assert math.isnan(unique.value) and unique.version == 3
+    reason = unique.undefined_reason
+    assert reason.startswith(NOT_APPLICABLE + UNRESOLVABLE) and "(neurons: threshold 1, " in reason
+    assert "; head: threshold 1, " in reason and "concepts: {path: DIR}" in reason      # both sets, the way out
+    # the thresholds stay in the details, with why no count
+    for kind, width in (("neurons", D), ("head", 4)):
+        d = unique.details[kind]
+        assert d["threshold"] == 1.0 and d["directions"] == width and "count" not in d and d["unresolved"]
+    for directions in ("neurons", "head"):
+        poly = METRICS["polysemanticity"].evaluate(inputs, {"directions": directions})
+        assert math.isnan(poly.value) and poly.version == 3 and poly.details["threshold"] == 1.0
+        assert poly.undefined_reason.startswith(NOT_APPLICABLE + UNRESOLVABLE + f" ({directions}: threshold 1, ")
+    # the probe is not affected: it separates these concepts, against its permuted-label null
+    assert METRICS["concepts_encoded"].evaluate(inputs).value == C
+
+
+def test_a_set_of_directions_that_cannot_resolve_adds_nothing_to_the_union_and_says_so():
+    rows, labels, head = head_and_rows()
+    inputs = inputs_for(rows, labels, head)
+    # the head's detection cannot resolve (its threshold is AUROC 1): the union counts the neurons' only
+    names = inputs.concepts.names
+    clustered, _ = clustered_rows()
+    stuck = detect_concepts(clustered, labels, random_orthonormal(4, D, np.random.default_rng(2)), names,
+                            sign_free=True, null_repeats=10)
+    assert stuck.threshold == 1.0
+    inputs.concepts.cache["detect:head"] = stuck
+    unique = METRICS["unique_concepts"].evaluate(inputs)
+    assert unique.value == 3 and unique.details["unique"] == ["c02", "c05", "c07"]      # the planted neurons
+    assert unique.details["head_note"].startswith("cannot resolve: threshold 1, ")
+    assert list(unique.details["thresholds"]) == ["neurons"] and "count" not in unique.details["head"]
+    head_only = METRICS["unique_concepts"].evaluate(inputs, {"directions": "head"})
+    assert head_only.undefined_reason.startswith(NOT_APPLICABLE + UNRESOLVABLE + " (head: threshold 1, ")
+
+
+def test_report_says_why_a_direction_metric_has_no_number_and_flags_an_older_records_zero():
+    from pytest_robustaudit.report import render_report
+
+    rows, labels = clustered_rows()
+    _, _, head = head_and_rows()
+    result = make_result("stuck", d=D)
+    layer = result.layers["representation"]
+    for metric in CONCEPT_METRICS:
+        layer.metrics[metric.name] = metric.evaluate(inputs_for(rows, labels, head))
+    section = render_report([result], standalone().metrics)
+    section = section[section.index('id="concepts"'):]
+    assert "unique_concepts: not applicable: random directions already reach the highest attainable AUROC" in section
+    assert "polysemanticity: not applicable: random directions already reach" in section
+    assert "polysemanticity-plot" not in section
+    # a record of definition version 2 counted 0 at a threshold of 1: shown as no measurement, not as a count
+    MetricValue = type(layer.metrics["unique_concepts"])
+    layer.metrics["unique_concepts"] = MetricValue(0.0, {"null": 0.0, "neurons": {
+        "count": 0, "null": 0.0, "threshold": 1.0, "directions": D, "sign_free": False, "unique": [], "best": {}}},
+        version=2)
+    layer.metrics["polysemanticity"] = MetricValue(0.0, {"null": 0.0, "threshold": 1.0, "directions": "neurons",
+                                                         "count": D, "histogram": [D], "null_histogram": [D]},
+                                                   version=2)
+    section = render_report([result], standalone().metrics)
+    section = section[section.index('id="concepts"'):]
+    assert section.count("this 0 is not a measurement (recorded under definition version 2") == 2
+    assert "AUROC &gt; 1)" not in section and "polysemanticity-plot" not in section
 
 
 def test_without_a_bank_every_concept_metric_says_how_to_get_one():

@@ -12,8 +12,9 @@ from support import REPO, regroup_200x5
 
 from pytest_robustaudit.data.concept_bank import (BUILTIN_CONCEPTS, ConceptBankError, bank_digest, builtin_bank,
                                                   folder_bank, write_builtin_bank)
-from pytest_robustaudit.metrics.concepts import (concept_overlap, detect_concepts, expected_random_jaccard,
-                                                 probe_concepts, random_orthonormal, rank_auroc)
+from pytest_robustaudit.metrics.concepts import (ATTAINABLE_AUROC, concept_overlap, detect_concepts,
+                                                 expected_random_jaccard, probe_concepts, random_orthonormal,
+                                                 rank_auroc)
 
 C, M, D = 24, 10, 48
 PLANTED = (1, 4, 9, 15)
@@ -142,6 +143,28 @@ def test_random_directions_give_the_null():
     # chance alone reaches a high best AUROC with 6 images per concept: the threshold is calibrated, not fixed
     assert 0.8 < result.threshold < 1.0
     assert result.threshold == pytest.approx(np.quantile(result.null_best, 0.99))
+
+
+def clustered() -> tuple[np.ndarray, np.ndarray]:
+    """Every concept a tight cluster far from the others (what a plain colour looks like in a net's features,
+    the built-in bank's case, issue 26): random directions put some cluster wholly above the rest."""
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(C), M)
+    return 10.0 * rng.standard_normal((C, D))[labels] + 0.01 * rng.standard_normal((C * M, D)), labels
+
+
+def test_a_threshold_at_the_highest_attainable_auroc_cannot_resolve_and_says_why():
+    X, labels = clustered()
+    result = detect_concepts(X, labels, np.eye(D), sign_free=False, null_repeats=10)
+    # more than 1% of the null's per-concept maxima are a perfect 1: the 0.99 quantile is 1, nothing is above it
+    assert np.mean(result.null_best >= 1.0) > 0.01 and result.threshold == ATTAINABLE_AUROC == 1.0
+    assert not result.detects.any() and result.unique_concepts.value == 0     # the 0 that is not a measurement
+    why = result.unresolvable
+    assert why.startswith("threshold 1, the 0.99 quantile of the best AUROC of 48 random orthonormal directions "
+                          "per concept over 10 draws, ") and f"of {C} concepts)" in why
+    # a null below the top resolves: nothing to say
+    X, labels, basis = planted()
+    assert detect_concepts(X, labels, basis, sign_free=True, null_repeats=10).unresolvable == ""
 
 
 def test_directions_must_be_unit_rows():

@@ -143,7 +143,7 @@ def evaluate(check: CheckSpec, measured: MetricValue, context: str,
                      min_delta=check.min_delta, max_delta=check.max_delta, label=label)
     passed = counts_as_passed(decided.outcome, inconclusive_policy)
     if problem:
-        message = f"{label} could not be measured: {problem}\n  required: {required}"
+        message = f"{label}{UNMEASURED}{problem}\n  required: {required}"
     elif low is not None and value < low.value:
         source = f" ({low.why})" if low.why else ""
         message = (f"{label} = {verdict_text(value, lo_value, hi_value)}{source}"
@@ -197,6 +197,17 @@ def release_margin(check: CheckSpec) -> float | None:
         return check.margin
     deltas = [abs(d) for d in (check.min_delta, check.max_delta) if d is not None]
     return min(deltas) if deltas else None
+
+
+#: what joins a check's label to the reason it could not be measured in its message
+UNMEASURED = " could not be measured: "
+
+
+def unmeasured_reason(message: str) -> str:
+    """Why a check could not be measured (its value undefined: not applicable, NaN), read from its message
+    ("" when the message does not say): what every summary line shows instead of a bare "undefined"."""
+    _, found, rest = message.partition(UNMEASURED)
+    return rest.split("\n", 1)[0] if found else ""
 
 
 #: what a verdict is read from (recorded as ``basis``, so ``merge`` can settle a recorded check again):

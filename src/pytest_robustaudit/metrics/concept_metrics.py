@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .types import CONCEPTS_PER_DIRECTION, COUNT, FRACTION, NEEDS_CONCEPTS, NEEDS_NULL, NEEDS_SUMMARY, READS_CONCEPTS, Evidence, Metric, MetricValue, NotApplicable, Param
+from .types import CONCEPTS_PER_DIRECTION, COUNT, FRACTION, NEEDS_CONCEPTS, NEEDS_NULL, NEEDS_SUMMARY, NOT_APPLICABLE, READS_CONCEPTS, Evidence, Metric, MetricValue, NotApplicable, Param
 
 DIRECTION_SETS = ("all", "neurons", "head")
 
@@ -160,21 +160,54 @@ def _detected(result: Any) -> dict[str, Any]:
                      for i, n in enumerate(result.names) if n in found}}
 
 
+#: the way out of an unresolvable detection, named in its reason
+RESOLVE_HINT = ("a bank whose concepts random directions do not separate perfectly resolves: more images per "
+                "concept (`images_per_concept`), or real images (`concepts: {path: DIR}`), "
+                "docs/concepts.md#when-random-directions-already-separate-a-concept")
+
+
+def unresolved_reason(clauses: dict[str, str]) -> str:
+    """The not-applicable reason of a detection whose threshold sits at the highest attainable AUROC:
+    what it means, the figures per set of directions, the way out."""
+    from .concepts import UNRESOLVABLE
+
+    figures = "; ".join(f"{kind}: {clause}" for kind, clause in clauses.items())
+    return f"{UNRESOLVABLE} ({figures}); {RESOLVE_HINT}"
+
+
+def _unresolved(result: Any) -> dict[str, Any]:
+    """What one unresolvable set of directions recorded: its threshold and why there is no count (no
+    count and no null: at a threshold of 1 both are 0 by construction, not by measurement)."""
+    return {"directions": int(result.auroc.shape[1]), "sign_free": bool(result.sign_free),
+            "threshold": result.threshold, "quantile": result.quantile, "unresolved": result.unresolvable}
+
+
 def _unique_concepts(inputs: Any, directions: str) -> MetricValue:
     if directions not in DIRECTION_SETS:
         raise NotApplicable(f"unknown directions {directions!r}; use one of {', '.join(DIRECTION_SETS)}")
     c = _bank(inputs)
     details: dict[str, Any] = {"directions": directions, "concepts": len(c.names), "bank": dict(c.bank)}
-    results = {}
+    results, unresolved = {}, {}
     for kind in (("neurons", "head") if directions == "all" else (directions,)):
         try:
-            results[kind] = detection(inputs, kind)
-            details[kind] = _detected(results[kind])
+            result = detection(inputs, kind)
         except NotApplicable as why:
             if directions == kind:
                 raise
             details[f"{kind}_note"] = f"not probed: {why}"
+            continue
+        if result.unresolvable:
+            # its threshold is the highest attainable AUROC: it can find nothing, so it adds nothing to the
+            # union, and when no set of directions resolves the count is not applicable, not 0
+            unresolved[kind] = result.unresolvable
+            details[kind] = _unresolved(result)
+            details[f"{kind}_note"] = f"cannot resolve: {result.unresolvable}"
+            continue
+        results[kind] = result
+        details[kind] = _detected(result)
     if not results:
+        if unresolved:
+            return MetricValue(math.nan, details, undefined_reason=NOT_APPLICABLE + unresolved_reason(unresolved))
         raise NotApplicable("; ".join(details[k] for k in details if k.endswith("_note")))
     hits = np.zeros(len(c.names), dtype=bool)
     for result in results.values():
@@ -197,6 +230,10 @@ def _polysemanticity(inputs: Any, directions: str) -> MetricValue:
     if directions not in ("neurons", "head"):
         raise NotApplicable(f"unknown directions {directions!r}; use neurons or head")
     result = detection(inputs, directions)
+    if result.unresolvable:
+        details = {**_unresolved(result), "directions": directions, "count": int(result.auroc.shape[1])}
+        return MetricValue(math.nan, details,
+                           undefined_reason=NOT_APPLICABLE + unresolved_reason({directions: result.unresolvable}))
     poly = result.polysemanticity
     active = int((result.per_direction > 0).sum())
     return MetricValue(poly.mean, {
@@ -253,12 +290,13 @@ CONCEPT_METRICS: tuple[Metric, ...] = (
            unit="concepts", params={"directions": Param(str, "all", choices=("all", "neurons", "head"), help="all (neurons and the head's directions), "
                                                                    "neurons, or head")},
            domain=COUNT, reads=READS_CONCEPTS, needs=_BANK + (NEEDS_NULL,), default=False, evidence=_EVIDENCE, integer=True, interval="informational",
-           version=2),   # 2: the random-direction null draws at most 50 sets (MAX_DIRECTION_DRAWS)
+           version=3),   # 2: the null draws at most 50 sets (MAX_DIRECTION_DRAWS); 3: not applicable, not 0, when
+                         # the null's threshold is the highest attainable AUROC (docs/metrics.md#definition-versions)
     Metric("polysemanticity", _polysemanticity, "Concepts per direction: the mean over every probed direction "
            "(distribution and null in the details and the report).",
            "mean_j #{c : AUROC(X v_j, c) > threshold}", unit="concepts per direction",
            params={"directions": Param(str, "neurons", "neurons or head", choices=("neurons", "head"))},
-           domain=CONCEPTS_PER_DIRECTION, reads=READS_CONCEPTS, needs=_BANK + (NEEDS_NULL,), default=False, evidence=_EVIDENCE, interval="informational", version=2),
+           domain=CONCEPTS_PER_DIRECTION, reads=READS_CONCEPTS, needs=_BANK + (NEEDS_NULL,), default=False, evidence=_EVIDENCE, interval="informational", version=3),   # as unique_concepts
     Metric("concept_overlap", _concept_overlap, "Jaccard overlap of the concepts this model encodes with those "
            "the reference encodes on the same bank.", "|A ∩ B| / |A ∪ B|", unit="Jaccard",
            domain=FRACTION, reads=READS_CONCEPTS, needs=_BANK, default=True, evidence=_EVIDENCE, interval="informational"),

@@ -40,6 +40,12 @@ MIN_NULL_VALUES = 1000
 #: 0.99 quantile with >= 50 C values: at C = 6 the threshold's chance exceedance is 1% +- 0.6% (binomial
 #: standard error of the empirical quantile), at C >= 20 the 1000-value default is met (docs/concepts.md#cost)
 MAX_DIRECTION_DRAWS = 50
+#: the highest AUROC any direction can reach (every image of the concept ranked above every other): a
+#: threshold at it cannot be beaten, since a direction detects a concept only strictly above the threshold
+ATTAINABLE_AUROC = 1.0
+#: what an unresolvable detection means (:attr:`DirectionResult.unresolvable` gives the figures behind it)
+UNRESOLVABLE = ("random directions already reach the highest attainable AUROC (1) on this bank, so no direction "
+                "can detect a concept beyond chance")
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,22 @@ class DirectionResult:
     def best_direction(self) -> np.ndarray:
         """Each concept's best direction (index into the directions) [C]."""
         return np.argmax(self.auroc, axis=1)
+
+    @property
+    def unresolvable(self) -> str:
+        """Why no direction can detect any concept here ("" when one can): the threshold sits at the
+        highest attainable AUROC.  Random directions already separate some concepts perfectly (a concept
+        whose images cluster tightly, far from the rest: a plain colour), often enough that the ``quantile``
+        of the null maxima is 1, so "strictly above the threshold" is out of reach for every direction and
+        the count would read 0 whatever the representation: not a measurement (docs/concepts.md).  The
+        answer says how the threshold came about; :data:`UNRESOLVABLE` is the sentence it completes."""
+        if self.threshold < ATTAINABLE_AUROC:
+            return ""
+        at_top = self.null_best >= ATTAINABLE_AUROC
+        return (f"threshold {self.threshold:.4g}, the {self.quantile:g} quantile of the best AUROC of "
+                f"{self.auroc.shape[1]} random orthonormal directions per concept over {self.null_best.shape[0]} "
+                f"draws, {at_top.mean():.1%} of them 1 (on {int(at_top.any(axis=0).sum())} of {len(self.names)} "
+                f"concepts)")
 
     @property
     def unique_concepts(self) -> ConceptFigure:

@@ -164,6 +164,19 @@ def _kinds(encoded: dict[str, Any] | None, unique: dict[str, Any] | None) -> tup
     return tuple(rows)
 
 
+#: a record written before definition version 3 counted 0 where the threshold was AUROC 1: said, not drawn
+_OLD_ZERO = ("random directions already reach AUROC 1 on this bank, so no direction can beat the null and this 0 "
+             "is not a measurement (recorded under definition version {version}; version 3 says not applicable)")
+
+
+def _at_top(details: dict[str, Any]) -> bool:
+    """Whether a recorded detection's threshold is the highest attainable AUROC (nothing can be above it)."""
+    from ..metrics.concepts import ATTAINABLE_AUROC
+
+    threshold = details.get("threshold")
+    return isinstance(threshold, (int, float)) and threshold >= ATTAINABLE_AUROC
+
+
 def _audit_concepts(i: int, j: int, result: Any, layer_name: str, layer: Any) -> AuditConcepts | None:
     encoded = layer.metrics.get("concepts_encoded")
     if encoded is None or encoded.undefined_reason:
@@ -180,18 +193,23 @@ def _audit_concepts(i: int, j: int, result: Any, layer_name: str, layer: Any) ->
         parts = []
         for kind, label in (("neurons", "neurons, sign kept"), ("head", "head's privileged directions, sign-free")):
             d = u.get(kind)
-            if d and float(d.get("threshold", 0)) >= 1.0:
-                notes.append(f"{label.split(',')[0]}: random directions already reach AUROC 1 on this bank, so no "
-                             "direction can beat the null: give every concept more images")
-            if d:
+            if d and not d.get("unresolved") and not _at_top(d):
                 parts.append(f"{d.get('directions')} {label}: {d.get('count')} (null {_fmt(d.get('null'))}, AUROC > "
                              f"{_fmt(d.get('threshold'))})")
+            elif d and not d.get("unresolved"):
+                notes.append(f"{label.split(',')[0]}: {_OLD_ZERO.format(version=unique.version)}")
             elif u.get(f"{kind}_note"):
                 notes.append(f"{label.split(',')[0]}: {u[f'{kind}_note']}")
         figures.append(("unique_concepts", _fmt(unique.value), _fmt(u.get("null")), "; ".join(parts)))
+    elif unique is not None:
+        notes.append(f"unique_concepts: {unique.undefined_reason}")
     poly = layer.metrics.get("polysemanticity")
     svg_text = ""
-    if poly is not None and not poly.undefined_reason:
+    if poly is not None and poly.undefined_reason:
+        notes.append(f"polysemanticity: {poly.undefined_reason}")
+    elif poly is not None and _at_top(poly.details or {}):
+        notes.append(f"polysemanticity: {_OLD_ZERO.format(version=poly.version)}")
+    elif poly is not None:
         p = poly.details or {}
         figures.append(("polysemanticity", _fmt(poly.value), _fmt(p.get("null")),
                         f"concepts per {_ONE.get(p.get('directions'), 'direction')}, mean over {p.get('count')}; "

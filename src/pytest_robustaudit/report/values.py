@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..analyse.checks import format_number, params_label, verdict_text
+from ..analyse.checks import format_number, params_label, unmeasured_reason, verdict_text
 from ..results import AuditResult, CheckOutcome
 
 #: a check's mark by status; "?" is a check whose interval straddles a bound (neither ✓ nor ✗: not settled)
@@ -142,6 +142,9 @@ def check_verdict(check: CheckOutcome) -> str:
     """The value against its bounds, plainly: ``20.59 > max 15, +37%``; ``not run: …`` when skipped."""
     if check.skip_reason:
         return "not run"
+    if check.basis == "unmeasured":      # no number to hold against the bounds: why, not a bare "undefined"
+        reason = unmeasured_reason(check.message)
+        return f"{format_number(check.value)}: {reason}" if reason else format_number(check.value)
     if check.status == "inconclusive":   # the value may sit inside the bounds: its interval does not
         from ..analyse.checks import bound_text
 
