@@ -10,7 +10,7 @@ For each model (random weights, no download) it runs 200 images of ../shared/dat
 * kurtosis_mean and basis_kurtosis_ratio, mean ± sd over 10 rotation seeds (the rotated value is
   about one draw from the null band, so the ratio moves with the seed).
 
-Not part of the test suite (minutes on a CPU): ``python benchmarks/measure_families.py [--models rn50 resnet18]``.
+Not part of the test suite (minutes on a CPU): ``python benchmarks/measure_outlier_references.py [--models rn50 resnet18]``.
 """
 
 from __future__ import annotations
