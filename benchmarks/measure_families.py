@@ -15,8 +15,9 @@ and on which side the truth fell when missed ("below": truth < low).
 Families measured: mean, median and ratio of per-image kurtosis (BCa / percentile), profile extremes
 (m-out-of-n), smooth profile functionals (log-scale basic), counts (per-feature exceedance;
 ``outlier_count`` also at τ = 3, where Lite0 has outliers: at the default τ = 10 it has none), binomial
-accuracies (Clopper-Pearson), and the self-resampling head metrics (``importance_top_share`` basic,
-``direction_outlier_alignment`` hull, ``prunable_fraction`` percentile).  ``direction_outlier_alignment``
+accuracies (Clopper-Pearson), and the self-resampling head metrics (``importance_top_share``: hull of the
+n- and m-out-of-n basic intervals, ``direction_outlier_alignment``: hull over the undecided outlier sets,
+``prunable_fraction``: percentile).  ``direction_outlier_alignment``
 is undefined on Lite0 at the default τ = 10 (no outlier feature in the 1000 images), so it is measured at
 τ = 5 (two outliers, the same two from τ = 4 to 5) and τ = 3 (three, one of them near its threshold).
 Left out: ``head_effective_rank`` (exact: a function of the head's weights), the concept metrics
@@ -60,7 +61,7 @@ CASES = (
     ("accuracy, Clopper-Pearson", "top1_accuracy", {}),
     ("accuracy, Clopper-Pearson", "top5_accuracy", {}),
     ("accuracy, Clopper-Pearson", "accuracy_at_pruning", {}),
-    ("re-ranked share, basic", "importance_top_share", {}),
+    ("re-ranked share, basic hull", "importance_top_share", {}),
     ("selection, hull", "direction_outlier_alignment", {"factor": 5.0}),
     ("selection, hull", "direction_outlier_alignment", {"factor": 3.0}),
     ("pruning, percentile", "prunable_fraction", {}),

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from types import SimpleNamespace
 
@@ -55,7 +56,7 @@ def test_effective_rank_is_exact():
 
 
 #: the rule each self-resampling head metric's interval uses (the record's ``method``)
-METHOD = {"importance_top_share": "basic bootstrap",
+METHOD = {"importance_top_share": "basic bootstrap, n- and m-out-of-n hull",
           "direction_outlier_alignment": "percentile bootstrap over undecided selections",
           "prunable_fraction": "percentile bootstrap"}
 
@@ -124,7 +125,8 @@ def test_a_sparse_layer_has_the_outliers_outlier_count_counts():
 # -- coverage on known truths (issue 26): trials drawn with replacement from a finite population ------------
 def _light_inputs(rows, head):
     """What the head metrics read of a layer, without the summary's kurtosis and rotation (not read here)."""
-    stats = SimpleNamespace(layer="representation", dim=rows.shape[1], n_images=rows.shape[0], profile=np.abs(rows).astype(np.float64).mean(0))
+    stats = SimpleNamespace(layer="representation", dim=rows.shape[1], n_images=rows.shape[0],
+                            profile=np.abs(rows).astype(np.float64).mean(0))
     return LayerInputs(stats, "representation", lambda: iter([rows]), None, lambda: head)
 
 
@@ -139,7 +141,8 @@ def _coverage(name, params, population, head, n=100, trials=150, resamples=200):
     for t in range(trials):
         inputs = _light_inputs(population[rng.integers(0, len(population), n)], head)
         measured = metric.evaluate(inputs, params)
-        sample = LayerSample(f"trial-{t}", "representation", tuple(map(str, range(n))), tuple(range(n)), 0, resamples, None)
+        sample = LayerSample(f"trial-{t}", "representation", tuple(map(str, range(n))), tuple(range(n)), 0,
+                             resamples, None)
         iv = metric_interval(metric, inputs.stats, sample, measured, params, audit=f"trial-{t}", inputs=inputs)
         held += iv.low <= truth <= iv.high
         seed = bs.derive_seed(f"trial-{t}", "representation", name, merged)
@@ -192,3 +195,18 @@ def test_the_interval_rule_is_recorded_and_no_kept_interval_can_go_stale():
         assert (back.method, back.low, back.high) == (METHOD[name], iv.low, iv.high), name
         assert not keepable(METRICS[name]), name
     assert all(not keepable(m) for m in BUILTIN_METRICS if m.interval == "resampled")
+
+
+def test_the_basic_rule_reflects_about_the_value_and_joins_the_m_out_of_n_interval():
+    rng = np.random.default_rng(4)
+    full, fewer, value = rng.normal(1.2, 0.1, 1000), rng.normal(1.3, 0.3, 1000), 1.0
+    q_lo, q_hi = np.quantile(full, [0.025, 0.975])
+    alone = bs.resampled_interval(value, bs.Replicates(full, "basic"), n=300)
+    assert (alone.low, alone.high) == pytest.approx((2 - q_hi, 2 - q_lo)) and alone.method == "basic bootstrap"
+    m_lo, m_hi = np.quantile(fewer, [0.025, 0.975])
+    joined = bs.resampled_interval(value, bs.Replicates(full, "basic", fewer=(fewer, 0.5)), n=300)
+    assert joined.low == pytest.approx(min(2 - q_hi, 1 - 0.5 * (m_hi - 1)))
+    assert joined.high == pytest.approx(max(2 - q_lo, 1 - 0.5 * (m_lo - 1)))
+    assert joined.method == "basic bootstrap, n- and m-out-of-n hull"
+    with pytest.raises(ValueError, match="rule"):
+        bs.Replicates(full, "bca")

@@ -283,8 +283,12 @@ class Replicates:
       was high), and a resample re-ranking its own noisy importances sits above the estimate by about
       the same amount.  The percentile interval therefore adds the bias a second time; the basic
       interval reflects the replicates about the estimate, which subtracts it (Davison & Hinkley
-      1997, §5.2).  Measured on the real EfficientNet-Lite0 (docs/intervals.md): percentile 70–74%
-      coverage at 100 images, basic 94–95%;
+      1997, §5.2).  With ``fewer`` = (m-out-of-n replicates, sqrt(m/n)) the interval is the hull of
+      the basic intervals of both resample sizes: the n-out-of-n one is right where the top-k sum is
+      differentiable (no direction tied at the cut), the m-out-of-n one where directions tie there
+      (Bickel, Götze & van Zwet 1997), and which holds is not known from the sample.  Measured on
+      the real EfficientNet-Lite0 (docs/intervals.md): percentile 70–83% coverage, n-out-of-n basic
+      alone 92.8% at 300 images, the hull above 95% at 100 and 300;
     * ``"hull"``: ``envelope(tails)`` gives, per resample, the lowest and the highest value the
       statistic takes over what the sample cannot decide (``direction_outlier_alignment``: every
       outlier set between the features surely above their threshold and those not surely below it);
@@ -296,6 +300,8 @@ class Replicates:
     values: np.ndarray
     rule: str = "percentile"
     envelope: Any = None
+    #: for ``"basic"``: (m-out-of-n replicates, sqrt(m / n)), whose basic interval joins the n-out-of-n one
+    fewer: Any = None
 
     RULES = ("percentile", "basic", "hull")
 
@@ -320,9 +326,16 @@ def resampled_interval(value: float, reps: Any, *, n: int, level: float = DEFAUL
         return percentile_interval(value, reps.values, n=n, level=level, sided=sided, note=note)
     tails = tail_probabilities(level, sided)
     boot = np.asarray(reps.values, dtype=np.float64)
+    method = RESAMPLED_METHODS[reps.rule]
     if reps.rule == "basic":
         q_low, q_high = _percentile_ends(boot, tails)
         low, high = 2 * float(value) - q_high, 2 * float(value) - q_low
+        if reps.fewer is not None:
+            smaller, scale = reps.fewer
+            m_low, m_high = _percentile_ends(np.asarray(smaller, dtype=np.float64), tails)
+            low = min(low, float(value) - scale * (m_high - float(value)))
+            high = max(high, float(value) - scale * (m_low - float(value)))
+            method = "basic bootstrap, n- and m-out-of-n hull"
     else:
         lows, highs, said = reps.envelope(tails)
         low = _percentile_ends(np.asarray(lows, dtype=np.float64), tails)[0]
@@ -332,7 +345,7 @@ def resampled_interval(value: float, reps: Any, *, n: int, level: float = DEFAUL
     if dropped:
         note = f"{note}; " if note else ""
         note += f"{dropped} of {boot.size} resamples undefined and left out"
-    return Interval(float(value), low, high, level, RESAMPLED_METHODS[reps.rule], sided, int(boot.size), n, note=note)
+    return Interval(float(value), low, high, level, method, sided, int(boot.size), n, note=note)
 
 
 def _percentile_ends(boot: np.ndarray, tails: tuple[float, float]) -> tuple[float, float]:
