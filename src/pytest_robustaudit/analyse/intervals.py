@@ -239,7 +239,8 @@ def _family_interval(metric: "Metric", stats: "LayerStats", sample: LayerSample 
 
 def _resampled(metric: "Metric", merged: dict[str, Any], measured: "MetricValue", inputs: Any,
                sample: LayerSample | None, layer: str, audit: str, level: float, sided: str) -> bs.Interval:
-    """A metric that resamples itself: its replicates from the layer's inputs, percentile ends."""
+    """A metric that resamples itself: its replicates from the layer's inputs, ends by the rule it
+    returns with them (:class:`~.metrics.bootstrap.Replicates`; a plain array: percentile)."""
     from ..metrics.types import NotApplicable
 
     if inputs is None:
@@ -250,10 +251,11 @@ def _resampled(metric: "Metric", merged: dict[str, Any], measured: "MetricValue"
         boot, n, note = metric.interval_input(inputs, seed=seed, resamples=resamples, **merged)
     except NotApplicable as why:
         return _no_interval(measured.value, str(why))
+    rule = boot.rule if isinstance(boot, bs.Replicates) else "percentile"
     if sample is not None and sample.method == "bca":
-        note = f"{note}; BCa asked for: percentile used (no jackknife for this statistic)" if note else \
-            "BCa asked for: percentile used (no jackknife for this statistic)"
-    return bs.percentile_interval(measured.value, boot, n=n, level=level, sided=sided, note=note)
+        said = f"BCa asked for: {bs.RESAMPLED_METHODS[rule]} used (no jackknife for this statistic)"
+        note = f"{note}; {said}" if note else said
+    return bs.resampled_interval(measured.value, boot, n=n, level=level, sided=sided, note=note)
 
 
 def layer_intervals(metrics: Any, stats: "LayerStats", sample: LayerSample | None,

@@ -267,6 +267,87 @@ def percentile_interval(value: float, boot: np.ndarray, *, n: int, level: float 
     return Interval(float(value), low, high, level, "percentile bootstrap", sided, int(boot.size), n, note=note)
 
 
+@dataclass(frozen=True)
+class Replicates:
+    """What a self-resampling metric (``Metric.interval == "resampled"``) hands back, and the rule
+    that turns it into an interval (:func:`resampled_interval`).
+
+    ``values``: its bootstrap replicates; ``rule``:
+
+    * ``"percentile"``: [Q*(α_lo), Q*(1−α_hi)], for a statistic whose resampling adds no bias of its
+      own (a mean over sets, a drop, the pruning fraction with the ranking held fixed);
+    * ``"basic"`` (reverse percentile): [2θ̂ − Q*(1−α_hi), 2θ̂ − Q*(α_lo)], for a statistic that
+      **re-ranks what it scores by the score itself** in every resample (``importance_top_share``).
+      The top-k sum of noisy importances is a convex function of them, so the estimate sits above the
+      truth (a winner's curse: the directions that rank in the top k are partly those whose noise
+      was high), and a resample re-ranking its own noisy importances sits above the estimate by about
+      the same amount.  The percentile interval therefore adds the bias a second time; the basic
+      interval reflects the replicates about the estimate, which subtracts it (Davison & Hinkley
+      1997, §5.2).  With ``fewer`` = (m-out-of-n replicates, sqrt(m/n)) the interval is the hull of
+      the basic intervals of both resample sizes: the n-out-of-n one is right where the top-k sum is
+      differentiable (no direction tied at the cut), the m-out-of-n one where directions tie there
+      (Bickel, Götze & van Zwet 1997), and which holds is not known from the sample.  Measured on
+      the real EfficientNet-Lite0 (docs/intervals.md): percentile 70–83% coverage, n-out-of-n basic
+      alone 92.8% at 300 images, the hull above 95% at 100 and 300;
+    * ``"hull"``: ``envelope(tails)`` gives, per resample, the lowest and the highest value the
+      statistic takes over what the sample cannot decide (``direction_outlier_alignment``: every
+      outlier set between the features surely above their threshold and those not surely below it);
+      the interval is [Q*(α_lo) of the lows, Q*(1−α_hi) of the highs].  For a statistic of a
+      thresholded selection, whose resamples select what the sample selected and so cannot see a
+      feature that sits near its threshold (the truth's set may hold it, the sample's not).
+    """
+
+    values: np.ndarray
+    rule: str = "percentile"
+    envelope: Any = None
+    #: for ``"basic"``: (m-out-of-n replicates, sqrt(m / n)), whose basic interval joins the n-out-of-n one
+    fewer: Any = None
+
+    RULES = ("percentile", "basic", "hull")
+
+    def __post_init__(self):
+        if self.rule not in self.RULES:
+            raise ValueError(f"Replicates.rule must be one of {self.RULES}, got {self.rule!r}")
+        if self.rule == "hull" and not callable(self.envelope):
+            raise ValueError("Replicates(rule='hull') needs envelope(tails) -> (lows, highs, note)")
+
+
+#: the method each rule writes beside its interval (the record's ``method``)
+RESAMPLED_METHODS = {"percentile": "percentile bootstrap", "basic": "basic bootstrap",
+                     "hull": "percentile bootstrap over undecided selections"}
+
+
+def resampled_interval(value: float, reps: Any, *, n: int, level: float = DEFAULT_LEVEL, sided: str = "two-sided",
+                       note: str = "") -> Interval:
+    """The interval of a self-resampling metric from its :class:`Replicates` (a plain array: percentile)."""
+    if not isinstance(reps, Replicates):
+        reps = Replicates(np.asarray(reps, dtype=np.float64))
+    if reps.rule == "percentile":
+        return percentile_interval(value, reps.values, n=n, level=level, sided=sided, note=note)
+    tails = tail_probabilities(level, sided)
+    boot = np.asarray(reps.values, dtype=np.float64)
+    method = RESAMPLED_METHODS[reps.rule]
+    if reps.rule == "basic":
+        q_low, q_high = _percentile_ends(boot, tails)
+        low, high = 2 * float(value) - q_high, 2 * float(value) - q_low
+        if reps.fewer is not None:
+            smaller, scale = reps.fewer
+            m_low, m_high = _percentile_ends(np.asarray(smaller, dtype=np.float64), tails)
+            low = min(low, float(value) - scale * (m_high - float(value)))
+            high = max(high, float(value) - scale * (m_low - float(value)))
+            method = "basic bootstrap, n- and m-out-of-n hull"
+    else:
+        lows, highs, said = reps.envelope(tails)
+        low = _percentile_ends(np.asarray(lows, dtype=np.float64), tails)[0]
+        high = _percentile_ends(np.asarray(highs, dtype=np.float64), tails)[1]
+        note = "; ".join(x for x in (note, said) if x)
+    dropped = int(boot.size - np.isfinite(boot).sum())
+    if dropped:
+        note = f"{note}; " if note else ""
+        note += f"{dropped} of {boot.size} resamples undefined and left out"
+    return Interval(float(value), low, high, level, method, sided, int(boot.size), n, note=note)
+
+
 def _percentile_ends(boot: np.ndarray, tails: tuple[float, float]) -> tuple[float, float]:
     boot = boot[np.isfinite(boot)]
     if boot.size == 0:

@@ -302,6 +302,28 @@ def paired_profile_difference(res_a: ProfileResamples, res_b: ProfileResamples, 
                     note=f"paired on {res_a.n} matched images; m = {res_a.m}")
 
 
+def exceedance_scores(obs: np.ndarray, boot: np.ndarray, scale: float,
+                      tails: tuple[float, float]) -> tuple[np.ndarray, float, float]:
+    """Per-feature z-scores of threshold margins and the two Bonferroni cut-offs of :func:`count_interval`.
+
+    ``obs`` ``[d]``: the observed margins; ``boot`` ``[B, d]``: their replicates (rows with a non-finite
+    margin left out), whose spread times ``scale`` (sqrt(m/n) for m-out-of-n replicates, 1 for n-out-of-n)
+    is each margin's standard error.  Returns (z, c_low, c_high): feature i is surely over its threshold
+    when z_i > c_low, surely under when z_i < -c_high, undecided otherwise.  Shared by the counts and by
+    ``direction_outlier_alignment``, which takes every outlier set the undecided features allow."""
+    finite_rows = np.isfinite(boot).all(axis=1)
+    se = boot[finite_rows].std(axis=0) * scale if finite_rows.any() else np.zeros_like(obs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(se > 0, obs / np.where(se > 0, se, 1.0), np.where(obs > 0, np.inf, -np.inf))
+    d = obs.size
+    values = []
+    for tail in tails:
+        screen = _NORMAL.inv_cdf(1 - tail / max(d, 1))
+        contested = int(np.count_nonzero(np.abs(z) < screen))
+        values.append(_NORMAL.inv_cdf(1 - tail / max(contested, 1)))
+    return z, values[0], values[1]
+
+
 def count_interval(res: ProfileResamples, margins: ProfileStatistic, *, level: float = DEFAULT_LEVEL,
                    sided: str = "two-sided", uses: str = "abs") -> Interval:
     """Interval for a thresholded count: ``margins`` maps profiles ``[..., d]`` to per-feature margins ``[..., d]``.
@@ -322,17 +344,7 @@ def count_interval(res: ProfileResamples, margins: ProfileStatistic, *, level: f
         return Interval(math.nan, math.nan, math.nan, level, "per-feature exceedance", sided, 0, res.n,
                         note="undefined margins (e.g. a zero reference scale)")
     count = int(np.count_nonzero(obs > 0))
-    finite_rows = np.isfinite(boot).all(axis=1)
-    se = boot[finite_rows].std(axis=0) * math.sqrt(res.m / res.n) if finite_rows.any() else np.zeros_like(obs)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(se > 0, obs / np.where(se > 0, se, 1.0), np.where(obs > 0, np.inf, -np.inf))
-    d = obs.size
-    values = []
-    for tail in tails:
-        screen = _NORMAL.inv_cdf(1 - tail / max(d, 1))
-        contested = int(np.count_nonzero(np.abs(z) < screen))
-        values.append(_NORMAL.inv_cdf(1 - tail / max(contested, 1)))
-    c_low, c_high = values
+    z, c_low, c_high = exceedance_scores(obs, boot, math.sqrt(res.m / res.n), tails)
     low, high = int(np.count_nonzero(z > c_low)), int(np.count_nonzero(z > -c_high))
     undecided = high - low
     note = (f"{undecided} feature(s) undecided at this level" if undecided else "every feature decided") + \

@@ -177,7 +177,9 @@ class Metric:
       ``[..., d] -> [...]`` (or ``(statistic, "signed")``), or for a count a factory
       ``(**params) -> margins`` (or ``(factory, "per_feature")`` for a fraction of the features), or for
       ``"resampled"`` a function ``(inputs, seed=, resamples=, **params) -> (replicates, n, note)``
-      that reads the layer's :class:`~.inputs.LayerInputs` (percentile interval of the replicates).
+      that reads the layer's :class:`~.inputs.LayerInputs`: the replicates as an array (percentile
+      interval) or as :class:`~.bootstrap.Replicates` naming the rule their resampling needs (``"basic"``
+      for a statistic that re-ranks by its own score, ``"hull"`` for one of a thresholded selection).
     """
 
     name: str
