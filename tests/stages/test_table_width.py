@@ -118,3 +118,14 @@ def test_a_long_layer_name_keeps_its_start_and_its_end():
     lines = terminal_table([result])
     first, second = lines[2].split()[1], lines[3].split()[0]
     assert first != second and "…" in first and first.endswith("c_fc") and first.startswith("visual")
+
+
+def test_a_model_name_stays_whole_while_the_table_has_room():
+    """The shipped audit's name (44 characters) reads whole in 120 columns; a longer one is cut only when
+    the columns would not fit beside it."""
+    name = "efficientnet-lite0 (ImageNet-1k, supervised)"
+    lines = terminal_table([make_result(name)], {}, REGISTRIES.metrics)
+    assert lines[2].startswith(name) and max(map(len, lines)) <= 120
+    longer = name + " fine-tuned on our in-house data, epoch 10 of 10"
+    cut = terminal_table([make_result(longer)], {}, REGISTRIES.metrics)
+    assert max(map(len, cut)) <= 120 and cut[2].split("…")[0] and not cut[2].startswith(longer)

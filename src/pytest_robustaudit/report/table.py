@@ -32,6 +32,8 @@ from ..results import AuditResult, tally, verdict_of
 #: the widest line of the table without ``-v`` (docs/report.md)
 WIDTH = 120
 MAX_MODEL = 36
+#: how long a model name may stay whole when the table has room for it
+MAX_MODEL_ROOMY = 64
 MAX_LAYER = 24
 MAX_ERROR = 90
 #: between two columns, and between two folded items
@@ -173,13 +175,18 @@ def terminal_table(results: Iterable[AuditResult], errors: dict[Any, str] | None
     results = list(results)
     head = headers(metrics, results)
     body = rows(results, metrics, intervals)
-    failed = [(_clip(os.path.basename(os.fspath(path)), MAX_MODEL), headline(message))
-              for path, message in (errors or {}).items()]
-    if not body and not failed:
+    if not body and not errors:
         return []
-    body = [(_clip(r[0], MAX_MODEL), _elide(r[1], MAX_LAYER), *r[2:]) for r in body]
-    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(head)]
-    widths[0] = max(widths[0], *(len(name) for name, _ in failed)) if failed else widths[0]
+    # model names whole (up to MAX_MODEL_ROOMY) when every column still fits; else cut to MAX_MODEL
+    for most in (MAX_MODEL_ROOMY, MAX_MODEL):
+        failed = [(_clip(os.path.basename(os.fspath(path)), most), headline(message))
+                  for path, message in (errors or {}).items()]
+        cut = [(_clip(r[0], most), _elide(r[1], MAX_LAYER), *r[2:]) for r in body]
+        widths = [max(len(h), *(len(r[i]) for r in cut)) if cut else len(h) for i, h in enumerate(head)]
+        widths[0] = max(widths[0], *(len(name) for name, _ in failed)) if failed else widths[0]
+        if width is None or sum(widths) + len(GAP) * (len(widths) - 1) <= width:
+            break
+    body = cut
     fixed = widths[0] + widths[1] + widths[-2] + widths[-1] + 3 * len(GAP)
     if width is not None and fixed > width:   # huge counts: the model names give the room
         widths[0] = max(len(head[0]), widths[0] - (fixed - width))
