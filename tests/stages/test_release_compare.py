@@ -234,3 +234,12 @@ def test_diff_reads_older_records_and_refuses_a_mismatch(tmp_path):
     (tmp_path / "newer.json").write_text(json.dumps(newer))
     refused = _diff(str(tmp_path / "newer.json"), str(tmp_path / "after.json"))
     assert refused.returncode == 2 and "newer" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_the_markdown_block_stands_apart_from_the_summary_it_follows():
+    from pytest_robustaudit.report.changes import changes_markdown
+
+    before = _with_hashes(make_result("a"))
+    text = changes_markdown([compare_audits(_rescaled(before, 300.0), before, REGISTRIES.metrics)])
+    assert text.startswith("\n## Change from the reference release\n\n| audit |")
+    assert changes_markdown([]) == ""

@@ -83,7 +83,7 @@ def changes_markdown(comparisons: Sequence[AuditComparison]) -> str:
     """The checked metrics' changes as a Markdown table (what a CI job page shows)."""
     if not comparisons:
         return ""
-    out = ["## Change from the reference release", "",
+    out = ["", "## Change from the reference release", "",   # a blank line first: it follows another block
            "| audit | metric @ layer | reference → this run | change [interval] | verdict | basis |",
            "|---|---|---|---|---|---|"]
     notes = []
@@ -100,8 +100,8 @@ def changes_markdown(comparisons: Sequence[AuditComparison]) -> str:
         if moved:
             notes.append(f"- {_md(comp.audit)} (vs {_md(comp.reference)}): {moved} unchecked value(s) changed "
                          "(exploratory, not a gate)")
-    if len(out) == 4:
-        out = out[:2]
+    if len(out) == 5:
+        out = out[:3]
     return "\n".join(out + ([""] + notes if notes else [])) + "\n"
 
 
