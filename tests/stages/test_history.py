@@ -138,3 +138,9 @@ def test_the_history_command_lists_and_prunes(tmp_path):
         done = _cli(*args)
         assert done.returncode == 2 and said in done.stderr + done.stdout, (args, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_a_folder_that_cannot_be_created_says_so(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(HistoryError, match="cannot create the history folder .*point --audit-history"):
+        History(tmp_path / "f" / "sub").write([make_result("a")], {}, None, label="v1")
