@@ -63,17 +63,26 @@ def test_concurrent_writers_lose_and_corrupt_nothing(tmp_path):
         assert run["label"] == entry.label and run["history_entry"] == entry.id and result.name == "a"
 
 
-def test_last_passes_over_partial_runs_and_labels_find_their_run(tmp_path):
+PASSING = (("kurtosis_mean", {"min": 1.0}, {}),)
+
+
+def test_last_is_the_last_release_not_a_partial_run_a_failed_candidate_or_this_label(tmp_path):
     history = History(tmp_path)
-    first = history.write([make_result("a")], {}, None, label="v1")
-    history.write([make_result("a", seed=2)], {}, None, label="v2", partial="1 check(s) deselected")
+    first = history.write([make_result("a", checks=PASSING)], {}, None, label="v1")
+    history.write([make_result("a", seed=2, checks=PASSING)], {}, None, label="v2", partial="1 check(s) deselected")
+    failed = history.write([make_result("a", seed=3)], {}, None, label="v3")      # outlier_count fails: a candidate
     key = "/audits/a.yaml::a"
+    assert not failed.audit(key).passed and first.audit(key).passed
     assert history.find(key, "last").id == first.id
     assert history.find(key, "v2").partial == "1 check(s) deselected"
+    assert history.find(key, "v3").id == failed.id                               # a label finds what it names
     assert history.find(key, "last", exclude=[first.id]) is None
     assert history.find("/audits/b.yaml::b", "last") is None
+    retried = history.write([make_result("a", checks=PASSING)], {}, None, label="v4")
+    assert history.find(key, "last", label="v4").id == first.id                  # a retried job: never itself
+    assert history.find(key, "last", label="v5").id == retried.id
     (point,) = [c for c in history.entry(first.id).audit(key).checks if c.metric == "kurtosis_mean"]
-    assert point.status in ("pass", "fail") and point.value == make_result("a").checks[0].value
+    assert point.status == "pass" and point.value == make_result("a", checks=PASSING).checks[0].value
 
 
 def test_a_damaged_entry_is_reported_and_skipped(tmp_path):
@@ -144,3 +153,56 @@ def test_a_folder_that_cannot_be_created_says_so(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(HistoryError, match="cannot create the history folder .*point --audit-history"):
         History(tmp_path / "f" / "sub").write([make_result("a")], {}, None, label="v1")
+
+
+def test_an_entry_never_names_files_outside_its_own(tmp_path):
+    """An index entry whose id is not its file's own (copied, or edited to ``../../victim``) is damaged:
+    prune never deletes through it, read_audit never reads through it."""
+    history = History(tmp_path / "h")
+    good = history.write([make_result("a")], {}, None, label="v1")
+    victim = tmp_path / "victim.json"
+    victim.write_text("{}")
+    forged = tmp_path / "h" / "index" / "20260101T000000.000000Z-aaaaaaaa.json"
+    forged.write_text(json.dumps({**json.loads((tmp_path / "h" / "index" / f"{good.id}.json").read_text()),
+                                  "id": "../../victim"}))
+    history = History(tmp_path / "h")
+    assert [e.id for e in history.entries()] == [good.id]
+    assert "names another entry" in dict(history.problems)[forged]
+    history.prune(older_than=0.0, now=4e9)
+    assert victim.exists()
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda d: d["audits"][0]["checks"][0].update(value=10 ** 400), None),       # read as no number
+    (lambda d: d.update(created="yesterday"), "damaged"),
+    (lambda d: d.update(partial=None), None),
+    (lambda d: d.update(audits=5), "damaged"),
+])
+def test_hand_edited_entries_read_or_are_reported_never_raise(tmp_path, edit, said):
+    history = History(tmp_path)
+    entry = history.write([make_result("a")], {}, None, label="v1")
+    path = tmp_path / "index" / f"{entry.id}.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    history = History(tmp_path)
+    found = history.entries()
+    if said is None:
+        assert len(found) == 1 and not found[0].partial and not history.problems
+    else:
+        assert found == [] and said in dict(history.problems)[path]
+    done = _cli("list", "--dir", str(tmp_path))
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    pruned = _cli("prune", "--older-than", "1d", "--dir", str(tmp_path))
+    assert pruned.returncode == 0 and "Traceback" not in pruned.stderr
+
+
+def test_keep_counts_complete_runs_and_keeps_a_newer_partial_one(tmp_path):
+    history = History(tmp_path)
+    v13 = history.write([make_result("a", checks=PASSING)], {}, None, label="v1.3")
+    v14 = history.write([make_result("a", checks=PASSING)], {}, None, label="v1.4")
+    v15 = history.write([make_result("a", checks=PASSING)], {}, None, label="v1.5", partial="interrupted")
+    removed = history.prune(keep=1)
+    assert [e.id for e in removed] == [v13.id]
+    assert [e.id for e in history.entries()] == [v14.id, v15.id]
+    assert history.find("/audits/a.yaml::a", "last").id == v14.id

@@ -243,3 +243,74 @@ def test_the_markdown_block_stands_apart_from_the_summary_it_follows():
     text = changes_markdown([compare_audits(_rescaled(before, 300.0), before, REGISTRIES.metrics)])
     assert text.startswith("\n## Change from the reference release\n\n| audit |")
     assert changes_markdown([]) == ""
+
+
+def test_between_two_bounds_a_move_across_the_middle_never_reads_improved():
+    from pytest_robustaudit.analyse.compare import crosses_middle
+
+    check = CheckOutcome("m", "l", 0.9, 0.0, 1.0, True, "")
+    assert crosses_middle(check, 0.45, 0.9) and not crosses_middle(check, 0.45, 0.3)
+    # 0.45 -> 0.9: now 0.1 under the max: toward the bound now nearer, whole interval above 0: regressed
+    assert gate_verdict(iv(0.40, 0.50), 0.45, "up", 0.0, crossed=True) == "regressed"
+    # 0.45 -> 0.55: the room to the bounds did not shrink: inconclusive, never improved
+    assert gate_verdict(iv(-0.2, -0.05), -0.1, "up", 0.0, crossed=True) == "inconclusive"
+
+
+def test_exact_values_on_both_sides_compare_exactly():
+    checks = (("kurtosis_mean", {"min": 1.0}, {}),)
+    before = _with_hashes(make_result("a", checks=checks), prefix="x")
+    after = _with_hashes(make_result("a", checks=checks, seed=5), prefix="y")
+    for r in (before, after):
+        value = r.layers["representation"].metrics["kurtosis_mean"].value
+        r.layers["representation"].intervals["kurtosis_mean"] = Interval(value, value, value, 0.95, "exact",
+                                                                         exact=True)
+    (checked,) = [c for c in compare_audits(after, before, REGISTRIES.metrics).changes if c.checked]
+    assert checked.basis == "exact on both sides" and checked.interval.low == checked.interval.high == checked.delta
+    assert checked.verdict == ("improved" if checked.delta > 0 else "regressed")
+
+
+def test_unreadable_levels_and_missing_values_are_said_not_raised():
+    checks = (("kurtosis_mean", {"min": 1.0}, {}), ("outlier_count", {"max": 5.0}, {"factor": 100.0}))
+    before = _with_hashes(make_result("a", checks=(checks[0],)), prefix="x")
+    after = _with_hashes(make_result("a", checks=checks, seed=5), prefix="y")
+    before.layers["representation"].intervals["kurtosis_mean"] = iv(10.0, 12.0)
+    after.layers["representation"].intervals["kurtosis_mean"] = dataclasses.replace(iv(30.0, 34.0), level=1.0)
+    comp = compare_audits(after, before, REGISTRIES.metrics)
+    (kurtosis,) = [c for c in comp.changes if c.checked and c.metric == "kurtosis_mean"]
+    assert kurtosis.interval is None and kurtosis.verdict == "inconclusive"
+    assert "outlier_count (factor=100.0) @ representation not compared: the reference has no value" in " ".join(comp.notes)
+    bare = compare_audits(make_result("a"), make_result("a", seed=4), REGISTRIES.metrics)
+    assert "keeps no image hashes" in " ".join(bare.notes)
+
+
+def test_diff_uses_each_audit_s_own_level_as_its_run_did(tmp_path):
+    """Records whose intervals are at 90% (ini audit_confidence 0.9): diff reads them at 90%, as the run's
+    own --audit-compare did, so both say the same."""
+    from pytest_robustaudit.analyse.compare import interval_level
+    from pytest_robustaudit.results.record import read_record, write_record
+
+    checks = (("kurtosis_mean", {"min": 1.0}, {}),)
+    before = _with_hashes(make_result("a", checks=checks), prefix="x")
+    after = _with_hashes(make_result("a", checks=checks, seed=5), prefix="y")
+    before.layers["representation"].intervals["kurtosis_mean"] = dataclasses.replace(iv(10.0, 12.0), level=0.9)
+    after.layers["representation"].intervals["kurtosis_mean"] = dataclasses.replace(iv(30.0, 34.0), level=0.9)
+    write_record([before], tmp_path / "b.json")
+    write_record([after], tmp_path / "a.json")
+    _, (b,) = read_record(tmp_path / "b.json")
+    _, (a,) = read_record(tmp_path / "a.json")
+    in_run = compare_audits(a, b, REGISTRIES.metrics, level=interval_level(a))
+    (by_diff,) = compare_runs([a], [b], REGISTRIES.metrics)
+    assert interval_level(a) == 0.9
+    assert [(c.interval.low, c.interval.high, c.verdict) for c in in_run.changes if c.checked] == \
+        [(c.interval.low, c.interval.high, c.verdict) for c in by_diff.changes if c.checked]
+
+
+def test_hand_edited_comparison_and_series_do_not_break_the_page():
+    from pytest_robustaudit.report import render_report
+
+    run = {"comparison": {"audits": [{"audit": "a", "changes": [{"metric": "m"}]}, 5]},
+           "history": {"series": [{"metric": "m", "params": [1], "points": [{"value": 1e308, "label": "v1"},
+                                                                             {"value": 2.0, "label": "v2"}]},
+                                  {"metric": "n", "points": 5}]}}
+    page = render_report([make_result("a")], REGISTRIES.metrics, run)
+    assert 'id="trends"' in page

@@ -92,10 +92,21 @@ def default_margin(check: CheckOutcome) -> float:
     return float(margin) if margin is not None and math.isfinite(margin) else 0.0
 
 
+def crosses_middle(check: CheckOutcome, reference_value: float, value: float) -> bool:
+    """Whether, between two bounds, the value moved from nearer one bound to nearer the other: the room
+    left to the bounds is then not read off the change's sign (:func:`gate_verdict` never says improved)."""
+    low, high = check.min, check.max
+    if low is None or high is None or not all(math.isfinite(x) for x in (low, high, reference_value, value)):
+        return False
+    middle = (low + high) / 2
+    return (reference_value - middle) * (value - middle) < 0
+
+
 def bad_direction(check: CheckOutcome, reference_value: float) -> str:
     """``up`` when an increase moves toward violating the check's bounds, ``down`` for a decrease: a
     check with only a lower bound fails low, one with only an upper bound fails high, one with both
-    toward whichever bound the reference value was nearer to."""
+    toward whichever bound the reference value was nearer to (the caller passes the current value where
+    the move crossed the middle: :func:`crosses_middle`)."""
     low = check.min if check.min is not None and math.isfinite(check.min) else None
     high = check.max if check.max is not None and math.isfinite(check.max) else None
     if low is not None and high is None:
@@ -109,8 +120,14 @@ def bad_direction(check: CheckOutcome, reference_value: float) -> str:
     return ""
 
 
-def gate_verdict(interval: bs.Interval | None, delta: float, bad: str, margin: float) -> str:
-    """One of :data:`GATE_VERDICTS` for a checked metric (see the module docstring)."""
+def gate_verdict(interval: bs.Interval | None, delta: float, bad: str, margin: float, crossed: bool = False) -> str:
+    """One of :data:`GATE_VERDICTS` for a checked metric (see the module docstring).  ``crossed``: the move
+    crossed the middle between two bounds (``bad`` then points at the bound now nearer): it may have
+    regressed, never improved, and when the room to the bounds did not shrink by more than the margin it
+    is inconclusive."""
+    if crossed:
+        found = gate_verdict(interval, delta, bad, margin)
+        return "regressed" if found == "regressed" else "inconclusive"
     if not math.isfinite(delta):
         return "inconclusive"
     if interval is None or not interval.has_interval:
@@ -173,9 +190,14 @@ def _change_interval(metric: Any, name: str, params: dict[str, Any], current: Au
                 return iv, f"paired by image ({len(pairs[0])} images)"
         except (ValueError, ArithmeticError, AttributeError):
             pass        # per-image values missing or malformed on one side: the recorded intervals below
-    has = [iv is not None and getattr(iv, "has_interval", False) for iv in (cur_iv, ref_iv)]
+    if all(iv is not None and getattr(iv, "exact", False) for iv in (cur_iv, ref_iv)) and math.isfinite(delta):
+        return bs.Interval(delta, delta, delta, level, "exact"), "exact on both sides"
+    has = [iv is not None and getattr(iv, "has_interval", False) and _usable_level(iv.level) for iv in (cur_iv, ref_iv)]
     if all(has):
-        iv = bs.unpaired_difference(cur_iv, ref_iv, level=level)
+        try:
+            iv = bs.unpaired_difference(cur_iv, ref_iv, level=level)
+        except (ValueError, ArithmeticError):
+            return None, "no interval: a recorded interval could not be read"
         # centred on the change of the values compared (an interval recorded beside a check at other
         # parameters, or rounded in a record, may carry another point value)
         shift = delta - iv.value
@@ -183,6 +205,21 @@ def _change_interval(metric: Any, name: str, params: dict[str, Any], current: Au
             iv = dataclasses.replace(iv, value=delta, low=iv.low + shift, high=iv.high + shift)
         return iv, "from the recorded intervals (unpaired)"
     return None, "no interval on " + ("either side" if not any(has) else "the reference" if has[0] else "this run")
+
+
+def _usable_level(level: Any) -> bool:
+    """A recorded interval's level a standard error can be read from (a hand-edited 1.0 or 0.3 cannot)."""
+    return isinstance(level, (int, float)) and 0.5 < level < 1
+
+
+def interval_level(result: AuditResult) -> float:
+    """The level ``result``'s intervals were computed at (the run's; the project default without any), which
+    a comparison of it uses, in a run and in ``diff`` alike."""
+    for layer in result.layers.values():
+        for iv in layer.intervals.values():
+            if getattr(iv, "has_interval", False) and _usable_level(iv.level):
+                return float(iv.level)
+    return bs.DEFAULT_LEVEL
 
 
 def _params_key(params: dict[str, Any]) -> tuple:
@@ -201,11 +238,19 @@ def compare_audits(current: AuditResult, reference: AuditResult, metrics: Any = 
         if name not in reference.layers:
             out.notes.append(f"layer {name} is not in the reference: not compared")
     if shared and _same_images(current, reference, shared[0]) is None:
-        out.notes.append("the probe images differ from the reference's: every change is unpaired")
+        hashed = all(layer.layers[shared[0]].image_hashes for layer in (current, reference))
+        out.notes.append("the probe images differ from the reference's: every change is unpaired" if hashed else
+                         "a record keeps no image hashes: every change is unpaired")
     ref_checks = {(c.metric, c.layer, _params_key(c.params)): c for c in reference.checks}
     covered: set[tuple] = set()
     for check in current.checks:
-        if check.layer not in reference.layers or math.isnan(check.value):
+        label = f"{check.metric}" + (f" ({', '.join(f'{k}={v}' for k, v in check.params.items())})" if check.params
+                                     else "") + f" @ {check.layer}"
+        if check.layer not in reference.layers:
+            continue                                   # said once per layer above
+        if math.isnan(check.value):
+            if not check.skip_reason:
+                out.notes.append(f"{label} not compared: its value is undefined in this run")
             continue
         metric = _metric(metrics, check.metric)
         defaults = metric.defaults() if metric is not None else {}
@@ -219,18 +264,22 @@ def compare_audits(current: AuditResult, reference: AuditResult, metrics: Any = 
         elif at_defaults and check.metric in ref_layer.metrics:
             ref_value, ref_iv = ref_layer.metrics[check.metric].value, ref_layer.intervals.get(check.metric)
         else:
+            out.notes.append(f"{label} not compared: the reference has no value of it at these parameters")
+            continue
+        if not math.isfinite(ref_value) and not math.isfinite(check.value):
             continue
         cur_layer = current.layers[check.layer]
         cur_iv = cur_layer.intervals.get(check.metric) if at_defaults and check.metric in cur_layer.intervals \
             else check.interval
         iv, basis = _change_interval(metric, check.metric, dict(check.params), current, reference, check.layer,
                                      cur_iv, ref_iv, level, resamples, check.value - ref_value)
-        bad = bad_direction(check, ref_value)
+        crossed = crosses_middle(check, ref_value, check.value)
+        bad = bad_direction(check, check.value if crossed else ref_value)
         margin = default_margin(check)
         from .checks import bound_text
 
         out.changes.append(Change(check.layer, check.metric, dict(check.params), True, check.value, ref_value, iv,
-                                  basis, gate_verdict(iv, check.value - ref_value, bad, margin), margin,
+                                  basis, gate_verdict(iv, check.value - ref_value, bad, margin, crossed), margin,
                                   bound_text(check.min, check.max), bad))
         if at_defaults:
             covered.add((check.metric, check.layer))
@@ -252,9 +301,10 @@ def compare_audits(current: AuditResult, reference: AuditResult, metrics: Any = 
 
 
 def compare_runs(current: Sequence[AuditResult], reference: Sequence[AuditResult], metrics: Any = None, *,
-                 reference_label: str = "", level: float = bs.DEFAULT_LEVEL,
+                 reference_label: str = "", level: float | None = None,
                  resamples: int = bs.DEFAULT_RESAMPLES) -> list[AuditComparison]:
-    """Two records' audits matched by name (``diff``); an audit only one side holds is reported skipped."""
+    """Two records' audits matched by name (``diff``); an audit only one side holds is reported skipped.
+    ``level``: None reads each audit's own (:func:`interval_level`), as its run's ``--audit-compare`` did."""
     by_name = {r.name: r for r in reference}
     out = []
     for result in current:
@@ -263,8 +313,8 @@ def compare_runs(current: Sequence[AuditResult], reference: Sequence[AuditResult
             out.append(AuditComparison(result.name, result.name, reference_label,
                                        skipped="the reference record holds no audit of this name"))
             continue
-        out.append(compare_audits(result, found, metrics, reference_label=reference_label, level=level,
-                                  resamples=resamples))
+        out.append(compare_audits(result, found, metrics, reference_label=reference_label,
+                                  level=interval_level(result) if level is None else level, resamples=resamples))
     return out
 
 

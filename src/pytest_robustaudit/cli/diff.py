@@ -97,6 +97,6 @@ def diff_main(args: Any) -> int:
     for problem in problems:
         print(f"robustaudit diff: {problem}", file=sys.stderr)
     print(f"robustaudit diff: {'a checked metric regressed' if regressed else 'no checked metric regressed'}")
-    if problems:
-        return 2
-    return 1 if regressed else 0
+    if regressed:
+        return 1          # a regression is the answer, whatever output could not be written beside it
+    return 2 if problems else 0

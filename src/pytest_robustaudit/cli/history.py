@@ -60,6 +60,10 @@ def history_main(argv: list[str]) -> int:
     except AuditError as error:
         print(f"robustaudit history: {error}", file=sys.stderr)
         return 2
+    except OSError as error:        # a file of the folder that cannot be removed (permissions, a read-only disk)
+        print(f"robustaudit history: cannot change {history.folder}: {error.strerror or error} "
+              f"({error.filename}); check the folder's permissions", file=sys.stderr)
+        return 2
     return 0
 
 

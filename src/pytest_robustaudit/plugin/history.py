@@ -39,8 +39,9 @@ def add_options(group: Any, parser: pytest.Parser) -> None:
                     help="the run's label in the history and every output (default: the git tag, else the "
                          "commit, as the CI job builds it).")
     group.addoption("--audit-compare", dest="audit_compare", default=None, metavar="REF",
-                    help="put beside every value its change from REF with an interval: 'last' (the newest complete "
-                         "kept run of the same audit), a label in the history, or a JSON record file.")
+                    help="put beside every value its change from REF with an interval: 'last' (the last release: "
+                         "the newest complete, passed kept run of the same audit under another label), a label in "
+                         "the history, or a JSON record file (*.json).")
     parser.addini("audit_history", default="", help="default for --audit-history (relative to the rootdir)")
     parser.addini("audit_label", default="", help="default for --audit-label")
 
@@ -100,15 +101,17 @@ def partial_reason(exitstatus: int, deselected: int, not_run: int) -> str:
 
 
 def _reference_record(config: pytest.Config, ref: str) -> Path | None:
+    """REF as a record file: one that exists, or any name ending in ``.json``; else REF is ``last`` or a
+    label (which may hold a ``/``: ``release/1.4``)."""
     path = Path(config.invocation_params.dir, os.path.expanduser(ref))
-    if path.is_file() or ref.endswith(".json") or os.sep in ref or "/" in ref:
+    if path.is_file() or ref.endswith(".json"):
         return path
     return None
 
 
 def compare_with(config: pytest.Config, results: list, metrics: Any, ref: str, history: Any, problems: list[str]) -> list:
     """Each audit's :class:`~.analyse.compare.AuditComparison` with ``ref`` (skipped ones say why)."""
-    from ..analyse.compare import AuditComparison, compare_audits
+    from ..analyse.compare import AuditComparison, compare_audits, interval_level
     from ..errors import AuditError
     from ..results.history import key_for
 
@@ -152,9 +155,13 @@ def compare_with(config: pytest.Config, results: list, metrics: Any, ref: str, h
                 continue
             entry, reference = found
             label = entry.shown
-        level = _level(result)
-        out.append(compare_audits(as_recorded(result), reference, metrics, key=key, reference_label=label,
-                                  level=level))
+        recorded = as_recorded(result)
+        try:
+            out.append(compare_audits(recorded, reference, metrics, key=key, reference_label=label,
+                                      level=interval_level(recorded)))
+        except (ValueError, ArithmeticError, KeyError, TypeError) as error:   # a damaged reference record
+            out.append(AuditComparison(result.name, key, label, skipped=f"the reference could not be compared: "
+                                       f"{type(error).__name__}: {error}"))
     return out
 
 
@@ -164,16 +171,6 @@ def as_recorded(result: Any) -> Any:
     from ..results.record import result_from_dict, result_to_dict
 
     return result_from_dict(result_to_dict(result))
-
-
-def _level(result: Any) -> float:
-    for layer in result.layers.values():
-        for iv in layer.intervals.values():
-            if getattr(iv, "has_interval", False):
-                return float(iv.level)
-    from ..metrics.bootstrap import DEFAULT_LEVEL
-
-    return DEFAULT_LEVEL
 
 
 def trend_series(history: Any, results: list, current_id: str) -> list[dict[str, Any]]:

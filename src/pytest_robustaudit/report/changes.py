@@ -144,10 +144,12 @@ def changes_view(run_info: dict[str, Any]) -> list[AuditChanges]:
     if not isinstance(found, dict):
         return []
     out = []
-    for data in found.get("audits", []) or []:
-        if not isinstance(data, dict):
-            continue
-        comp = comparison_from_json(data)
+    audits = found.get("audits")
+    for data in audits if isinstance(audits, list) else []:
+        try:
+            comp = comparison_from_json(data)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            continue        # a hand-edited record: the page shows what it can read
         out.append(AuditChanges(comp.audit, comp.reference, comp.skipped, comp.notes,
                                 [_row(c) for c in comp.changes if c.checked],
                                 [_row(c) for c in comp.changes if not c.checked]))

@@ -26,7 +26,8 @@ _STATUS_COLOUR = {"pass": svg.GREEN, "fail": svg.RED, "inconclusive": svg.ORANGE
 
 
 def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    """A number a chart can place (a hand-edited 1e308 would overflow the scale's arithmetic)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and abs(x) < 1e150
 
 
 def _short(label: str) -> str:
@@ -134,14 +135,19 @@ def trend_figures(run_info: dict[str, Any]) -> list[TrendFigure]:
     if not isinstance(history, dict):
         return []
     out = []
-    for i, series in enumerate(history.get("series", []) or []):
-        if not isinstance(series, dict):
+    found = history.get("series")
+    for i, series in enumerate(found if isinstance(found, list) else []):
+        if not isinstance(series, dict) or not isinstance(series.get("points"), list):
             continue
-        params = series.get("params") or {}
+        params = series.get("params") if isinstance(series.get("params"), dict) else {}
         label = ", ".join(f"{k}={v}" for k, v in params.items())
         metric = f"{series.get('metric', '')}" + (f" ({label})" if label else "")
         title = f"{series.get('audit', '')} · {metric} · {series.get('layer', '')}"
-        out.append(TrendFigure(f"trend-{i}", title, Markup(trend_svg(series, title))))
+        try:
+            drawn = trend_svg(series, title)
+        except (ValueError, TypeError, ArithmeticError):       # a hand-edited record's series
+            drawn = svg._placeholder(WIDTH, 60, title, "plot trend-plot", "this series cannot be drawn")
+        out.append(TrendFigure(f"trend-{i}", title, Markup(drawn)))
     return out
 
 

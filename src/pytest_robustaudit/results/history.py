@@ -17,8 +17,8 @@ Runs of one audit line up across releases by their **key**: the spec's path rela
 rootdir and the audit's name (``audits/lite0.yaml::lite0``), which stay when the checkpoint changes;
 the model and data fingerprints are kept beside it, so a comparison can say when the data changed.
 A run under ``--audit-limit`` (a smoke run) is never kept: its numbers are not the release's.  A run
-whose checks were not all run (``-k``, ``-x``, an interrupt) is kept but marked partial, and
-``last`` passes over it.  Unreadable entries (a half-copied folder, a hand edit) are reported and
+whose checks were not all run (``-k``, ``-x``) is kept but marked partial; ``last`` (the last release)
+passes over partial runs, failed candidates and runs under the current run's own label.  Unreadable entries (a half-copied folder, a hand edit) are reported and
 skipped, never fatal.  docs/ci.md#release-history.
 """
 
@@ -141,6 +141,8 @@ class AuditEntry:
     fingerprint: str
     data_fingerprint: str
     checks: tuple[CheckPoint, ...] = ()
+    #: every check that ran passed (skipped ones aside): a release, not a failed candidate
+    passed: bool = True
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,12 @@ def json_number(value: Any) -> float | None:
         return None
     if isinstance(value, str):
         return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.get(value)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:       # an integer beyond a float (a hand-edited file): not a number we can use
+        return None
 
 
 def _out(value: float | None) -> Any:
@@ -201,6 +208,11 @@ def _entry_from_json(data: Any, folder: Path, origin: str) -> Entry:
 
     if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT:
         raise HistoryError(f"{origin} is not a pytest-robustaudit history entry")
+    stem = Path(origin).stem
+    if data.get("id") != stem or not _ID.match(stem):
+        # the id names the record read and deleted beside it: never trust one that is not the file's own
+        raise HistoryError(f"{origin} names another entry ({data.get('id')!r}); it was copied or edited: remove "
+                           f"it with `python -m pytest_robustaudit history prune --id {stem} --dir DIR`")
     if not isinstance(data.get("version"), int) or data["version"] > INDEX_VERSION:
         raise HistoryError(f"{origin} was written by a newer pytest-robustaudit (entry version "
                            f"{data.get('version')!r}); upgrade to read it")
@@ -213,10 +225,13 @@ def _entry_from_json(data: Any, folder: Path, origin: str) -> Entry:
                                       json_number(c.get("min")), json_number(c.get("max")))
                            for c in a.get("checks", []))
             audits.append(AuditEntry(str(a["key"]), str(a["name"]), str(a.get("model", "")),
-                                     str(a.get("fingerprint", "")), str(a.get("data_fingerprint", "")), checks))
-        return Entry(str(data["id"]), str(data.get("label", "")), str(data["created"]), str(data.get("partial", "")),
+                                     str(a.get("fingerprint", "")), str(a.get("data_fingerprint", "")), checks,
+                                     a.get("passed", True) is not False))
+        created = str(data["created"])
+        _dt.datetime.fromisoformat(created)          # a time prune and the trend's order can read
+        return Entry(str(data["id"]), str(data.get("label") or ""), created, str(data.get("partial") or ""),
                      tuple(audits), folder)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise HistoryError(f"{origin} is damaged ({type(error).__name__}: {error}); remove it with "
                            f"`python -m pytest_robustaudit history prune --id <id> --dir DIR`") from None
 
@@ -261,7 +276,7 @@ class History:
                      "created": created, "partial": partial,
                      "audits": [{"key": audit_key(r, rootdir), "name": r.name, "model": r.model,
                                  "fingerprint": r.fingerprint, "data_fingerprint": data_fingerprint(r),
-                                 "checks": _check_points(r)} for r in results]}
+                                 "checks": _check_points(r), "passed": r.passed} for r in results]}
             write_text_atomic(self.folder / "index" / f"{entry_id}.json", json.dumps(index, indent=1) + "\n")
         except OSError as error:
             raise HistoryError(f"cannot write to the history folder {self.folder}: {error.strerror or error}; "
@@ -305,15 +320,21 @@ class History:
         self._read = sorted(found, key=lambda e: e.id)
         return list(self._read)
 
-    def find(self, key: str, reference: str, exclude: Iterable[str] = ()) -> Entry | None:
-        """The entry of audit ``key`` that ``reference`` names: ``last`` (the newest complete entry), or a
-        label (the newest entry with that label); ``exclude``: entry ids passed over (the current run)."""
+    def find(self, key: str, reference: str, exclude: Iterable[str] = (), label: str = "") -> Entry | None:
+        """The entry of audit ``key`` that ``reference`` names; ``exclude``: entry ids passed over.
+
+        ``last``: the newest entry of the last release: complete (no check left out), passed (a failed
+        candidate is not a release) and under another label than ``label``, the current run's (a retried
+        job never compares a candidate with itself).  A label: the newest complete entry with that label,
+        else its newest partial one."""
         skip = set(exclude)
         candidates = [e for e in self.entries() if e.id not in skip and e.audit(key) is not None]
         if reference == "last":
-            candidates = [e for e in candidates if not e.partial]
+            candidates = [e for e in candidates if not e.partial and e.audit(key).passed
+                          and not (label and e.label == label)]
         else:
-            candidates = [e for e in candidates if e.label == reference]
+            labelled = [e for e in candidates if e.label == reference]
+            candidates = [e for e in labelled if not e.partial] or labelled
         return candidates[-1] if candidates else None
 
     def labels(self) -> list[str]:
@@ -348,10 +369,15 @@ class History:
                 if now - created > older_than:
                     doomed[e.id] = e
         if keep is not None:
+            # per audit, the newest ``keep`` complete runs, and any partial run newer than all of them
             kept: set[str] = set()
             keys = {a.key for e in entries for a in e.audits}
             for key in keys:
-                kept.update(e.id for e in [e for e in entries if e.audit(key)][-keep:] if keep > 0)
+                mine = [e for e in entries if e.audit(key)]
+                complete = [e for e in mine if not e.partial][-keep:] if keep > 0 else []
+                kept.update(e.id for e in complete)
+                newest = complete[-1].id if complete else ""
+                kept.update(e.id for e in mine if e.partial and e.id > newest)
             for e in entries:
                 if e.id not in kept:
                     doomed[e.id] = e
@@ -394,6 +420,6 @@ class ReleaseHistory:
         None when there is none yet."""
         key = self.key(spec_path, name)
         if (key, wanted) not in self._read:
-            entry = self.folder.find(key, wanted)
+            entry = self.folder.find(key, wanted, label=self.label)
             self._read[(key, wanted)] = None if entry is None else (entry, self.folder.read_audit(entry, key)[1])
         return self._read[(key, wanted)]

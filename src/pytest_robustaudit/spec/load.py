@@ -254,7 +254,7 @@ class SpecValidator(ModelSection, DataSection, ChecksSection, HeadSection, Shift
         if "history" in section:
             text = self.typed(section["history"], path + ("history",), (str,), "'last' or a release label")
             if text is not None and not text.strip():
-                self.problem(path + ("history",), "is empty", "write 'last' (the newest complete run of this audit) "
+                self.problem(path + ("history",), "is empty", "write 'last' (the last release of this audit) "
                              "or the label of a kept release, e.g. history: v1.2.0")
                 return None
             if "entry" in section:

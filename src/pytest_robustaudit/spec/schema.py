@@ -176,7 +176,8 @@ class ReferenceSpec:
     baseline: Path | None = None
     entry: str | None = None
     where: Located | None = None
-    #: an earlier run of this audit kept by ``--audit-history``: ``last`` (the newest complete one) or a label
+    #: an earlier run of this audit kept by ``--audit-history``: ``last`` (the last release: the newest complete,
+    #: passed run under another label, results/history.py History.find) or a label
     history: str | None = None
 
     def describe(self) -> str:
