@@ -206,3 +206,14 @@ def test_keep_counts_complete_runs_and_keeps_a_newer_partial_one(tmp_path):
     assert [e.id for e in removed] == [v13.id]
     assert [e.id for e in history.entries()] == [v14.id, v15.id]
     assert history.find("/audits/a.yaml::a", "last").id == v14.id
+
+
+def test_the_label_is_found_only_when_a_run_looks_into_the_history(tmp_path):
+    """Configuring a run (every pytest-xdist worker, every run with the ini key set) starts no git."""
+    from pytest_robustaudit.results.history import ReleaseHistory
+
+    asked = []
+    history = ReleaseHistory(tmp_path, tmp_path, lambda: asked.append(1) or "v7")
+    assert asked == []
+    assert history.reference_audit(tmp_path / "a.yaml", "a", "last") is None and asked == [1]
+    assert history.label == "v7" and asked == [1]

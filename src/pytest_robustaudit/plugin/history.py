@@ -78,7 +78,7 @@ def release_history(config: pytest.Config) -> ReleaseHistory | None:
 
         if folder.exists() and not folder.is_dir():
             raise pytest.UsageError(f"--audit-history {folder}: not a folder; give a folder (it is created if missing)")
-        state.history = ReleaseHistory(folder, config.rootpath, run_label(config))
+        state.history = ReleaseHistory(folder, config.rootpath, lambda: run_label(config))
     return state.history
 
 

@@ -33,7 +33,7 @@ import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..atomic import write_text_atomic
 from ..errors import AuditError
@@ -404,13 +404,23 @@ class History:
 
 class ReleaseHistory:
     """The history a run works with: the folder, pytest's rootdir (for keys) and the run's label.  Reads
-    each reference once, whichever spec or comparison asks."""
+    each reference once, whichever spec or comparison asks.
 
-    def __init__(self, folder: os.PathLike | str, rootdir: os.PathLike | str | None, label: str):
+    ``label``: the label, or what finds it (``git`` runs: called on first use only, so a run that never
+    looks into the history, such as a pytest-xdist worker or a run without audits, never starts git)."""
+
+    def __init__(self, folder: os.PathLike | str, rootdir: os.PathLike | str | None,
+                 label: str | Callable[[], str]):
         self.folder = History(folder)
         self.rootdir = rootdir
-        self.label = label
+        self._label = label
         self._read: dict[tuple[str, str], tuple[Entry, AuditResult] | None] = {}
+
+    @property
+    def label(self) -> str:
+        if callable(self._label):
+            self._label = self._label()
+        return self._label
 
     def key(self, spec_path: os.PathLike | str, name: str) -> str:
         return key_for(spec_path, name, self.rootdir)
