@@ -34,6 +34,7 @@ from typing import Any, Iterable, Sequence
 
 from ..metrics import bootstrap as bs
 from ..results import AuditResult, CheckOutcome
+from .checks import bound_text, params_label
 from .intervals import match_images, paired_per_image, per_image_family
 
 #: gate verdicts of a checked metric, and readings of an unchecked one
@@ -162,9 +163,11 @@ def exploratory_reading(interval: bs.Interval | None, delta: float) -> str:
 def _metric(metrics: Any, name: str) -> Any:
     if metrics is None:
         return None
+    from ..errors import RegistryError
+
     try:
         return metrics.get(name)
-    except Exception:  # noqa: BLE001 - a record may name a plugin metric this process does not register
+    except RegistryError:   # a record may name a plugin metric this process does not register
         return None
 
 
@@ -244,8 +247,8 @@ def compare_audits(current: AuditResult, reference: AuditResult, metrics: Any = 
     ref_checks = {(c.metric, c.layer, _params_key(c.params)): c for c in reference.checks}
     covered: set[tuple] = set()
     for check in current.checks:
-        label = f"{check.metric}" + (f" ({', '.join(f'{k}={v}' for k, v in check.params.items())})" if check.params
-                                     else "") + f" @ {check.layer}"
+        label = (f"{check.metric} ({params_label(check.params)})" if check.params else check.metric) + \
+            f" @ {check.layer}"
         if check.layer not in reference.layers:
             continue                                   # said once per layer above
         if math.isnan(check.value):
@@ -276,8 +279,6 @@ def compare_audits(current: AuditResult, reference: AuditResult, metrics: Any = 
         crossed = crosses_middle(check, ref_value, check.value)
         bad = bad_direction(check, check.value if crossed else ref_value)
         margin = default_margin(check)
-        from .checks import bound_text
-
         out.changes.append(Change(check.layer, check.metric, dict(check.params), True, check.value, ref_value, iv,
                                   basis, gate_verdict(iv, check.value - ref_value, bad, margin, crossed), margin,
                                   bound_text(check.min, check.max), bad))

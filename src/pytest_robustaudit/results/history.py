@@ -174,7 +174,9 @@ def json_number(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.get(value)
+        from .record import _NONFINITE
+
+        return _NONFINITE.get(value)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
     try:
@@ -183,14 +185,8 @@ def json_number(value: Any) -> float | None:
         return None
 
 
-def _out(value: float | None) -> Any:
-    from .record import _float_out
-
-    return _float_out(value)
-
-
 def _check_points(result: AuditResult) -> list[dict[str, Any]]:
-    from .record import _free_out
+    from .record import _float_out as _out, _free_out
 
     points = []
     for check in result.checks:
