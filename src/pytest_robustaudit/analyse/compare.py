@@ -132,21 +132,15 @@ def gate_verdict(interval: bs.Interval | None, delta: float, bad: str, margin: f
     if not math.isfinite(delta):
         return "inconclusive"
     if interval is None or not interval.has_interval:
-        if abs(delta) <= margin:
-            return "unchanged" if delta == 0 or margin > 0 else "inconclusive"
-        return "inconclusive"
-    sign = 1.0 if bad == "up" else -1.0
+        return "unchanged" if abs(delta) <= margin else "inconclusive"
+    # the change toward the bound (no direction is worse without one: then only equivalence can be read)
+    sign = -1.0 if bad == "down" else 1.0
     lo, hi = sorted((sign * interval.low, sign * interval.high))
-    if not bad:        # no direction is worse: only equivalence can be read
-        return "unchanged" if -margin <= min(interval.low, interval.high) and max(interval.low, interval.high) <= margin \
-            else "inconclusive"
-    if lo > margin:
+    if bad and lo > margin:
         return "regressed"
-    if hi < -margin:
+    if bad and hi < -margin:
         return "improved"
-    if -margin <= lo and hi <= margin:
-        return "unchanged"
-    return "inconclusive"
+    return "unchanged" if -margin <= lo and hi <= margin else "inconclusive"
 
 
 def exploratory_reading(interval: bs.Interval | None, delta: float) -> str:
