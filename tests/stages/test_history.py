@@ -217,3 +217,14 @@ def test_the_label_is_found_only_when_a_run_looks_into_the_history(tmp_path):
     assert asked == []
     assert history.reference_audit(tmp_path / "a.yaml", "a", "last") is None and asked == [1]
     assert history.label == "v7" and asked == [1]
+
+
+def test_a_run_reads_the_folder_once_and_sees_its_own_entry(tmp_path, monkeypatch):
+    history = History(tmp_path)
+    first = History(tmp_path).write([make_result("a")], {}, None, label="v1")
+    assert [e.id for e in history.entries()] == [first.id]
+    reads = []
+    original = History.entry
+    monkeypatch.setattr(History, "entry", lambda self, i: reads.append(i) or original(self, i))
+    mine = history.write([make_result("a")], {}, None, label="v2")
+    assert [e.id for e in history.entries()] == [first.id, mine.id] and reads == [mine.id]

@@ -239,7 +239,8 @@ class History:
         self.folder = Path(folder).expanduser()
         #: entries that could not be read by the last :meth:`entries` (path, why): reported, skipped
         self.problems: list[tuple[Path, str]] = []
-        #: the entries as last read (a run asks once per audit and reference): dropped by every write here
+        #: the entries as last read (a run asks once per audit and reference, then traces its trends): a write
+        #: here adds its entry, a removal drops them
         self._read: list[Entry] | None = None
 
     def _usable(self, create: bool) -> None:
@@ -277,8 +278,10 @@ class History:
         except OSError as error:
             raise HistoryError(f"cannot write to the history folder {self.folder}: {error.strerror or error}; "
                                f"point --audit-history at a writable folder") from None
-        self._read = None
-        return self.entry(entry_id)
+        entry = self.entry(entry_id)
+        if self._read is not None:      # what was read, and this run: the folder is not read again
+            self._read = sorted([*self._read, entry], key=lambda e: e.id)
+        return entry
 
     # ---- reading ----------------------------------------------------------------------------------
 
@@ -293,8 +296,9 @@ class History:
         return _entry_from_json(data, self.folder, str(path))
 
     def entries(self) -> list[Entry]:
-        """Every readable entry, oldest first; unreadable ones go to :attr:`problems`.  Read once, then kept
-        until this object writes or removes one (another job's later entry is seen by the next run)."""
+        """Every readable entry, oldest first; unreadable ones go to :attr:`problems`.  Read once, then kept,
+        with the entries this object writes, until it removes one (another job's later entry is seen by the
+        next run)."""
         if self._read is not None:
             return list(self._read)
         self._usable(create=False)
