@@ -90,6 +90,15 @@ def test_compare_without_a_history_is_skipped_with_the_way_out(pytester, tiny_ch
     done.stdout.fnmatch_lines(["alone: not compared: no release history*--audit-history DIR*"])
     missing = pytester.runpytest("--audit", "alone.yaml", "--audit-compare", "old/r.json", "--no-audit-report")
     missing.stdout.fnmatch_lines(["*--audit-compare old/r.json: *r.json*"])
+    # a record file holding two audits: each of this run's two audits compared with its own
+    pytester.makefile(".yaml", second=spec_text(tiny_checkpoints["planted"], "kurtosis_mean: {max: 1000}\n"))
+    pytester.runpytest("--audit", "alone.yaml", "--audit", "second.yaml", "--audit-json", "both.json",
+                       "--no-audit-report").assert_outcomes(passed=2)
+    both = pytester.runpytest("--audit", "alone.yaml", "--audit", "second.yaml", "--audit-compare", "both.json",
+                              "--no-audit-report")
+    both.assert_outcomes(passed=2)
+    both.stdout.fnmatch_lines(["alone: compared with record both.json (1 unchanged)*",
+                               "second: compared with record both.json (1 unchanged)*"], consecutive=False)
     pytester.path.joinpath("afile").write_text("x")
     usage = pytester.runpytest("--audit", "alone.yaml", "--audit-history", "afile")
     assert usage.ret == 4 and "not a folder" in usage.stderr.str()

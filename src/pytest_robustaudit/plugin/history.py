@@ -117,25 +117,25 @@ def compare_with(config: pytest.Config, results: list, metrics: Any, ref: str, h
 
     out = []
     record = _reference_record(config, ref)
-    recorded: dict[str, Any] = {}
+    in_record: dict[str, Any] = {}
     shown = ref
     if record is not None:
         from ..results.record import read_record
 
         try:
-            _, found = read_record(record)
+            _, audits = read_record(record)
         except AuditError as error:
             problems.append(f"--audit-compare {ref}: {error}")
             return []
-        recorded = {r.name: r for r in found}
+        in_record = {r.name: r for r in audits}
         shown = f"record {record.name}"
     for result in results:
         key = key_for(result.spec_path, result.name, config.rootpath)
         if record is not None:
-            reference = recorded.get(result.name)
+            reference = in_record.get(result.name)
             if reference is None:
                 out.append(AuditComparison(result.name, key, shown, skipped=f"{record} holds no audit named "
-                                           f"'{result.name}' (it has: {', '.join(recorded) or 'none'})"))
+                                           f"'{result.name}' (it has: {', '.join(in_record) or 'none'})"))
                 continue
             label = shown
         elif history is None:
@@ -149,7 +149,8 @@ def compare_with(config: pytest.Config, results: list, metrics: Any, ref: str, h
                 out.append(AuditComparison(result.name, key, ref, skipped=str(error)))
                 continue
             if found is None:
-                what = "no earlier complete run" if ref == "last" else f"no run labelled {ref}"
+                what = "no earlier release (a complete, passed run under another label)" if ref == "last" \
+                    else f"no run labelled {ref}"
                 out.append(AuditComparison(result.name, key, ref, skipped=f"{what} of this audit in the history "
                                            f"{history.folder.folder} yet (as with a baseline not saved yet)"))
                 continue
