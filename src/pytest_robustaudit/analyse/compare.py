@@ -336,10 +336,9 @@ def comparison_to_json(comparison: AuditComparison) -> dict[str, Any]:
 
 
 def _num(value: Any) -> float:
-    from ..results.history import json_number
+    from ..results.history import json_float
 
-    found = json_number(value)
-    return math.nan if found is None else found
+    return json_float(value)
 
 
 def comparison_from_json(data: dict[str, Any]) -> AuditComparison:

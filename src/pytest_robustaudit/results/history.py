@@ -185,6 +185,12 @@ def json_number(value: Any) -> float | None:
         return None
 
 
+def json_float(value: Any) -> float:
+    """:func:`json_number`, NaN where there is none (a value a table shows as undefined)."""
+    found = json_number(value)
+    return float("nan") if found is None else found
+
+
 def _check_points(result: AuditResult) -> list[dict[str, Any]]:
     from .record import _float_out as _out, _free_out
 
@@ -216,7 +222,7 @@ def _entry_from_json(data: Any, folder: Path, origin: str) -> Entry:
         audits = []
         for a in data["audits"]:
             checks = tuple(CheckPoint(str(c["metric"]), str(c["layer"]), dict(_free_in(c.get("params") or {})),
-                                      json_number(c["value"]) if json_number(c["value"]) is not None else float("nan"),
+                                      json_float(c["value"]),
                                       json_number(c.get("low")), json_number(c.get("high")), str(c.get("status", "")),
                                       json_number(c.get("min")), json_number(c.get("max")))
                            for c in a.get("checks", []))
@@ -229,7 +235,7 @@ def _entry_from_json(data: Any, folder: Path, origin: str) -> Entry:
                      tuple(audits), folder)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise HistoryError(f"{origin} is damaged ({type(error).__name__}: {error}); remove it with "
-                           f"`python -m pytest_robustaudit history prune --id <id> --dir DIR`") from None
+                           f"`python -m pytest_robustaudit history prune --id {stem} --dir DIR`") from None
 
 
 class History:
