@@ -87,6 +87,11 @@ class AuditComparison:
         return out
 
 
+def value_name(metric: str, params: dict[str, Any], layer: str) -> str:
+    """How a compared value is named in every output: ``outlier_count (factor=100) @ representation``."""
+    return (f"{metric} ({params_label(params)})" if params else metric) + f" @ {layer}"
+
+
 def default_margin(check: CheckOutcome) -> float:
     """The equivalence margin of ``check`` as judged (:func:`.checks.release_margin`; 0 when it has none)."""
     margin = check.margin
@@ -241,8 +246,7 @@ def compare_audits(current: AuditResult, reference: AuditResult, metrics: Any = 
     ref_checks = {(c.metric, c.layer, _params_key(c.params)): c for c in reference.checks}
     covered: set[tuple] = set()
     for check in current.checks:
-        label = (f"{check.metric} ({params_label(check.params)})" if check.params else check.metric) + \
-            f" @ {check.layer}"
+        label = value_name(check.metric, check.params, check.layer)
         if check.layer not in reference.layers:
             continue                                   # said once per layer above
         if math.isnan(check.value):

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..analyse.checks import format_number, params_label
-from ..analyse.compare import AuditComparison, Change, comparison_from_json
+from ..analyse.checks import format_number
+from ..analyse.compare import AuditComparison, Change, comparison_from_json, value_name
 from .sections import PageContext, PageSection, register_section
 
 #: the terminal's budget (docs/report.md: the summary fits 120 columns)
@@ -38,8 +38,7 @@ def _signed(x: float) -> str:
 
 
 def metric_text(change: Change) -> str:
-    label = f"{change.metric} ({params_label(change.params)})" if change.params else change.metric
-    return f"{label} @ {change.layer}"
+    return value_name(change.metric, change.params, change.layer)
 
 
 def _fit(text: str, width: int) -> str:
